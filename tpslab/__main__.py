@@ -1,0 +1,3 @@
+from tpslab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""The four Kinetics-TPS vocabularies (actions, body parts, part states, objects), name <-> id.
+
+Part, state and object names are read at run time from ``list/body_part.txt``, ``list/part_stat.txt``
+and ``list/object.txt``; the names known from the public release are the built-in default when a
+file is absent. Actions come from the class folders of the release, with the 24 known names as default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+ACTIONS = (
+    "belly_dancing", "capoeira", "clean_and_jerk", "country_line_dancing", "crawling_baby",
+    "deadlifting", "front_raises", "hammer_throw", "hitting_baseball", "hopscotch", "hurling_(sport)",
+    "juggling_balls", "lunge", "pull_ups", "punching_bag", "push_up", "riding_mechanical_bull",
+    "salsa_dancing", "skateboarding", "skipping_rope", "snatch_weight_lifting", "surfing_crowd",
+    "throwing_discus", "tobogganing",
+)
+PARTS = (
+    "head", "hip", "left_arm", "right_arm", "left_hand", "right_hand",
+    "left_leg", "right_leg", "left_foot", "right_foot",
+)
+# 66 of the release's 74 state names are known; list/part_stat.txt supplies the rest at run time.
+STATES = (
+    "none", "others", "applaud", "bend", "bind", "bleed", "brush", "carry", "catch", "clap", "claw",
+    "close", "draw", "drink", "feed", "flip", "fold", "grab", "heft", "hold", "hug", "jump", "kick",
+    "lift", "loosen", "lug", "nip", "nod", "package", "pat", "peg", "plug", "press", "prick", "pull",
+    "push", "put_down", "raise", "scratch", "shake", "shift", "sit", "slice", "slide", "smack", "smear",
+    "snatch", "sprinkle", "stand", "step", "step_on", "stir", "stoop", "strike", "strum", "sway",
+    "sweep", "swing", "take", "throw", "tie", "tiptoe", "turn", "unbend", "upturn", "wave",
+)
+# 69 of 75 object names are known; "none" names an object outside the vocabulary (it has a box).
+OBJECTS = (
+    "accordion", "arm", "arrow", "backpack", "ball", "balloon", "banana", "baseball", "baseball_bat",
+    "baseball_glove", "basketball", "bed", "beer", "bench", "bicycle", "body", "book", "bottle",
+    "camera", "cat", "cello", "chainsaw", "couch", "dice", "dog", "doll", "door", "drink", "drum",
+    "dumbbell", "eye", "face", "finger", "flute", "foot", "footwear", "fruit", "glove", "guitar",
+    "hammer", "hand", "handbag", "hat", "head", "helmet", "knife", "leg", "mobile_phone", "motorcycle",
+    "musical_keyboard", "paddle", "pen", "plant", "plastic_bag", "remote_control", "scarf", "shirt",
+    "skateboard", "ski", "snowboard", "surfboard", "table", "toilet_paper", "towel", "violin",
+    "volleyball", "waist", "wheelchair", "none",
+)
+
+LIST_FILES = {"parts": "body_part.txt", "states": "part_stat.txt", "objects": "object.txt"}
+
+
+class UnknownNameError(KeyError):
+    """A name that is not in a vocabulary; the message suggests the nearest known names."""
+
+    def __init__(self, kind: str, name, suggestions: Sequence[str]):
+        self.kind, self.name, self.suggestions = kind, name, list(suggestions)
+        hint = f"; did you mean {', '.join(map(repr, self.suggestions))}?" if self.suggestions else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return self.args[0]
+
+
+class Vocabulary:
+    """An ordered list of names with ids 0..n-1."""
+
+    def __init__(self, kind: str, names: Iterable[str]):
+        self.kind = kind
+        self.names: tuple[str, ...] = tuple(names)
+        self._ids = {n: i for i, n in enumerate(self.names)}
+        if len(self._ids) != len(self.names):
+            dup = sorted({n for n in self.names if self.names.count(n) > 1})
+            raise ValueError(f"{kind} vocabulary repeats {dup}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._ids
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({self.kind!r}, {len(self)} names)"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and (self.kind, self.names) == (other.kind, other.names)
+
+    def suggest(self, name, n: int = 3) -> list[str]:
+        return difflib.get_close_matches(str(name), self.names, n=n, cutoff=0.5)
+
+    def id(self, name: str) -> int:
+        try:
+            return self._ids[name]
+        except (KeyError, TypeError):
+            raise UnknownNameError(self.kind, name, self.suggest(name)) from None
+
+    def name(self, i: int) -> str:
+        if not 0 <= int(i) < len(self.names):
+            raise IndexError(f"{self.kind} id {i} is outside 0..{len(self.names) - 1}")
+        return self.names[int(i)]
+
+    def ids(self, names: Iterable[str]) -> np.ndarray:
+        return np.fromiter((self.id(n) for n in names), dtype=np.int64)
+
+
+def read_list_file(path) -> list[str]:
+    """Names from a ``list/*.txt`` file: one per line; an index column (``3 bend``, ``bend,3``) is dropped."""
+    path = Path(path)
+    names = []
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        tokens = [t for t in re.split(r"[\s,;]+", line) if t]
+        words = [t for t in tokens if not t.isdigit()]
+        if len(words) != 1:
+            raise ValueError(f"{path}:{lineno}: expected one name per line, got {raw!r}")
+        names.append(words[0])
+    if not names:
+        raise ValueError(f"{path}: no names in the file")
+    return names
+
+
+def mirror_part(part: str) -> str:
+    """The part on the other side of the body (``left_hand`` <-> ``right_hand``); others map to themselves."""
+    if part.startswith("left_"):
+        return "right_" + part[5:]
+    if part.startswith("right_"):
+        return "left_" + part[6:]
+    return part
+
+
+def part_groups(parts: Iterable[str]) -> dict[str, list[str]]:
+    """Group left/right pairs under their common name (``hand``: [left_hand, right_hand]); others alone."""
+    groups: dict[str, list[str]] = {}
+    for p in parts:
+        groups.setdefault(p.split("_", 1)[1] if p.startswith(("left_", "right_")) else p, []).append(p)
+    return groups
+
+
+@dataclass(frozen=True, eq=True)
+class Vocab:
+    """The four vocabularies of a release."""
+
+    actions: Vocabulary
+    parts: Vocabulary
+    states: Vocabulary
+    objects: Vocabulary
+
+    @classmethod
+    def default(cls) -> "Vocab":
+        return cls(Vocabulary("action", ACTIONS), Vocabulary("part", PARTS),
+                   Vocabulary("part state", STATES), Vocabulary("object", OBJECTS))
+
+    @classmethod
+    def from_root(cls, root) -> "Vocab":
+        """Read ``root/list/*.txt`` (built-in names for absent files) and the action class folders."""
+        root = Path(root)
+        lists = {}
+        for attr, fname in LIST_FILES.items():
+            f = root / "list" / fname
+            lists[attr] = read_list_file(f) if f.is_file() else list(getattr(cls.default(), attr))
+        actions = sorted({d.name for top in ("train_videos", "test_videos", "train_annotations")
+                          if (root / top).is_dir() for d in (root / top).iterdir() if d.is_dir()})
+        return cls(Vocabulary("action", actions or ACTIONS), Vocabulary("part", lists["parts"]),
+                   Vocabulary("part state", lists["states"]), Vocabulary("object", lists["objects"]))
+
+    def write_lists(self, root) -> None:
+        """Write the three list files into ``root/list`` (one name per line, as the release)."""
+        d = Path(root) / "list"
+        d.mkdir(parents=True, exist_ok=True)
+        for attr, fname in LIST_FILES.items():
+            (d / fname).write_text("\n".join(getattr(self, attr).names) + "\n", encoding="utf-8")
