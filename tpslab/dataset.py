@@ -1,0 +1,290 @@
+"""The Kinetics-TPS release as tidy pandas tables.
+
+``load_dataset(root)`` returns a :class:`TPSDataset` with four tables whose names and columns are a
+contract the rest of tpslab relies on:
+
+- ``videos``: ``video, label, split, path, num_frames, num_annotated_frames``
+- ``frames``: ``video, frame, num_humans`` (one row per annotation file; ``frame`` is 1-based)
+- ``humans``: ``video, frame, human, x1, y1, x2, y2, num_parts``
+- ``parts``: ``video, frame, human, human_x1..human_y2, part, part_x1..part_y2, state, object,
+  object_x1..object_y2`` (``object`` is NA when the part touches no object)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from tpslab.errors import AnnotationError, Problem
+from tpslab.home import resolve_root
+from tpslab.index import ANNOTATION_TOP, AnnotationDir, Index, load_index
+from tpslab.vocab import Vocab
+
+SPLITS = ("train", "test")
+VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
+FLIST_FILES = {"train": "list/video_train_flist.csv", "test": "list/video_test_flist.csv"}
+
+_VIDEO_HEADERS = {"video", "video_id", "videoid", "vid", "name", "video_name", "youtube_id", "path", "filename"}
+_FRAMES_HEADERS = {"frames", "num_frames", "n_frames", "nframes", "frame", "total_frames", "length", "frame_num"}
+_CLASS_HEADERS = {"class", "label", "action", "category", "class_name", "classname"}
+
+
+def _video_name(cell: str) -> tuple[str, str | None]:
+    """``belly_dancing/abc.mp4`` -> (``abc``, ``belly_dancing``); a bare name has no class."""
+    cell = cell.strip().replace("\\", "/").rstrip("/")
+    parent, _, base = cell.rpartition("/")
+    stem, ext = os.path.splitext(base)
+    name = stem if ext.lower() in VIDEO_EXTENSIONS else base
+    return name, (parent.rpartition("/")[2] or None) if parent else None
+
+
+def _is_int(cell: str) -> bool:
+    return cell.lstrip("-").isdigit()
+
+
+def read_flist(path) -> pd.DataFrame:
+    """Read a ``video_*_flist.csv``: columns ``video, label, frames`` (label NA when not given).
+
+    The delimiter and header are sniffed; rows are ``video,frames`` or ``class,video,frames``. With a
+    header, columns are found by name (``video``/``name``..., ``frames``/``num_frames``..., ``class``/``label``...).
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8-sig")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return pd.DataFrame({"video": pd.Series(dtype=str), "label": pd.Series(dtype=str),
+                             "frames": pd.Series(dtype="Int64")})
+    # The delimiter is the first of , TAB ; found in the first line, else runs of spaces.
+    delimiter = next((d for d in (",", "\t", ";") if d in lines[0]), None)
+    if delimiter is None:
+        rows = [ln.split() for ln in lines]
+    else:
+        rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)]
+    known = _VIDEO_HEADERS | _FRAMES_HEADERS | _CLASS_HEADERS
+    first_is_header = any(c.lower() in known for c in rows[0]) or (
+        not _is_int(rows[0][-1]) and len(rows) > 1 and _is_int(rows[1][-1]))
+    header = rows[0] if first_is_header else None
+    body = rows[1:] if header else rows
+    width = len(body[0]) if body else (len(header) if header else 2)
+    if header:
+        names = [h.lower() for h in header]
+
+        def find(options, default):
+            return next((i for i, n in enumerate(names) if n in options), default)
+
+        iv = find(_VIDEO_HEADERS, None)
+        ifr = find(_FRAMES_HEADERS, None)
+        ic = find(_CLASS_HEADERS, None)
+        if iv is None or ifr is None:
+            if len(names) in (2, 3):  # unrecognised names: fall back to the column shape
+                ic, iv, ifr = (None, 0, 1) if len(names) == 2 else (0, 1, 2)
+            else:
+                raise ValueError(f"{path}: header {header} names no video and frames columns")
+    elif width == 2:
+        ic, iv, ifr = None, 0, 1
+    elif width == 3:
+        ic, iv, ifr = 0, 1, 2
+    else:
+        raise ValueError(f"{path}: expected rows 'video,frames' or 'class,video,frames', got {width} columns")
+    videos, labels, frames = [], [], []
+    first = 2 if header else 1
+    for lineno, r in enumerate(body, first):
+        if len(r) <= max(i for i in (iv, ifr, ic) if i is not None):
+            raise ValueError(f"{path}:{lineno}: expected {width} columns, got {r}")
+        name, folder = _video_name(r[iv])
+        try:
+            n = int(r[ifr])
+        except ValueError:
+            raise ValueError(f"{path}:{lineno}: frame count {r[ifr]!r} is not an integer") from None
+        if n < 0:
+            raise ValueError(f"{path}:{lineno}: negative frame count {n}")
+        videos.append(name)
+        labels.append(r[ic] if ic is not None else folder)
+        frames.append(n)
+    return pd.DataFrame({"video": pd.Series(videos, dtype=str), "label": pd.Series(labels, dtype=object),
+                         "frames": pd.array(frames, dtype="Int64")})
+
+
+def find_video_files(root) -> list[tuple[str, str, str, str]]:
+    """``(split, label, video, path)`` for every video file under ``train_videos/`` and ``test_videos/``."""
+    found = []
+    for split in SPLITS:
+        top = Path(root) / f"{split}_videos"
+        if not top.is_dir():
+            continue
+        for cls in sorted(os.scandir(top), key=lambda e: e.name):
+            if not cls.is_dir():
+                continue
+            for f in sorted(os.scandir(cls.path), key=lambda e: e.name):
+                stem, ext = os.path.splitext(f.name)
+                if ext.lower() in VIDEO_EXTENSIONS and f.is_file():
+                    found.append((split, cls.name, stem, os.path.abspath(f.path)))
+    return found
+
+
+def build_videos_table(root, dirs: list[AnnotationDir], frames: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+    """One row per video known from video files, flist files or annotation folders."""
+    root = Path(root)
+    rec: dict[str, dict] = {}
+    problems: list[Problem] = []
+
+    def add(video, label, split, where, **values):
+        r = rec.setdefault(video, {"video": video, "label": label, "split": split, "path": None,
+                                   "num_frames": pd.NA})
+        if label and r["label"] and label != r["label"]:
+            problems.append(Problem(where, "class", f"video {video} is filed under {label!r} here "
+                                                    f"but under {r['label']!r} elsewhere"))
+        if split != r["split"]:
+            problems.append(Problem(where, "split", f"video {video} appears in both the train and test split"))
+        r["label"] = r["label"] or label
+        r.update(values)
+
+    for split, label, video, path in find_video_files(root):
+        add(video, label, split, path, path=path)
+    for split, rel in FLIST_FILES.items():
+        f = root / rel
+        if f.is_file():
+            fl = read_flist(f)
+            for video, label, n in zip(fl["video"], fl["label"], fl["frames"]):
+                add(video, label if isinstance(label, str) else None, split, str(f), num_frames=n)
+    for d in dirs:
+        add(d.video, d.label, "train", d.path)
+    counts = frames.groupby("video", observed=True).size() if len(frames) else pd.Series(dtype=int)
+    table = pd.DataFrame(list(rec.values()), columns=["video", "label", "split", "path", "num_frames"])
+    table["num_frames"] = table["num_frames"].astype("Int64")
+    table["num_annotated_frames"] = table["video"].map(counts).fillna(0).astype(np.int64)
+    table["split"] = pd.Categorical(table["split"], categories=list(SPLITS))
+    table = table.sort_values(["split", "label", "video"], kind="stable", ignore_index=True)
+    table["label"] = table["label"].astype("category")
+    return table, problems
+
+
+class TPSDataset:
+    """A loaded Kinetics-TPS release (or the mini dataset): tables, vocabularies and helpers."""
+
+    def __init__(self, root: Path, vocab: Vocab, videos: pd.DataFrame, frames: pd.DataFrame,
+                 humans: pd.DataFrame, parts: pd.DataFrame, problems: list[Problem] | None = None,
+                 index: Index | None = None):
+        self.root = Path(root)
+        self.vocab = vocab
+        self.videos = videos
+        self.frames = frames
+        self.humans = humans
+        self.parts = parts
+        self.problems = list(problems or [])
+        self.index = index
+        self._rows: dict[str, dict] = {}
+
+    def __repr__(self) -> str:
+        split_counts = self.videos["split"].value_counts().to_dict()
+        return (f"TPSDataset(root={str(self.root)!r}, videos={len(self.videos)} "
+                f"(train {split_counts.get('train', 0)}, test {split_counts.get('test', 0)}), "
+                f"classes={self.videos['label'].nunique()}, frames={len(self.frames)}, "
+                f"humans={len(self.humans)}, parts={len(self.parts)})")
+
+    # ------------------------------------------------------------- selections
+    def _video_rows(self, table: str) -> dict:
+        if table not in self._rows:
+            df = getattr(self, table)
+            self._rows[table] = df.groupby("video", observed=True, sort=False).indices if len(df) else {}
+        return self._rows[table]
+
+    def _select(self, table: str, video: str, frame: int | None) -> pd.DataFrame:
+        if video not in set(self.videos["video"]):
+            raise KeyError(f"unknown video {video!r}")
+        rows = self._video_rows(table).get(video, np.zeros(0, np.int64))
+        df = getattr(self, table).iloc[rows]
+        return df if frame is None else df[df["frame"].to_numpy() == frame]
+
+    def frames_of(self, video: str) -> pd.DataFrame:
+        """The annotated frames of one video."""
+        return self._select("frames", video, None)
+
+    def humans_of(self, video: str, frame: int | None = None) -> pd.DataFrame:
+        """The humans of one video, or of one of its frames."""
+        return self._select("humans", video, frame)
+
+    def parts_of(self, video: str, frame: int | None = None) -> pd.DataFrame:
+        """The annotated parts of one video, or of one of its frames."""
+        return self._select("parts", video, frame)
+
+    def video_info(self, video: str) -> dict:
+        """The ``videos`` row of one video as a dict."""
+        row = self.videos[self.videos["video"] == video]
+        if row.empty:
+            raise KeyError(f"unknown video {video!r}")
+        return row.iloc[0].to_dict()
+
+    def annotation_path(self, video: str, frame: int) -> Path:
+        """The JSON file of one annotated frame (``frame`` is 1-based, as in ``img_00001.json``)."""
+        label = self.video_info(video)["label"]
+        d = self.root / ANNOTATION_TOP / label / video / video
+        if not d.is_dir():
+            d = d.parent
+        return d / f"img_{int(frame):05d}.json"
+
+    # ------------------------------------------------------------- subsets
+    def subset(self, videos: Iterable[str]) -> "TPSDataset":
+        """A dataset restricted to ``videos`` (tables keep their column types and categories)."""
+        keep = set(videos)
+        unknown = keep - set(self.videos["video"])
+        if unknown:
+            raise KeyError(f"unknown videos: {sorted(unknown)[:5]}{' ...' if len(unknown) > 5 else ''}")
+
+        def sel(df):
+            return df[df["video"].isin(keep)].reset_index(drop=True)
+
+        return TPSDataset(self.root, self.vocab, sel(self.videos), sel(self.frames), sel(self.humans),
+                          sel(self.parts), self.problems, self.index)
+
+    def split_train_val(self, val_fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
+        """A seeded split of the *train* videos into train and validation, stratified by class.
+
+        Test labels of Kinetics-TPS were never released, so results are reported on held-out train
+        videos. Every class with at least two videos keeps at least one video on each side.
+        """
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        rng = np.random.default_rng(seed)
+        train_rows = self.videos[self.videos["split"] == "train"]
+        train, val = [], []
+        for label in sorted(train_rows["label"].dropna().unique()):
+            names = sorted(train_rows.loc[train_rows["label"] == label, "video"])
+            order = rng.permutation(len(names))
+            n_val = int(round(len(names) * val_fraction))
+            if len(names) >= 2:
+                n_val = min(max(n_val, 1), len(names) - 1)
+            val += [names[i] for i in order[:n_val]]
+            train += [names[i] for i in order[n_val:]]
+        return sorted(train), sorted(val)
+
+
+def load_dataset(root=None, *, strict: bool = True, workers: int | None = None, progress: bool = True,
+                 rebuild: bool = False, cache: bool = True) -> TPSDataset:
+    """Load a Kinetics-TPS release into a :class:`TPSDataset`.
+
+    ``root``: the release folder; default ``$TPSLAB_DATA``, else the embedded mini dataset (generated
+    once into the cache folder). The annotation index is read from its parquet cache when current,
+    otherwise parsed with ``workers`` processes (default: all cores) and cached.
+
+    With ``strict=True`` the first annotation problem raises :class:`tpslab.AnnotationError`; with
+    ``strict=False`` broken records are skipped and every problem is listed in ``.problems``.
+    """
+    root = resolve_root(root, progress=progress)
+    vocab = Vocab.from_root(root)
+    index = load_index(root, vocab, workers=workers, progress=progress, rebuild=rebuild, cache=cache)
+    errors = [p for p in index.problems if p.severity == "error"]
+    if strict and errors:
+        first = errors[0]
+        more = f" ({len(errors)} problems in all; load with strict=False or run `tpslab validate`)" \
+            if len(errors) > 1 else ""
+        raise AnnotationError(first.path, first.field, first.message + more)
+    videos, video_problems = build_videos_table(root, index.dirs, index.tables["frames"])
+    return TPSDataset(root, vocab, videos, index.tables["frames"], index.tables["humans"],
+                      index.tables["parts"], index.problems + video_problems, index)

@@ -1,0 +1,343 @@
+"""The annotation index: every frame file of a release parsed into frames/humans/parts tables.
+
+Files are parsed in worker processes, each returning columnar numpy batches (see
+:class:`tpslab.annotations.ColumnSink`). The tables are cached as zstd-compressed parquet in
+``ROOT/.tpslab/`` (or in the cache folder when the data folder is read-only), written to a temporary
+folder and renamed into place. The cache is keyed by a fingerprint of every annotation file's name,
+size and modification time plus the list files, so it is rebuilt when annotations change; a cache
+that fails any check (manifest, sizes, row counts, parquet page checksums) is rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tpslab.annotations import FRAME_FILE, ColumnSink, parse_frame_bytes
+from tpslab.errors import Problem
+from tpslab.home import cache_home
+from tpslab.vocab import LIST_FILES, Vocab
+
+INDEX_VERSION = 1
+TABLES = ("frames", "humans", "parts")
+ANNOTATION_TOP = "train_annotations"
+# Below this many files the index is parsed in-process: starting workers would cost more than it saves.
+PARALLEL_MIN_FILES = 4000
+BATCH_FILES = 2000
+
+
+@dataclass
+class AnnotationDir:
+    """One video's annotation folder and its frame files, sorted by frame number."""
+
+    label: str
+    video: str
+    path: str
+    frames: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)  # files that are not img_NNNNN.json
+    signature: bytes = b""  # names, sizes and mtimes, for the fingerprint
+
+
+def _scan_dir(label: str, video: str, path: str) -> AnnotationDir:
+    entries = []
+    stray = []
+    h = hashlib.blake2b(digest_size=16)
+    with os.scandir(path) as it:
+        for e in it:
+            m = FRAME_FILE.match(e.name)
+            if m is None:
+                stray.append(e.name)
+                continue
+            st = e.stat()
+            entries.append((int(m.group(1)), e.name))
+            h.update(f"{e.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    entries.sort()
+    d = AnnotationDir(label, video, path, [f for f, _ in entries], [n for _, n in entries], sorted(stray))
+    d.signature = h.digest() + repr(sorted(stray)).encode()
+    return d
+
+
+def find_annotation_dirs(root) -> list[AnnotationDir]:
+    """Every ``train_annotations/<class>/<video>/<video>/`` folder (a single nesting is accepted too).
+
+    Folders are scanned in threads: ``stat`` releases the GIL, and the fingerprint needs it for every file.
+    """
+    top = Path(root) / ANNOTATION_TOP
+    if not top.is_dir():
+        return []
+    jobs = []
+    for cls in sorted(os.scandir(top), key=lambda e: e.name):
+        if not cls.is_dir():
+            continue
+        for vid in sorted(os.scandir(cls.path), key=lambda e: e.name):
+            if not vid.is_dir():
+                continue
+            inner = os.path.join(vid.path, vid.name)
+            jobs.append((cls.name, vid.name, inner if os.path.isdir(inner) else vid.path))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda j: _scan_dir(*j), jobs))
+
+
+def _list_files_digest(root) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for fname in LIST_FILES.values():
+        f = Path(root) / "list" / fname
+        h.update(f.read_bytes() if f.is_file() else b"<absent>")
+    return h.digest()
+
+
+def fingerprint(root, dirs: list[AnnotationDir]) -> str:
+    """A digest of the annotation files (names, sizes, mtimes), their folders and the list files."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"v{INDEX_VERSION};".encode())
+    h.update(_list_files_digest(root))
+    for d in dirs:  # relative paths: a moved or copied release keeps its cache
+        h.update(f"{d.label}/{d.video}:{os.path.relpath(d.path, root)}:".encode())
+        h.update(d.signature)
+    return h.hexdigest()
+
+
+def _parse_batch(task) -> dict:
+    """Worker: parse the files of a few videos into columnar arrays (always lenient; problems returned)."""
+    vocab, items = task
+    sink = ColumnSink(vocab)
+    for video_index, path, frames, names in items:
+        for frame, name in zip(frames, names):
+            fpath = os.path.join(path, name)
+            try:
+                with open(fpath, "rb") as f:
+                    raw = f.read()
+            except OSError as e:
+                sink.problems.append(Problem(fpath, "", f"cannot read the file: {e.strerror or e}"))
+                continue
+            parse_frame_bytes(raw, fpath, sink, video_index=video_index, frame=frame, strict=False)
+    out = sink.arrays()
+    out["problems"] = sink.problems
+    return out
+
+
+def _batches(dirs: list[AnnotationDir]):
+    batch, size = [], 0
+    for i, d in enumerate(dirs):
+        batch.append((i, d.path, d.frames, d.names))
+        size += len(d.names)
+        if size >= BATCH_FILES:
+            yield batch, size
+            batch, size = [], 0
+    if batch:
+        yield batch, size
+
+
+def _remap(codes: np.ndarray, batch_names: list[str], categories: list[str]) -> np.ndarray:
+    """Map a batch's local name codes onto the global category order (-1 stays -1)."""
+    lookup = {n: i for i, n in enumerate(categories)}
+    table = np.array([lookup[n] for n in batch_names] + [-1], dtype=np.int32)
+    return table[codes]  # code -1 picks the trailing -1
+
+
+def _assemble(dirs: list[AnnotationDir], batches: list[dict], vocab: Vocab) -> dict[str, pd.DataFrame]:
+    """Concatenate worker batches into the frames/humans/parts tables with shared categories."""
+    frame_off = human_off = 0
+    for b in batches:  # make row pointers global
+        b["human_frame"] = b["human_frame"] + frame_off
+        b["part_human"] = b["part_human"] + human_off
+        frame_off += len(b["frame_video"])
+        human_off += len(b["human_frame"])
+
+    def cat(key):
+        return np.concatenate([b[key] for b in batches]) if batches else np.zeros(0)
+
+    def categories(key, known):
+        extra = sorted({n for b in batches for n in b[key][len(known):]})
+        return list(known) + extra
+
+    cats = {
+        "part": categories("part_names", vocab.parts.names),
+        "state": categories("state_names", vocab.states.names),
+        "object": categories("object_names", vocab.objects.names),
+    }
+
+    def names(code_key, names_key, kind):
+        codes = np.concatenate([_remap(b[code_key], b[names_key], cats[kind]) for b in batches]) \
+            if batches else np.zeros(0, np.int32)
+        return pd.Categorical.from_codes(codes, categories=cats[kind])
+
+    videos = pd.Categorical.from_codes(cat("frame_video").astype(np.int32), categories=[d.video for d in dirs])
+    frame_no = cat("frame_number").astype(np.int32)
+    frames = pd.DataFrame({"video": videos, "frame": frame_no,
+                           "num_humans": cat("frame_humans").astype(np.int16)})
+    hf = cat("human_frame").astype(np.int64)
+    hbox = np.concatenate([b["human_box"] for b in batches]) if batches else np.zeros((0, 4))
+    humans = pd.DataFrame({
+        "video": videos.take(hf) if len(hf) else videos[:0], "frame": frame_no[hf],
+        "human": cat("human_index").astype(np.int16),
+        "x1": hbox[:, 0], "y1": hbox[:, 1], "x2": hbox[:, 2], "y2": hbox[:, 3],
+        "num_parts": cat("human_parts").astype(np.int16),
+    })
+    ph = cat("part_human").astype(np.int64)
+    pbox = np.concatenate([b["part_box"] for b in batches]) if batches else np.zeros((0, 4))
+    obox = np.concatenate([b["object_box"] for b in batches]) if batches else np.zeros((0, 4))
+    parts = pd.DataFrame({
+        "video": humans["video"].values.take(ph), "frame": humans["frame"].values[ph],
+        "human": humans["human"].values[ph],
+        "human_x1": hbox[ph, 0], "human_y1": hbox[ph, 1], "human_x2": hbox[ph, 2], "human_y2": hbox[ph, 3],
+        "part": names("part_name", "part_names", "part"),
+        "part_x1": pbox[:, 0], "part_y1": pbox[:, 1], "part_x2": pbox[:, 2], "part_y2": pbox[:, 3],
+        "state": names("part_state", "state_names", "state"),
+        "object": names("part_object", "object_names", "object"),
+        "object_x1": obox[:, 0], "object_y1": obox[:, 1], "object_x2": obox[:, 2], "object_y2": obox[:, 3],
+    })
+    return {"frames": frames, "humans": humans, "parts": parts}
+
+
+def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None = None,
+                 progress: bool = True) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Parse every annotation file of ``dirs``; returns the tables and the problems found."""
+    from tqdm.auto import tqdm
+
+    total = sum(len(d.names) for d in dirs)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    tasks = [((vocab, batch), size) for batch, size in _batches(dirs)]
+    results = []
+    with tqdm(total=total, desc="indexing annotations", unit="file", disable=not progress,
+              leave=False) as bar:
+        if workers <= 1 or total < PARALLEL_MIN_FILES:
+            for task, size in tasks:
+                results.append(_parse_batch(task))
+                bar.update(size)
+        else:
+            import multiprocessing as mp
+
+            # spawn: safe in notebooks and threaded programs, where fork can deadlock.
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                # chunksize 1 keeps the bar moving; map keeps the batch order.
+                for (task, size), res in zip(tasks, pool.map(_parse_batch, [t for t, _ in tasks])):
+                    results.append(res)
+                    bar.update(size)
+    problems = [p for r in results for p in r.pop("problems")]
+    for d in dirs:
+        problems.extend(Problem(os.path.join(d.path, s), "", "not an annotation file (img_NNNNN.json); ignored",
+                                "warning") for s in d.stray)
+    return _assemble(dirs, results, vocab), problems
+
+
+# ---------------------------------------------------------------- cache
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def cache_dir_for(root) -> Path:
+    """``ROOT/.tpslab`` when writable, else a folder in the cache home named after the root's path."""
+    root = Path(root).resolve()
+    beside = root / ".tpslab"
+    if _writable_dir(beside):
+        return beside
+    key = hashlib.blake2b(str(root).encode(), digest_size=8).hexdigest()
+    return cache_home() / "indexes" / f"{root.name}-{key}"
+
+
+def _write_cache(cache: Path, fp: str, tables: dict, problems: list[Problem]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cache.mkdir(parents=True, exist_ok=True)
+    final = cache / f"index-{fp[:24]}"
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".tmp-index-"))
+    try:
+        manifest = {"version": INDEX_VERSION, "fingerprint": fp, "files": {},
+                    "problems": [[p.path, p.field, p.message, p.severity] for p in problems]}
+        for name, df in tables.items():
+            f = tmp / f"{name}.parquet"
+            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), f, compression="zstd",
+                           compression_level=1, write_page_checksum=True)
+            manifest["files"][name] = {"rows": len(df), "bytes": f.stat().st_size}
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in cache.glob("index-*"):  # superseded indexes
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _read_cache(path: Path, fp: str) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Read a cached index; raises on any mismatch or damage."""
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((path / "manifest.json").read_text())
+    if manifest.get("version") != INDEX_VERSION or manifest.get("fingerprint") != fp:
+        raise ValueError("stale index")
+    tables = {}
+    for name in TABLES:
+        f = path / f"{name}.parquet"
+        meta = manifest["files"][name]
+        if f.stat().st_size != meta["bytes"]:
+            raise ValueError(f"{f} has the wrong size")
+        table = pq.read_table(f, page_checksum_verification=True)
+        if table.num_rows != meta["rows"]:
+            raise ValueError(f"{f} has the wrong row count")
+        tables[name] = table.to_pandas()
+    problems = [Problem(*p) for p in manifest["problems"]]
+    return tables, problems
+
+
+@dataclass
+class Index:
+    """The parsed annotation tables, the problems met while parsing, and where the cache lives."""
+
+    tables: dict[str, pd.DataFrame]
+    problems: list[Problem]
+    dirs: list[AnnotationDir]
+    cache_path: Path | None
+    from_cache: bool
+
+
+def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, progress: bool = True,
+               rebuild: bool = False, cache: bool = True) -> Index:
+    """Return the annotation index of ``root``, from the parquet cache when it is current.
+
+    ``rebuild`` forces a fresh parse; ``cache=False`` neither reads nor writes the cache.
+    """
+    root = Path(root)
+    vocab = vocab or Vocab.from_root(root)
+    dirs = find_annotation_dirs(root)
+    fp = fingerprint(root, dirs)
+    where = cache_dir_for(root) if cache else None
+    if where is not None and not rebuild:
+        path = where / f"index-{fp[:24]}"
+        if path.exists():
+            try:
+                tables, problems = _read_cache(path, fp)
+                return Index(tables, problems, dirs, path, True)
+            except Exception as e:  # any damage: rebuild, never trust
+                warnings.warn(f"index cache {path} is unusable ({e}); rebuilding", stacklevel=2)
+    tables, problems = build_tables(dirs, vocab, workers=workers, progress=progress)
+    path = None
+    if where is not None:
+        try:
+            path = _write_cache(where, fp, tables, problems)
+        except OSError as e:
+            warnings.warn(f"could not write the index cache in {where}: {e}", stacklevel=2)
+    return Index(tables, problems, dirs, path, False)
