@@ -22,6 +22,37 @@ def _cmd_mini(args) -> int:
     return 0
 
 
+def _cmd_index(args) -> int:
+    import time
+
+    from tpslab.dataset import load_dataset
+
+    t = time.perf_counter()
+    ds = load_dataset(args.root, strict=False, workers=args.workers, rebuild=args.rebuild,
+                      progress=not args.quiet)
+    took = time.perf_counter() - t
+    source = "read from cache" if ds.index.from_cache else "built"
+    print(f"{ds}\nindex {source} in {took:.2f} s: {ds.index.cache_path}")
+    errors = [p for p in ds.problems if p.severity == "error"]
+    if errors:
+        print(f"{len(errors)} annotation problems were skipped; run `tpslab validate {ds.root}` to list them")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from tpslab.validate import validate
+
+    report = validate(args.root, probe_videos=not args.no_video_probe, progress=not args.quiet)
+    shown = report.problems if args.max is None else report.problems[: args.max]
+    for p in shown:
+        print(p)
+    if len(shown) < len(report.problems):
+        print(f"... {len(report.problems) - len(shown)} more")
+    print(report.summary())
+    failed = report.errors or (args.strict and report.warnings)
+    return 1 if failed else 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -43,15 +74,41 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_mini)
 
+    p = sub.add_parser("index", help="build (or refresh) the annotation index of a release",
+                       description="Parse every annotation file of ROOT in parallel and cache the tables as "
+                       "parquet in ROOT/.tpslab (or in the cache folder when ROOT is read-only).")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--rebuild", action="store_true", help="ignore an existing cache")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("validate", help="list every problem of a release, with its file",
+                       description="Check annotations, list files, flists and videos of ROOT. Prints one line "
+                       "per problem and a summary; exits 1 when there are errors (or warnings with --strict).")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("--no-video-probe", action="store_true",
+                   help="do not read video headers (skips the boxes-inside-the-image check)")
+    p.add_argument("--strict", action="store_true", help="warnings count as errors for the exit code")
+    p.add_argument("--max", type=int, default=None, metavar="N", help="print at most N problems")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_validate)
+
     return parser
 
 
 def main(argv=None) -> int:
     args = _build_parser().parse_args(argv)
+    from tpslab.errors import AnnotationError
+
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except (FileNotFoundError, NotADirectoryError, AnnotationError) as e:
+        # Expected user errors: one clear line, no traceback.
+        print(f"tpslab {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +36,11 @@ PARALLEL_MIN_FILES = 4000
 BATCH_FILES = 2000
 
 
+# Up to this many files, the fingerprint stats every file (an in-place edit is noticed); above it,
+# it reads each folder's listing and modification time, which stays well under a second at full scale.
+STAT_FILES_UP_TO = 100_000
+
+
 @dataclass
 class AnnotationDir:
     """One video's annotation folder and its frame files, sorted by frame number."""
@@ -43,50 +48,39 @@ class AnnotationDir:
     label: str
     video: str
     path: str
+    mtime_ns: int = 0
     frames: list[int] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     stray: list[str] = field(default_factory=list)  # files that are not img_NNNNN.json
-    signature: bytes = b""  # names, sizes and mtimes, for the fingerprint
 
 
 def _scan_dir(label: str, video: str, path: str) -> AnnotationDir:
-    entries = []
-    stray = []
-    h = hashlib.blake2b(digest_size=16)
-    with os.scandir(path) as it:
-        for e in it:
-            m = FRAME_FILE.match(e.name)
-            if m is None:
-                stray.append(e.name)
-                continue
-            st = e.stat()
-            entries.append((int(m.group(1)), e.name))
-            h.update(f"{e.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    entries, stray = [], []
+    for name in os.listdir(path):
+        m = FRAME_FILE.match(name)
+        if m is None:
+            stray.append(name)
+        else:
+            entries.append((int(m.group(1)), name))
     entries.sort()
-    d = AnnotationDir(label, video, path, [f for f, _ in entries], [n for _, n in entries], sorted(stray))
-    d.signature = h.digest() + repr(sorted(stray)).encode()
-    return d
+    return AnnotationDir(label, video, path, os.stat(path).st_mtime_ns, [f for f, _ in entries],
+                         [n for _, n in entries], sorted(stray))
 
 
 def find_annotation_dirs(root) -> list[AnnotationDir]:
-    """Every ``train_annotations/<class>/<video>/<video>/`` folder (a single nesting is accepted too).
-
-    Folders are scanned in threads: ``stat`` releases the GIL, and the fingerprint needs it for every file.
-    """
+    """Every ``train_annotations/<class>/<video>/<video>/`` folder (a single nesting is accepted too)."""
     top = Path(root) / ANNOTATION_TOP
     if not top.is_dir():
         return []
-    jobs = []
+    found = []
     for cls in sorted(os.scandir(top), key=lambda e: e.name):
         if not cls.is_dir():
             continue
         for vid in sorted(os.scandir(cls.path), key=lambda e: e.name):
-            if not vid.is_dir():
-                continue
-            inner = os.path.join(vid.path, vid.name)
-            jobs.append((cls.name, vid.name, inner if os.path.isdir(inner) else vid.path))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda j: _scan_dir(*j), jobs))
+            if vid.is_dir():
+                inner = os.path.join(vid.path, vid.name)
+                found.append(_scan_dir(cls.name, vid.name, inner if os.path.isdir(inner) else vid.path))
+    return found
 
 
 def _list_files_digest(root) -> bytes:
@@ -97,14 +91,25 @@ def _list_files_digest(root) -> bytes:
     return h.digest()
 
 
-def fingerprint(root, dirs: list[AnnotationDir]) -> str:
-    """A digest of the annotation files (names, sizes, mtimes), their folders and the list files."""
+def fingerprint(root, dirs: list[AnnotationDir], stat_files: bool | None = None) -> str:
+    """A digest of the list files and of every annotation folder: its path, file names and mtime.
+
+    With ``stat_files`` (default: when there are at most ``STAT_FILES_UP_TO`` files) each file's
+    size and mtime go in too, so a file rewritten in place is noticed; without it, adding, removing
+    or replacing files is noticed (as archive tools and most editors do), an in-place rewrite is not.
+    """
+    if stat_files is None:
+        stat_files = sum(len(d.names) for d in dirs) <= STAT_FILES_UP_TO
     h = hashlib.blake2b(digest_size=20)
-    h.update(f"v{INDEX_VERSION};".encode())
+    h.update(f"v{INDEX_VERSION};{stat_files};".encode())
     h.update(_list_files_digest(root))
     for d in dirs:  # relative paths: a moved or copied release keeps its cache
-        h.update(f"{d.label}/{d.video}:{os.path.relpath(d.path, root)}:".encode())
-        h.update(d.signature)
+        h.update(f"{d.label}/{d.video}:{os.path.relpath(d.path, root)}:{d.mtime_ns}:".encode())
+        h.update("/".join(d.names + d.stray).encode())
+        if stat_files:
+            for name in d.names:
+                st = os.stat(os.path.join(d.path, name))
+                h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()
 
 
@@ -201,6 +206,34 @@ def _assemble(dirs: list[AnnotationDir], batches: list[dict], vocab: Vocab) -> d
     return {"frames": frames, "humans": humans, "parts": parts}
 
 
+def _parse_parallel(tasks, workers: int, bar) -> list[dict]:
+    """Parse batches in worker processes; falls back to this process if the pool breaks."""
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    # fork where the platform has it: spawn would re-run the user's script (an unguarded
+    # `load_dataset()` at top level) in every worker. The workers only parse bytes, so fork is safe.
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    results = []
+    try:
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            for (_, size), res in zip(tasks, pool.map(_parse_batch, [t for t, _ in tasks])):
+                results.append(res)
+                bar.update(size)
+    except BrokenProcessPool as e:
+        warnings.warn(f"index workers failed ({e}); parsing in this process instead", stacklevel=3)
+        _parse_serial(tasks, bar, results)
+    return results
+
+
+def _parse_serial(tasks, bar, results: list) -> list[dict]:
+    """Parse the batches not yet in ``results`` in this process."""
+    for task, size in tasks[len(results):]:
+        results.append(_parse_batch(task))
+        bar.update(size)
+    return results
+
+
 def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None = None,
                  progress: bool = True) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Parse every annotation file of ``dirs``; returns the tables and the problems found."""
@@ -213,18 +246,9 @@ def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None
     with tqdm(total=total, desc="indexing annotations", unit="file", disable=not progress,
               leave=False) as bar:
         if workers <= 1 or total < PARALLEL_MIN_FILES:
-            for task, size in tasks:
-                results.append(_parse_batch(task))
-                bar.update(size)
+            _parse_serial(tasks, bar, results)
         else:
-            import multiprocessing as mp
-
-            # spawn: safe in notebooks and threaded programs, where fork can deadlock.
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                # chunksize 1 keeps the bar moving; map keeps the batch order.
-                for (task, size), res in zip(tasks, pool.map(_parse_batch, [t for t, _ in tasks])):
-                    results.append(res)
-                    bar.update(size)
+            results = _parse_parallel(tasks, workers, bar)
     problems = [p for r in results for p in r.pop("problems")]
     for d in dirs:
         problems.extend(Problem(os.path.join(d.path, s), "", "not an annotation file (img_NNNNN.json); ignored",

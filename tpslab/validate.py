@@ -1,0 +1,144 @@
+"""Dataset-wide checks of a release -> a report of every problem, each naming its file.
+
+Errors: annotation files that do not parse or break the format (see :mod:`tpslab.annotations`),
+names missing from the list files, duplicate parts, annotations without a video and videos without
+annotations or without a frame count, frames beyond the flist count, 0-based frame names, a video
+filed under two classes or both splits. Warnings: boxes outside the image, stray files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tpslab.dataset import FLIST_FILES, TPSDataset, load_dataset
+from tpslab.errors import Problem
+
+BOX_TABLES = {  # table -> (prefix of its box columns, what the box is)
+    "humans": ("", "human box"),
+    "parts": ("part_", "part box"),
+    "objects": ("object_", "object box"),
+}
+
+
+@dataclass
+class Report:
+    """Problems found in a release, errors first."""
+
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    def __bool__(self) -> bool:  # truthy when clean
+        return not self.errors
+
+    def summary(self) -> str:
+        if not self.problems:
+            return f"{self.root}: no problems"
+        return f"{self.root}: {len(self.errors)} errors, {len(self.warnings)} warnings"
+
+    def __str__(self) -> str:
+        return "\n".join([str(p) for p in self.problems] + [self.summary()])
+
+
+def _frame_size(path: str) -> tuple[int, int] | None:
+    """(width, height) of a video's frames from its header, or None when it cannot be read."""
+    import av
+
+    try:
+        with av.open(path) as c:
+            s = c.streams.video[0].codec_context
+            return (s.width, s.height) if s.width and s.height else None
+    except Exception:  # unreadable videos are reported by `tpslab check-videos`
+        return None
+
+
+def _annotation_file(ds: TPSDataset, video: str, frame: int) -> str:
+    return str(ds.annotation_path(video, frame))
+
+
+def check_videos_and_frames(ds: TPSDataset) -> list[Problem]:
+    """Cross-checks of annotation folders, video files, flist counts and frame numbers."""
+    problems = []
+    v = ds.videos
+    lists = {s: str(ds.root / f) for s, f in FLIST_FILES.items()}
+    for row in v.itertuples(index=False):
+        where = row.path if isinstance(row.path, str) else lists[row.split]
+        if row.split == "train" and row.num_annotated_frames > 0 and not isinstance(row.path, str):
+            problems.append(Problem(str(ds.annotation_path(row.video, 1).parent), "",
+                                    f"annotations of {row.video} have no video file in train_videos/{row.label}/"))
+        if row.split == "train" and row.num_annotated_frames == 0 and isinstance(row.path, str):
+            problems.append(Problem(row.path, "", f"train video {row.video} has no annotation folder"))
+        if pd.isna(row.num_frames):
+            problems.append(Problem(lists[row.split], "", f"video {row.video} is missing from the flist"))
+        elif not isinstance(row.path, str) and row.num_annotated_frames == 0:
+            problems.append(Problem(where, "", f"flist entry {row.video} has no video file"))
+    counts = v.set_index("video")["num_frames"]
+    f = ds.frames
+    if len(f):
+        n = f["video"].astype(str).map(counts)
+        beyond = f[n.notna().to_numpy() & (f["frame"].to_numpy() > n.fillna(0).to_numpy())]
+        for r in beyond.itertuples(index=False):
+            problems.append(Problem(_annotation_file(ds, r.video, r.frame), "",
+                                    f"frame {r.frame} is beyond the video's {counts[r.video]} frames (flist)"))
+        zero = f[f["frame"] == 0]
+        for video in zero["video"].astype(str).unique():
+            problems.append(Problem(_annotation_file(ds, video, 0), "",
+                                    "0-based frame name: the release numbers frames from img_00001 "
+                                    "(img_00001.json is decoded frame 0)"))
+    return problems
+
+
+def check_boxes_inside(ds: TPSDataset, sizes: dict[str, tuple[int, int]]) -> list[Problem]:
+    """Warnings for human, part and object boxes reaching outside the video frame."""
+    problems = []
+    wh = pd.DataFrame.from_dict(sizes, orient="index", columns=["W", "H"])
+    tables = {"humans": ds.humans, "parts": ds.parts, "objects": ds.parts[ds.parts["object"].notna()]}
+    for name, (prefix, what) in BOX_TABLES.items():
+        t = tables[name]
+        if t.empty:
+            continue
+        size = wh.reindex(t["video"].astype(str))
+        W, H = size["W"].to_numpy(float), size["H"].to_numpy(float)
+        x1, y1, x2, y2 = (t[prefix + c].to_numpy() for c in ("x1", "y1", "x2", "y2"))
+        bad = (x1 < 0) | (y1 < 0) | (x2 > W - 1) | (y2 > H - 1)  # inclusive pixel corners; NaN: unknown size
+        for i in np.flatnonzero(bad):
+            r = t.iloc[i]
+            problems.append(Problem(
+                _annotation_file(ds, r["video"], r["frame"]), f"humans[{r['human']}]" +
+                ("" if name == "humans" else f" {r['part']}"),
+                f"{what} [{x1[i]:g}, {y1[i]:g}, {x2[i]:g}, {y2[i]:g}] reaches outside the "
+                f"{int(W[i])}x{int(H[i])} image", "warning"))
+    return problems
+
+
+def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> Report:
+    """Check a release; returns a :class:`Report` (``bool(report)`` is True when there are no errors).
+
+    ``probe_videos`` reads each video's header for its frame size, to check boxes against the image.
+    """
+    from tqdm.auto import tqdm
+
+    ds = load_dataset(root, strict=False, progress=progress)
+    problems = list(ds.problems) + check_videos_and_frames(ds)
+    if probe_videos:
+        annotated = ds.videos[(ds.videos["num_annotated_frames"] > 0) & ds.videos["path"].notna()]
+        sizes = {}
+        for video, path in tqdm(list(zip(annotated["video"], annotated["path"])), desc="reading video headers",
+                                unit="video", disable=not progress, leave=False):
+            size = _frame_size(path)
+            if size:
+                sizes[video] = size
+        problems += check_boxes_inside(ds, sizes)
+    problems.sort(key=lambda p: (p.severity != "error", p.path, p.field))
+    return Report(ds.root, problems)
