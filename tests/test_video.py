@@ -1,0 +1,345 @@
+"""tpslab.video: every backend hands out the frame a player shows, or says why it cannot.
+
+Test videos carry their own index in pixels (tests/videogen.py); the expected index of each shown
+frame follows from how the file was made (e.g. a cut at frame 17 shows 17, 18, ...), and is checked
+against FFmpeg's own sequential decoding through PyAV.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import av
+import numpy as np
+import pytest
+
+import videogen as vg
+from tpslab.video import (
+    VideoError, frame_index, frame_name, frame_number_to_index, index_to_frame_number, open_video, probe,
+)
+
+N = 120
+HAS_AV1 = "libsvtav1" in av.codecs_available
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory):
+    """name -> (path, expected index of each shown frame)."""
+    d = tmp_path_factory.mktemp("videos")
+    out = {}
+    vg.write_video(d / "long_gop.mp4", N, gop=250, bframes=3)
+    out["long_gop"] = (d / "long_gop.mp4", list(range(N)))
+    vg.write_video(d / "short_gop.mp4", N, gop=12, bframes=2)
+    out["short_gop"] = (d / "short_gop.mp4", list(range(N)))
+    vg.write_video(d / "no_bframes.mkv", 40, gop=10, bframes=0)
+    out["no_bframes_mkv"] = (d / "no_bframes.mkv", list(range(40)))
+    # stream copy cut at frame 17 (inside a GOP) and at frame 30 of a single-GOP file: edit lists
+    vg.trim_stream_copy(d / "short_gop.mp4", d / "cut17.mp4", 17)
+    out["cut17"] = (d / "cut17.mp4", list(range(17, N)))
+    vg.trim_stream_copy(d / "long_gop.mp4", d / "cut30_long.mp4", 30)
+    out["cut30_long"] = (d / "cut30_long.mp4", list(range(30, N)))
+    vg.shorten_edit_list(d / "cut17.mp4", d / "cut17_end.mp4", 50)
+    out["cut17_end"] = (d / "cut17_end.mp4", list(range(17, 17 + 50)))
+    # the same cut without an edit list shows every copied frame, from the keyframe at 12
+    vg.trim_stream_copy(d / "short_gop.mp4", d / "cut17_noedit.mp4", 17, edit_list=False)
+    out["cut17_noedit"] = (d / "cut17_noedit.mp4", list(range(12, N)))
+    if HAS_AV1:
+        vg.write_video(d / "av1.mp4", 40, codec="libsvtav1", gop=16)
+        out["av1"] = (d / "av1.mp4", list(range(40)))
+    return out
+
+
+@pytest.fixture(scope="session")
+def broken(tmp_path_factory, videos):
+    d = tmp_path_factory.mktemp("broken")
+    src = videos["short_gop"][0]
+    vg.write_video(d / "faststart.mp4", N, gop=12, bframes=2, faststart=True)
+    files = {
+        "truncated": vg.truncate(src, d / "truncated.mp4", 0.5),  # index at the end: lost
+        "truncated_faststart": vg.truncate(d / "faststart.mp4", d / "truncated_fs.mp4", 0.5),
+        "empty": d / "empty.mp4",
+        "missing": d / "missing.mp4",
+        "text": d / "notes.mp4",
+    }
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("not a video\n")
+    data = bytearray(src.read_bytes())
+    for k in np.random.default_rng(0).integers(2000, len(data) // 2, 40):
+        data[k:k + 20] = bytes(20)
+    files["corrupt"] = d / "corrupt.mp4"
+    files["corrupt"].write_bytes(bytes(data))
+    return files
+
+
+def decode_all(path) -> list[int]:
+    """FFmpeg's own sequential decoding, straight through PyAV: the reference for what a player shows."""
+    with av.open(str(path)) as c:
+        return [vg.read_index(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+def read(reader, indices) -> list[int]:
+    return vg.read_indices(reader.get(indices))
+
+
+# ----------------------------------------------------------------------------- naming
+
+
+def test_frame_names_map_release_numbers_to_indices():
+    assert frame_name(0) == "img_00001.jpg"
+    assert frame_name(4, ext="json") == "img_00005.json"
+    assert frame_name(9, ext=None) == "img_00010"
+    assert frame_index("img_00001.json") == 0
+    assert frame_index("/data/x/img_00151.jpg") == 150
+    assert frame_index("img_00007") == 6
+    for i in (0, 1, 99, 12345):
+        assert frame_index(frame_name(i)) == i
+    assert frame_number_to_index(1) == 0 and index_to_frame_number(0) == 1
+    np.testing.assert_array_equal(frame_number_to_index(np.array([1, 6, 11])), [0, 5, 10])
+    np.testing.assert_array_equal(index_to_frame_number(np.array([0, 5])), [1, 6])
+
+
+@pytest.mark.parametrize("bad", ["frame_0001.jpg", "img_.jpg", "img_00001.json.bak", ""])
+def test_frame_index_rejects_other_names(bad):
+    with pytest.raises(ValueError):
+        frame_index(bad)
+
+
+def test_frame_numbers_start_at_one():
+    with pytest.raises(ValueError):
+        frame_number_to_index(0)
+    with pytest.raises(ValueError):
+        frame_index("img_00000.jpg")
+    with pytest.raises(ValueError):
+        index_to_frame_number(-1)
+
+
+# ----------------------------------------------------------------------------- the test files
+
+
+def test_generated_files_are_what_they_claim(videos):
+    # the reference decode shows what each file was built to show
+    for name, (path, expected) in videos.items():
+        assert decode_all(path) == expected, name
+    # and the files exercise the traps: B-frames, edit lists hiding coded frames
+    with av.open(str(videos["long_gop"][0])) as c:
+        packets = [p for p in c.demux(video=0) if p.size]
+        assert any(p.pts != p.dts for p in packets)  # reordered (B-)frames
+        assert sum(p.is_keyframe for p in packets) == 1
+    for name in ("cut17", "cut30_long", "cut17_end"):
+        info = probe(videos[name][0])
+        assert info.hidden_frames > 0 and info.coded_frames > len(videos[name][1])
+
+
+def test_plain_decord_is_wrong_on_edit_lists(videos):
+    """The reason for the fallback: raw decord miscounts and misplaces frames of a cut file."""
+    import decord
+
+    path, expected = videos["cut17"]
+    vr = decord.VideoReader(str(path))
+    assert len(vr) == probe(path).coded_frames > len(expected)
+    got = vg.read_indices(vr.get_batch([50, 10]).asnumpy())  # a seek past the first GOP
+    assert got != [expected[50], expected[10]]
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+def test_probe_counts_frames_a_player_shows(videos):
+    for name, (path, expected) in videos.items():
+        info = probe(path)
+        assert info.num_frames == len(expected), name
+        assert info.fps == pytest.approx(25.0)
+        assert (info.width, info.height) == (128, 96)
+        assert list(info.pts) == sorted(info.pts)
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("truncated", "cannot open"), ("truncated_faststart", "truncated"), ("empty", "empty"),
+    ("missing", "not found"), ("text", "cannot open"),
+])
+def test_probe_rejects_broken_files_naming_them(broken, kind, reason):
+    with pytest.raises(VideoError, match=reason) as err:
+        probe(broken[kind])
+    assert err.value.path == str(broken[kind])
+    assert str(broken[kind]) in str(err.value)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+BACKENDS = ["pyav", "decord", "auto"]
+DECORD_REFUSES = {"cut17", "cut30_long", "cut17_end", "av1"}
+
+
+def _open(path, backend, name):
+    if backend == "decord" and name in DECORD_REFUSES:
+        with pytest.raises(VideoError, match="decord|edit list") as err:
+            open_video(path, backend)
+        assert str(path) in str(err.value)
+        return None
+    return open_video(path, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_unsorted_repeated_access_is_frame_exact(videos, backend):
+    rng = np.random.default_rng(0)
+    for name, (path, expected) in videos.items():
+        reader = _open(path, backend, name)
+        if reader is None:
+            continue
+        with reader:
+            n = len(expected)
+            assert len(reader) == n, name
+            for _ in range(4):
+                idx = rng.integers(0, n, size=9)
+                idx[:2] = [n - 1, idx[2]]  # the last frame, and a repeat
+                assert read(reader, idx) == [expected[i] for i in idx], (name, idx)
+            assert read(reader, [5, 3, 1]) == [expected[5], expected[3], expected[1]], name
+            assert read(reader, list(range(n))) == expected, name
+
+
+def test_auto_uses_decord_only_where_it_is_exact(videos):
+    for name, (path, _) in videos.items():
+        with open_video(path) as reader:
+            assert reader.active_backend == ("pyav" if name in DECORD_REFUSES else "decord"), name
+            if name in DECORD_REFUSES:
+                assert reader.fallback_reason
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_indices_past_the_end_raise(videos, backend):
+    path, expected = videos["cut17"] if backend != "decord" else videos["short_gop"]
+    with open_video(path, backend) as reader:
+        for bad in ([len(expected)], [0, len(expected) + 5], [-1]):
+            with pytest.raises(IndexError, match=str(path)):
+                reader.get(bad)
+        assert reader.get([]).shape == (0, 96, 128, 3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_are_rgb_uint8(videos, backend):
+    with open_video(videos["short_gop"][0], backend) as reader:
+        frames = reader.get([3, 4])
+        assert frames.dtype == np.uint8 and frames.shape == (2, 96, 128, 3)
+        assert reader.size == (128, 96) and reader.fps == pytest.approx(25.0)
+        red, blue = vg.strip_colours(frames[0])
+        assert red[0] > 180 and red[2] < 70 and blue[2] > 180 and blue[0] < 70
+
+
+def test_decord_and_pyav_give_the_same_pixels(videos):
+    path, _ = videos["short_gop"]
+    idx = [0, 50, 13, 119]
+    with open_video(path, "decord") as d, open_video(path, "pyav") as p:
+        diff = np.abs(d.get(idx).astype(int) - p.get(idx).astype(int))
+    assert diff.mean() < 1.5 and np.percentile(diff, 99) <= 4
+
+
+def test_pyav_without_timestamps_decodes_in_order(videos):
+    path, expected = videos["cut17"]
+    info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None)
+    from tpslab.video import PyAVReader
+
+    with PyAVReader(path, info) as reader:
+        assert read(reader, [40, 2, 2, 90]) == [expected[i] for i in (40, 2, 2, 90)]
+
+
+def test_iter_frames_matches_get(videos):
+    path, expected = videos["cut17_end"]
+    with open_video(path, "pyav") as reader:
+        assert vg.read_indices(reader.iter_frames()) == expected
+        assert vg.read_indices(reader.iter_frames(stop=3)) == expected[:3]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["truncated", "truncated_faststart", "empty", "missing", "text"])
+def test_broken_files_raise_video_error(broken, backend, kind):
+    with pytest.raises(VideoError) as err:
+        open_video(broken[kind], backend)
+    assert str(broken[kind]) in str(err.value)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "auto"])
+def test_corrupt_data_raises_instead_of_returning_junk(broken, backend):
+    # the container is whole, the coded data damaged: decoding fails, loudly
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        with open_video(broken["corrupt"], backend) as reader:
+            reader.get(np.arange(len(reader)))
+
+
+def test_folder_given_to_a_file_backend(tmp_path):
+    with pytest.raises(VideoError, match="folder"):
+        open_video(tmp_path, "pyav")
+
+
+def test_readers_refuse_pickling(videos):
+    for backend in BACKENDS:
+        with open_video(videos["short_gop"][0], backend) as reader:
+            with pytest.raises(TypeError, match="worker"):
+                pickle.dumps(reader)
+
+
+def test_video_error_survives_pickling():
+    err = pickle.loads(pickle.dumps(VideoError("/x.mp4", "empty file")))
+    assert (err.path, err.reason, str(err)) == ("/x.mp4", "empty file", "/x.mp4: empty file")
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="backend"):
+        open_video("x.mp4", "opencv")
+
+
+# ----------------------------------------------------------------------------- rawframes
+
+
+def _extract(video_path, folder, first=1):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    with open_video(video_path, "pyav") as reader:
+        for i, frame in enumerate(reader.iter_frames()):
+            Image.fromarray(frame).save(folder / f"img_{i + first:05d}.jpg", quality=95)
+    return folder
+
+
+def test_rawframes_match_the_video(videos, tmp_path):
+    path, expected = videos["cut17"]
+    folder = _extract(path, tmp_path / "cut17")
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, len(expected), 12)
+    with open_video(folder) as raw, open_video(path) as video:
+        assert raw.backend == "rawframes"
+        assert len(raw) == len(video) == len(expected)
+        assert raw.size == video.size
+        a, b = raw.get(idx), video.get(idx)
+        assert vg.read_indices(a) == [expected[i] for i in idx]
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 3  # JPEG loss only
+
+
+def test_rawframes_zero_based_folder_is_reported(tmp_path):
+    folder = vg.write_rawframes(tmp_path / "v", 6, first=0)
+    with pytest.raises(VideoError, match="0-based") as err:
+        open_video(folder)
+    assert str(folder) in str(err.value)
+    with open_video(folder, "rawframes", first_number=0) as reader:  # read anyway, knowingly
+        assert read(reader, [0, 5]) == [0, 5]
+
+
+def test_rawframes_gaps_empty_and_bad_images(tmp_path):
+    folder = vg.write_rawframes(tmp_path / "gap", 6)
+    (folder / "img_00003.jpg").unlink()
+    with pytest.raises(VideoError, match="img_00003"):
+        open_video(folder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoError, match="no img_"):
+        open_video(tmp_path / "empty")
+    with pytest.raises(VideoError, match="not found"):
+        open_video(tmp_path / "nothing", "rawframes")
+    folder = vg.write_rawframes(tmp_path / "bad", 4)
+    (folder / "img_00002.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    with open_video(folder) as reader:
+        assert read(reader, [0, 3]) == [0, 3]
+        with pytest.raises(VideoError, match="img_00002.jpg"):
+            reader.get([1])
+        with pytest.raises(IndexError):
+            reader.get([4])

@@ -1,0 +1,218 @@
+"""Test videos whose frames carry their own index in pixels.
+
+Every frame holds a 4x8 grid of black/white blocks along its top: a 16-bit word (12 bits of the frame
+index and a 4-bit check) and the word's complement, each block 16x16 pixels, so the code survives
+lossy H.264/AV1 coding and scaling, and a damaged code is refused rather than misread.
+The rest of the frame is a moving gradient (so the encoder has real motion to code, and B-frames
+appear) with two colour patches (pure-ish red on the left, blue on the right of the bottom strip) that
+catch RGB/BGR mix-ups.
+
+Writers: ``write_video`` (any PyAV encoder: H.264 with chosen GOP and B-frames, AV1, ...),
+``trim_stream_copy`` (stream copy with a start offset: the mp4 muxer writes an edit list that hides
+the frames before the cut), ``truncate`` (cut the file's bytes), ``write_rawframes`` (img_%05d.jpg).
+"""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+BLOCK = 16
+ROWS, COLS = 4, 8
+WORD_BITS = 16
+INDEX_BITS = 12
+CHECK_BITS = WORD_BITS - INDEX_BITS
+RED = (220, 30, 30)
+BLUE = (30, 30, 220)
+
+
+def _check(index: int) -> int:
+    return (index * 7 + 3) % (1 << CHECK_BITS)
+
+
+def code_bits(index: int) -> np.ndarray:
+    """The 32 bits drawn in the grid, row by row: the word (index bits, check bits), then its complement."""
+    if not 0 <= index < (1 << INDEX_BITS):
+        raise ValueError(f"frame index {index} does not fit in {INDEX_BITS} bits")
+    word = (index << CHECK_BITS) | _check(index)
+    bits = np.array([(word >> (WORD_BITS - 1 - b)) & 1 for b in range(WORD_BITS)], dtype=np.uint8)
+    return np.concatenate([bits, 1 - bits])
+
+
+def make_frame(index: int, width: int = 128, height: int = 96) -> np.ndarray:
+    """An RGB uint8 frame (height, width, 3) that shows ``index`` in its block code."""
+    if width < COLS * BLOCK or height < ROWS * BLOCK + 32:
+        raise ValueError(f"frame {width}x{height} too small for the code")
+    y, x = np.mgrid[0:height, 0:width]
+    gradient = ((x * 2 + y + index * 3) % 256).astype(np.uint8)
+    frame = np.stack([gradient, 255 - gradient, (gradient // 2 + 64).astype(np.uint8)], axis=-1)
+    frame = frame.astype(np.uint8)
+    bits = code_bits(index).reshape(ROWS, COLS)
+    for r in range(ROWS):
+        for c in range(COLS):
+            frame[r * BLOCK:(r + 1) * BLOCK, c * BLOCK:(c + 1) * BLOCK] = 255 * bits[r, c]
+    strip = height - height // 6
+    frame[strip:, : width // 2] = RED
+    frame[strip:, width // 2:] = BLUE
+    return frame
+
+
+def read_index(frame: np.ndarray, made_at: tuple[int, int] | None = None) -> int:
+    """The index coded in a decoded frame.
+
+    ``made_at`` is the (width, height) the frame was drawn at, when it has been resized since
+    (default: its own size). Raises ValueError if the check bits do not match (a wrong or damaged frame).
+    """
+    frame = np.asarray(frame)
+    height, width = frame.shape[:2]
+    made_w, made_h = made_at or (width, height)
+    scale_y, scale_x = height / made_h, width / made_w
+    gray = frame.astype(np.float32).mean(axis=-1)
+    bits = []
+    for r in range(ROWS):
+        for c in range(COLS):
+            # the block's centre, away from edges that lossy coding and scaling blur
+            y0, y1 = int((r * BLOCK + 4) * scale_y), int(np.ceil(((r + 1) * BLOCK - 4) * scale_y))
+            x0, x1 = int((c * BLOCK + 4) * scale_x), int(np.ceil(((c + 1) * BLOCK - 4) * scale_x))
+            bits.append(int(gray[y0:y1, x0:x1].mean() > 127))
+    word = int("".join(map(str, bits[:WORD_BITS])), 2)
+    index, check = word >> CHECK_BITS, word & ((1 << CHECK_BITS) - 1)
+    if any(a == b for a, b in zip(bits[:WORD_BITS], bits[WORD_BITS:])) or check != _check(index):
+        raise ValueError(f"frame code check failed (bits {''.join(map(str, bits))})")
+    return index
+
+
+def read_indices(frames, made_at: tuple[int, int] | None = None) -> list[int]:
+    return [read_index(f, made_at) for f in frames]
+
+
+def strip_colours(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean RGB of the left (red) and right (blue) patches of the bottom strip ."""
+    frame = np.asarray(frame, dtype=np.float32)
+    h, w = frame.shape[:2]
+    strip = frame[h - h // 8:h - h // 24]  # inside the bottom sixth, away from its edges
+    return strip[:, w // 8: 3 * w // 8].reshape(-1, 3).mean(0), strip[:, 5 * w // 8: 7 * w // 8].reshape(-1, 3).mean(0)
+
+
+def write_video(path, num_frames: int, *, width: int = 128, height: int = 96, fps: int = 25,
+                codec: str = "libx264", gop: int = 250, bframes: int = 3, crf: int = 18,
+                faststart: bool = False) -> Path:
+    """Encode ``num_frames`` coded frames into ``path`` (container from the suffix) with PyAV.
+
+    For libx264, ``gop`` is the keyframe interval (scene-cut off, closed GOPs) and ``bframes`` the
+    number of consecutive B-frames. ``faststart`` moves the mp4 index to the front.
+    """
+    import av
+
+    path = Path(path)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": str(crf), "preset": "veryfast",
+                              "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}"
+                                             f":b-adapt=0"}
+        elif codec == "libsvtav1":
+            # near-lossless: faster presets and higher crf let blocks lag a frame behind
+            stream.options = {"preset": "8", "crf": "1", "g": str(gop)}
+        else:
+            stream.options = {"g": str(gop)}
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(make_frame(i, width, height), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def trim_stream_copy(src, dst, start_frame: int, fps: int = 25, edit_list: bool = True) -> Path:
+    """Cut ``src`` at ``start_frame`` by stream copy, as ``ffmpeg -ss T -i src -c copy dst`` does.
+
+    Packets from the keyframe before the cut are copied with timestamps shifted so the cut lands at 0;
+    those before it get negative times and the mp4 muxer hides them with an edit list. A player shows
+    frames ``start_frame ..`` of ``src``; the file holds more coded frames than that.
+    ``edit_list=False`` writes no edit list: then every copied frame is shown, from the keyframe on,
+    and the first timestamp is not 0.
+    """
+    import av
+
+    src, dst = Path(src), Path(dst)
+    options = {} if edit_list else {"use_editlist": "0"}
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options) as out:
+        istream = inp.streams.video[0]
+        ostream = out.add_stream_from_template(istream)
+        tb = istream.time_base
+        offset_pts = int(Fraction(start_frame, fps) / tb)
+        inp.seek(offset_pts, stream=istream, backward=True, any_frame=False)
+        for packet in inp.demux(istream):
+            if packet.dts is None:  # end-of-stream marker
+                continue
+            packet.pts -= offset_pts
+            packet.dts -= offset_pts
+            packet.stream = ostream
+            out.mux(packet)
+    return dst
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(type, offset, header size, size) of the mp4 boxes in data[start:end]."""
+    off = start
+    while off + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[off:off + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[off + 8:off + 16])[0], 16
+        elif size == 0:
+            size = end - off
+        yield kind.decode("latin-1"), off, header, size
+        off += size
+
+
+def _find_box(data: bytes, path: list[str], start: int = 0, end: int | None = None):
+    end = len(data) if end is None else end
+    for kind, off, header, size in _boxes(data, start, end):
+        if kind == path[0]:
+            return (off, header, size) if len(path) == 1 else _find_box(data, path[1:], off + header, off + size)
+    raise ValueError(f"no {path[0]} box")
+
+
+def shorten_edit_list(src, dst, keep_frames: int, fps: int = 25) -> Path:
+    """Copy an mp4 whose single edit-list entry is then cut to show only ``keep_frames`` frames.
+
+    The hidden frames at the end are still in the file (a second kind of edit-list cut).
+    """
+    data = bytearray(Path(src).read_bytes())
+    off, header, _ = _find_box(data, ["moov", "mvhd"])
+    version = data[off + header]
+    timescale = struct.unpack(">I", data[off + header + (12 if version == 0 else 20):][:4])[0]
+    off, header, _ = _find_box(data, ["moov", "trak", "edts", "elst"])
+    version, entries = data[off + header], struct.unpack(">I", data[off + header + 4:off + header + 8])[0]
+    if version != 0 or entries != 1:
+        raise ValueError(f"{src}: expected one version-0 edit-list entry, got {entries} (version {version})")
+    struct.pack_into(">I", data, off + header + 8, keep_frames * timescale // fps)
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def truncate(src, dst, fraction: float) -> Path:
+    """Copy the first ``fraction`` of ``src``'s bytes into ``dst`` (a download cut short)."""
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * fraction)])
+    return Path(dst)
+
+
+def write_rawframes(folder, num_frames: int, *, width: int = 128, height: int = 96, first: int = 1,
+                    template: str = "img_{:05d}.jpg") -> Path:
+    """Write frames as JPEG files ``img_00001.jpg ..`` (``first=0`` makes a 0-based folder)."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(num_frames):
+        Image.fromarray(make_frame(i, width, height)).save(folder / template.format(i + first), quality=95)
+    return folder

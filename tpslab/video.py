@@ -1,0 +1,593 @@
+"""Frame-exact video access: ``open_video`` and its backends (decord, PyAV, rawframes).
+
+Frame index ``i`` is the ``i``-th frame a player shows (0-based, presentation order, after the
+file's edit list). Kinetics-TPS names frames from 1: ``img_00001.json`` annotates index 0; the
+helpers :func:`frame_index`, :func:`frame_name`, :func:`frame_number_to_index` and
+:func:`index_to_frame_number` convert.
+
+Backends:
+
+- ``pyav``: the reference. A packet scan (:func:`probe`, no decoding) lists the presentation time of
+  every shown frame; ``get`` seeks to the keyframe before each wanted frame and decodes up to it.
+- ``decord``: faster random access, but it counts and indexes every coded frame, including frames
+  an mp4 edit list hides (files cut by stream copy), so it returns wrong frames there; it cannot
+  open some codecs (AV1). It is used only after the probe shows the file is safe for it.
+- ``auto`` (default): decord where the probe and decord agree, PyAV otherwise.
+- ``rawframes``: a folder of ``img_%05d.jpg`` (mmaction2 extraction); a 0-based folder is reported.
+
+Every failure to read a file (missing, empty, truncated, corrupt, no video stream) raises
+:class:`VideoError` naming the file and the reason. Decoding libraries are imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+BACKENDS = ("auto", "decord", "pyav", "rawframes")
+FRAME_TEMPLATE = "img_{:05d}"
+_FRAME_NAME = re.compile(r"^img_(\d+)(?:\.[A-Za-z0-9]+)?$")
+
+
+class VideoError(RuntimeError):
+    """A video (or frame folder) that cannot be read frame-exactly; ``path`` names it, ``reason`` says why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep (path, reason) across process pools
+        return (type(self), (self.path, self.reason))
+
+
+# ----------------------------------------------------------------------------- frame numbering
+
+
+def frame_number_to_index(number):
+    """1-based frame number (``img_00001`` -> 1) to 0-based decoded index; arrays work element-wise."""
+    arr = np.asarray(number)
+    if arr.dtype.kind not in "iu" or np.any(arr < 1):
+        raise ValueError(f"frame numbers are integers from 1, got {number!r}")
+    return arr - 1 if arr.ndim else int(arr) - 1
+
+
+def index_to_frame_number(index):
+    """0-based decoded index to the release's 1-based frame number; arrays work element-wise."""
+    arr = np.asarray(index)
+    if arr.dtype.kind not in "iu" or np.any(arr < 0):
+        raise ValueError(f"frame indices are integers from 0, got {index!r}")
+    return arr + 1 if arr.ndim else int(arr) + 1
+
+
+def frame_name(index: int, ext: str | None = "jpg") -> str:
+    """The release's name of decoded frame ``index``: ``frame_name(0) == "img_00001.jpg"``.
+
+    ``ext=None`` gives the bare stem (``img_00001``), ``ext="json"`` the annotation file.
+    """
+    stem = FRAME_TEMPLATE.format(index_to_frame_number(index))
+    return stem if ext is None else f"{stem}.{ext.lstrip('.')}"
+
+
+def frame_index(name) -> int:
+    """The decoded index a release frame name refers to: ``img_00001.json`` (or a path to it) -> 0."""
+    match = _FRAME_NAME.match(Path(str(name)).name)
+    if not match:
+        raise ValueError(f"{name!r} is not a frame name like img_00001.json")
+    return frame_number_to_index(int(match.group(1)))
+
+
+# ----------------------------------------------------------------------------- probing
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a packet scan of a video file tells without decoding.
+
+    ``pts`` holds the presentation time (stream time base) of each shown frame in order, so
+    ``len(pts)`` is the number of frames a player shows; ``hidden_frames`` counts coded frames that
+    the file's edit list hides (nonzero for mp4 files cut by stream copy). ``seek_pts[i]`` is the
+    decode timestamp of the keyframe to seek to for frame ``i``, ``gop[i]`` that keyframe's position in
+    ``key_pts`` (the keyframes' presentation times, sorted). The arrays are None when the stream
+    lacks timestamps (then only sequential decoding is exact).
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+    hidden_frames: int
+    coded_frames: int
+    pts: np.ndarray | None
+    seek_pts: np.ndarray | None
+    gop: np.ndarray | None
+    key_pts: np.ndarray | None
+
+    @property
+    def has_edit_list_cuts(self) -> bool:
+        return self.hidden_frames > 0
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(path, "file not found")
+    if path.is_dir():
+        raise VideoError(path, "is a folder, not a video file (frame folders use backend='rawframes')")
+    if path.stat().st_size == 0:
+        raise VideoError(path, "empty file (0 bytes)")
+
+
+def _open_container(path: Path):
+    import av
+
+    _check_file(path)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoError(path, f"cannot open ({_reason(err)}); truncated, corrupt or not a video") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(path, "no video stream")
+    return container
+
+
+def _reason(err: Exception) -> str:
+    strerror = getattr(err, "strerror", None)
+    return strerror or str(err) or type(err).__name__
+
+
+def probe(path) -> VideoInfo:
+    """Scan the packets of ``path``'s first video stream (no decoding) and check the file is whole.
+
+    Raises :class:`VideoError` for a missing, empty, unreadable or truncated file (fewer packets
+    than the header announces, or a packet cut short).
+    """
+    import av
+
+    path = Path(path)
+    container = _open_container(path)
+    with container:
+        stream = container.streams.video[0]
+        pts, dts, key, hidden = [], [], [], []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker
+                    continue
+                if packet.is_corrupt:
+                    raise VideoError(path, f"packet {len(pts)} is cut short or corrupt (truncated file?)")
+                pts.append(packet.pts)
+                dts.append(packet.dts)
+                key.append(packet.is_keyframe)
+                hidden.append(packet.is_discard)
+        except av.FFmpegError as err:
+            raise VideoError(path, f"cannot read packet {len(pts)}: {_reason(err)}") from None
+        announced = stream.frames
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else float("nan")
+        width, height, codec = ctx.width, ctx.height, ctx.name
+
+    coded = len(pts)
+    if coded == 0:
+        raise VideoError(path, "no video frames")
+    if announced and announced != coded:
+        # FFmpeg drops coded frames far outside an edit list; count them all before calling it truncated.
+        whole = _count_packets(path) if any(hidden) else coded
+        if whole != announced:
+            raise VideoError(path, f"header announces {announced} frames but the file holds {whole} "
+                                   "(truncated file?)")
+        coded = whole
+    if not key[0]:
+        # Without a keyframe first, the first frames cannot decode; count only what a decoder can show.
+        raise VideoError(path, "the stream does not start with a keyframe (corrupt or badly cut file)")
+    hidden_count = int(np.sum(hidden))
+    if any(p is None for p in pts) or any(d is None for d in dts):
+        return VideoInfo(str(path), coded - hidden_count, fps, width, height, codec, hidden_count, coded,
+                         None, None, None, None)
+
+    pts_all = np.asarray(pts, dtype=np.int64)
+    dts_all = np.asarray(dts, dtype=np.int64)
+    key_all = np.asarray(key, dtype=bool)
+    shown = ~np.asarray(hidden, dtype=bool)
+    shown_pts = np.sort(pts_all[shown])
+    if len(np.unique(shown_pts)) != len(shown_pts):
+        raise VideoError(path, "two frames share one presentation time; the frame order is ambiguous")
+    # Keyframes in presentation order; frame i decodes from the last keyframe shown at or before it.
+    key_order = np.argsort(pts_all[key_all], kind="stable")
+    key_pts = pts_all[key_all][key_order]
+    key_dts = dts_all[key_all][key_order]
+    gop = np.searchsorted(key_pts, shown_pts, side="right") - 1
+    if np.any(gop < 0):
+        raise VideoError(path, "frames shown before the first keyframe cannot be decoded")
+    return VideoInfo(str(path), len(shown_pts), fps, width, height, codec, hidden_count, coded,
+                     shown_pts, key_dts[gop], gop, key_pts)
+
+
+def _count_packets(path: Path) -> int:
+    """Whole coded frames in the file's video stream, edit list ignored (mp4 demuxer option)."""
+    import av
+
+    try:
+        with av.open(str(path), options={"ignore_editlist": "1"}) as container:
+            count = 0
+            for packet in container.demux(container.streams.video[0]):
+                if packet.size and not packet.is_corrupt:
+                    count += 1
+            return count
+    except av.FFmpegError as err:
+        raise VideoError(path, f"cannot read packets: {_reason(err)}") from None
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+class VideoReader:
+    """Common face of the backends: ``len(reader)``, ``fps``, ``size`` = (width, height), ``get``.
+
+    Readers hold open decoders: open one per process (e.g. per DataLoader worker); they refuse pickling.
+    """
+
+    backend = "?"
+
+    def __init__(self, path, num_frames: int, fps: float | None, width: int, height: int):
+        self.path = str(path)
+        self._num_frames = int(num_frames)
+        self.fps = fps
+        self.size = (int(width), int(height))
+
+    def __len__(self) -> int:
+        return self._num_frames
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.path!r}, frames={len(self)}, fps={self.fps}, "
+                f"size={self.size[0]}x{self.size[1]})")
+
+    def __getstate__(self):
+        raise TypeError(f"{type(self).__name__} holds an open decoder and cannot be pickled; "
+                        "open the video inside each worker instead")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def _check_indices(self, indices) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.ndim == 0:
+            idx = idx.reshape(1)
+        if idx.ndim != 1:
+            raise ValueError(f"{self.path}: frame indices must be a 1-d sequence, got shape {idx.shape}")
+        if idx.size and idx.dtype.kind not in "iu":
+            raise TypeError(f"{self.path}: frame indices must be integers, got {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            raise IndexError(f"{self.path}: frame index {int(bad[0])} is outside 0..{len(self) - 1} "
+                             f"(the video shows {len(self)} frames)")
+        return idx
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 RGB, shape (T, H, W, 3)."""
+        idx = self._check_indices(indices)
+        if idx.size == 0:
+            return np.empty((0, self.height, self.width, 3), dtype=np.uint8)
+        return self._get(idx)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.get([index])[0]
+
+    def _get(self, idx: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PyAVReader(VideoReader):
+    """Frame-exact reader on PyAV (FFmpeg): seeks to the keyframe before each wanted frame."""
+
+    backend = "pyav"
+
+    def __init__(self, path, info: VideoInfo | None = None):
+        info = info or probe(path)
+        super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
+        self.info = info
+        self._container = _open_container(Path(info.path))
+        self._stream = self._container.streams.video[0]
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def _to_rgb(self, frame) -> np.ndarray:
+        return frame.to_ndarray(format="rgb24")
+
+    def _decode_from(self, seek_to: int | None) -> Iterator:
+        """Yield (frame, packet) pairs decoded after seeking to decode time ``seek_to``.
+
+        ``seek_to=None`` reopens the file and decodes from its first packet.
+        """
+        import av
+
+        if self._container is None:
+            raise VideoError(self.path, "reader is closed")
+        try:
+            if seek_to is None:
+                self._container.close()
+                self._container = _open_container(Path(self.path))
+                self._stream = self._container.streams.video[0]
+            else:
+                self._container.seek(seek_to, stream=self._stream, backward=True, any_frame=False)
+            for packet in self._container.demux(self._stream):
+                for frame in packet.decode():
+                    yield frame, packet
+        except av.FFmpegError as err:
+            raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
+
+    def _get(self, idx: np.ndarray) -> np.ndarray:
+        wanted = np.unique(idx)
+        if self.info.pts is None:
+            got = self._get_sequential(wanted)
+        else:
+            got = self._get_seeking(wanted)
+            missing = [i for i in wanted.tolist() if i not in got]
+            if missing:  # a seek landed past a wanted frame: decode those from the start
+                got.update(self._get_sequential(np.asarray(missing)))
+        out = np.empty((len(idx), self.height, self.width, 3), dtype=np.uint8)
+        for k, i in enumerate(idx.tolist()):
+            out[k] = got[i]
+        return out
+
+    def _get_seeking(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        """Decode the sorted frames ``wanted``, seeking only when the next one lies in a later GOP.
+
+        Returns what it found; a frame the decoder passed without showing is left out.
+        """
+        info = self.info
+        pts, gop = info.pts, info.gop
+        got: dict[int, np.ndarray] = {}
+        k = 0
+        while k < len(wanted):
+            reached_gop = gop[wanted[k]]  # the GOP of the keyframe we seek to
+            for frame, packet in self._decode_from(int(info.seek_pts[wanted[k]])):
+                if frame.pts is not None:
+                    if frame.pts > pts[wanted[k]]:
+                        return got
+                    if frame.pts == pts[wanted[k]]:
+                        got[int(wanted[k])] = self._to_rgb(frame)
+                        k += 1
+                        if k == len(wanted):
+                            return got
+                if packet.is_keyframe and packet.pts is not None:
+                    reached_gop = max(reached_gop, int(np.searchsorted(info.key_pts, packet.pts)))
+                if gop[wanted[k]] > reached_gop:
+                    break  # decoding on to a later GOP costs more than seeking to it
+            else:
+                return got
+        return got
+
+    def _get_sequential(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
+        want = set(int(i) for i in wanted)
+        got: dict[int, np.ndarray] = {}
+        for i, frame in enumerate(self.iter_frames(stop=max(want) + 1)):
+            if i in want:
+                got[i] = frame
+        missing = sorted(want - set(got))
+        if missing:
+            raise VideoError(self.path, f"frame {missing[0]} did not decode (corrupt file?)")
+        return got
+
+    def iter_frames(self, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Decode shown frames 0, 1, ... (up to ``stop``) in order, as RGB arrays.
+
+        Raises :class:`VideoError` if the file decodes to fewer frames than the probe counted.
+        """
+        stop = len(self) if stop is None else min(stop, len(self))
+        pts = self.info.pts
+        n = 0
+        for frame, _ in self._decode_from(None):
+            if n >= stop:
+                return
+            # Frames the edit list hides are dropped by FFmpeg; skip any that slip through.
+            if pts is not None and (frame.pts is None or frame.pts != pts[n]):
+                if frame.pts is not None and frame.pts < pts[n]:
+                    continue
+                raise VideoError(self.path, f"frame {n} did not decode (got time {frame.pts}, "
+                                            f"expected {pts[n]}; corrupt file?)")
+            yield self._to_rgb(frame)
+            n += 1
+        if n < stop:
+            raise VideoError(self.path, f"only {n} of {stop} frames decoded (corrupt or truncated file)")
+
+
+class DecordReader(VideoReader):
+    """Reader on decord, used only for files where decord indexes frames as a player shows them.
+
+    Built from a :func:`probe` result: refuses (VideoError) files whose edit list hides frames, or
+    where decord's frame count differs from the probe's.
+    """
+
+    backend = "decord"
+
+    def __init__(self, path, info: VideoInfo | None = None, **decord_kwargs):
+        import decord
+
+        info = info or probe(path)
+        super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
+        self.info = info
+        if info.hidden_frames:
+            raise VideoError(self.path, f"its edit list hides {info.hidden_frames} coded frames, which decord "
+                                        "would count and index; read it with backend='pyav' or 'auto'")
+        try:
+            self._vr = decord.VideoReader(self.path, **decord_kwargs)
+        except decord.DECORDError as err:
+            raise VideoError(self.path, f"decord cannot open it ({_first_line(err)})") from None
+        if len(self._vr) != info.num_frames:
+            n = len(self._vr)
+            self._vr = None
+            raise VideoError(self.path, f"decord counts {n} frames where the file shows {info.num_frames}; "
+                                        "read it with backend='pyav' or 'auto'")
+
+    def close(self) -> None:
+        self._vr = None
+
+    def _get(self, idx: np.ndarray) -> np.ndarray:
+        import decord
+
+        if self._vr is None:
+            raise VideoError(self.path, "reader is closed")
+        try:
+            batch = self._vr.get_batch(idx.tolist())
+        except decord.DECORDError as err:
+            raise VideoError(self.path, f"decord failed to decode ({_first_line(err)})") from None
+        # decord hands back its own NDArray, or a torch tensor if a bridge was set globally
+        return batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+class AutoReader(VideoReader):
+    """decord where it is safe, PyAV otherwise (edit-list cuts, codecs decord lacks, decord errors)."""
+
+    backend = "auto"
+
+    def __init__(self, path, info: VideoInfo | None = None):
+        info = info or probe(path)
+        super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
+        self.info = info
+        self.fallback_reason: str | None = None
+        self._reader: VideoReader
+        if info.hidden_frames:
+            self.fallback_reason = f"edit list hides {info.hidden_frames} frames"
+        else:
+            try:
+                self._reader = DecordReader(path, info)
+            except VideoError as err:
+                self.fallback_reason = err.reason
+        if self.fallback_reason is not None:
+            self._reader = PyAVReader(path, info)
+
+    @property
+    def active_backend(self) -> str:
+        """The backend doing the decoding: ``decord`` or ``pyav``."""
+        return self._reader.backend
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def _get(self, idx: np.ndarray) -> np.ndarray:
+        try:
+            return self._reader._get(idx)
+        except VideoError as err:
+            if self._reader.backend != "decord":
+                raise
+            # decord choked on data PyAV may read (its errors leave it unusable): switch for good.
+            self._reader.close()
+            self.fallback_reason = f"decord failed: {err.reason}"
+            self._reader = PyAVReader(self.path, self.info)
+            return self._reader._get(idx)
+
+
+class RawFramesReader(VideoReader):
+    """A folder of extracted frames ``img_00001.jpg ..`` (1-based, mmaction2 layout).
+
+    A folder numbered from ``img_00000`` (0-based, as some tools write) is reported with a
+    :class:`VideoError` unless ``first_number=0`` says so explicitly; gaps in the numbering are errors.
+    """
+
+    backend = "rawframes"
+
+    def __init__(self, folder, first_number: int | None = None, fps: float | None = None):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise VideoError(folder, "frame folder not found" if not folder.exists() else "not a folder")
+        numbers, exts = {}, set()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                match = _FRAME_NAME.match(entry.name)
+                if match and entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
+                    numbers[int(match.group(1))] = entry.name
+                    exts.add(entry.name.rsplit(".", 1)[1])
+        if not numbers:
+            raise VideoError(folder, "no img_NNNNN.jpg frames in the folder")
+        lowest = min(numbers)
+        if first_number is None:
+            if lowest == 0:
+                raise VideoError(folder, "frames are numbered from img_00000 (0-based), but the release "
+                                         "numbers from img_00001 (annotation img_00001.json is frame "
+                                         "img_00001.jpg); re-extract, or pass first_number=0 to read it")
+            first_number = 1
+        if lowest != first_number:
+            raise VideoError(folder, f"first frame is number {lowest}, expected {first_number}")
+        count = len(numbers)
+        if max(numbers) != first_number + count - 1:
+            gaps = sorted(set(range(first_number, max(numbers) + 1)) - set(numbers))
+            raise VideoError(folder, f"{len(gaps)} frame(s) missing from the numbering, first img_{gaps[0]:05d}")
+        self.folder = folder
+        self.first_number = first_number
+        self._names = [numbers[first_number + i] for i in range(count)]
+        width, height = self._load(0).shape[1::-1]
+        super().__init__(folder, count, fps, width, height)
+
+    def _load(self, i: int) -> np.ndarray:
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.folder / self._names[i]
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as err:
+            raise VideoError(path, f"cannot read frame image ({err})") from None
+
+    def _get(self, idx: np.ndarray) -> np.ndarray:
+        cache: dict[int, np.ndarray] = {}
+        frames = []
+        for i in idx.tolist():
+            if i not in cache:
+                cache[i] = self._load(i)
+                if cache[i].shape[:2] != (self.height, self.width):
+                    raise VideoError(self.folder / self._names[i],
+                                     f"frame size {cache[i].shape[1]}x{cache[i].shape[0]} differs from "
+                                     f"the folder's {self.width}x{self.height}")
+            frames.append(cache[i])
+        return np.stack(frames)
+
+
+def open_video(path, backend: str = "auto", **kwargs) -> VideoReader:
+    """Open a video file (or a frame folder) for frame-exact reading.
+
+    ``backend``: ``auto`` (decord where it is exact, else PyAV), ``decord`` (VideoError where it
+    would be wrong), ``pyav``, or ``rawframes`` (chosen by ``auto`` for a folder; takes
+    ``first_number`` and ``fps``). Extra keyword arguments go to ``decord.VideoReader`` for
+    ``decord``. Raises :class:`VideoError` for a file that cannot be read as it should.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "rawframes" or (backend == "auto" and Path(path).is_dir()):
+        return RawFramesReader(path, **kwargs)
+    if backend == "pyav":
+        return PyAVReader(path, **kwargs)
+    if backend == "decord":
+        return DecordReader(path, **kwargs)
+    return AutoReader(path, **kwargs)
