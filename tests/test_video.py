@@ -343,3 +343,21 @@ def test_rawframes_gaps_empty_and_bad_images(tmp_path):
             reader.get([1])
         with pytest.raises(IndexError):
             reader.get([4])
+
+
+def test_count_frames_decodes_everything(videos, broken):
+    from tpslab.video import count_frames
+
+    for name in ("cut17_end", "short_gop"):
+        path, expected = videos[name]
+        assert count_frames(path) == len(expected)
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        count_frames(broken["corrupt"])
+
+
+def test_iter_frames_resizes(videos):
+    path, expected = videos["cut17"]
+    with open_video(path, "pyav") as reader:
+        frames = list(reader.iter_frames(stop=4, size=(64, 48)))
+    assert frames[0].shape == (48, 64, 3)
+    assert vg.read_indices(frames, made_at=(128, 96)) == expected[:4]

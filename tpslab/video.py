@@ -395,11 +395,8 @@ class PyAVReader(VideoReader):
             raise VideoError(self.path, f"frame {missing[0]} did not decode (corrupt file?)")
         return got
 
-    def iter_frames(self, stop: int | None = None) -> Iterator[np.ndarray]:
-        """Decode shown frames 0, 1, ... (up to ``stop``) in order, as RGB arrays.
-
-        Raises :class:`VideoError` if the file decodes to fewer frames than the probe counted.
-        """
+    def _iter_decoded(self, stop: int | None = None) -> Iterator:
+        """FFmpeg frames of shown frames 0, 1, ... (up to ``stop``), checked against the probe."""
         stop = len(self) if stop is None else min(stop, len(self))
         pts = self.info.pts
         n = 0
@@ -407,15 +404,38 @@ class PyAVReader(VideoReader):
             if n >= stop:
                 return
             # Frames the edit list hides are dropped by FFmpeg; skip any that slip through.
-            if pts is not None and (frame.pts is None or frame.pts != pts[n]):
+            if pts is not None and frame.pts != pts[n]:
                 if frame.pts is not None and frame.pts < pts[n]:
                     continue
                 raise VideoError(self.path, f"frame {n} did not decode (got time {frame.pts}, "
                                             f"expected {pts[n]}; corrupt file?)")
-            yield self._to_rgb(frame)
+            yield frame
             n += 1
         if n < stop:
             raise VideoError(self.path, f"only {n} of {stop} frames decoded (corrupt or truncated file)")
+
+    def iter_frames(self, stop: int | None = None, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+        """Decode shown frames 0, 1, ... (up to ``stop``) in order, as RGB arrays.
+
+        ``size`` = (width, height) resizes each frame (bilinear, in FFmpeg). Raises
+        :class:`VideoError` if the file decodes to fewer frames than the probe counted.
+        """
+        for frame in self._iter_decoded(stop):
+            if size is None:
+                yield self._to_rgb(frame)
+            else:
+                yield frame.reformat(width=size[0], height=size[1], format="rgb24",
+                                     interpolation="BILINEAR").to_ndarray()
+
+
+def count_frames(path) -> int:
+    """Decode every frame of ``path`` (no colour conversion) and return how many a player shows.
+
+    Slower than :func:`probe`, which counts packets; raises :class:`VideoError` when fewer frames
+    decode than the file holds.
+    """
+    with PyAVReader(path) as reader:
+        return sum(1 for _ in reader._iter_decoded())
 
 
 class DecordReader(VideoReader):
