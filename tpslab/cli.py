@@ -7,6 +7,7 @@ Heavy modules are imported inside the command functions so ``tpslab --help`` sta
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -53,6 +54,27 @@ def _cmd_validate(args) -> int:
     return 1 if failed else 0
 
 
+def _cmd_check_videos(args) -> int:
+    from tpslab.dataset import load_dataset
+    from tpslab.frames import check_videos, summarize_check
+
+    ds = load_dataset(args.root, strict=False, progress=not args.quiet)
+    report = check_videos(ds, decode=args.decode, workers=args.workers, progress=not args.quiet)
+    print(summarize_check(report, max_rows=args.max))
+    return 0 if (report["status"] == "ok").all() else 1
+
+
+def _cmd_extract_frames(args) -> int:
+    from tpslab.dataset import load_dataset
+    from tpslab.frames import extract_frames, summarize_extraction
+
+    ds = load_dataset(args.root, strict=False, progress=not args.quiet)
+    report = extract_frames(ds, args.out, short_side=args.short_side, workers=args.workers,
+                            progress=not args.quiet)
+    print(summarize_extraction(report, max_rows=args.max))
+    return 1 if (report["status"] == "error").any() else 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -93,6 +115,33 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=None, metavar="N", help="print at most N problems")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("check-videos", help="decoded frame counts against the flist and the annotations",
+                       description="Per video: the frames the file shows (edit lists honoured, truncation "
+                       "detected) against the flist count and the highest annotated frame. Prints the "
+                       "mismatches, unreadable files and a summary; exits 1 when anything is off.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("--decode", action="store_true", help="decode every frame too (slow; catches damaged data)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_check_videos)
+
+    p = sub.add_parser("extract-frames", help="decode videos to OUT/<split>/<class>/<video>/img_%%05d.jpg",
+                       description="Extract every video's frames as JPEG, numbered from img_00001.jpg as the "
+                       "release's annotations are (mmaction2 rawframes layout). Resumable: complete folders "
+                       "are kept; empty, short or 0-based ones are redone and reported. Each video's count is "
+                       "checked against the flist. Exits 1 when a video could not be read.")
+    p.add_argument("root", help="Kinetics-TPS root")
+    p.add_argument("out", help="folder to write the frames into")
+    p.add_argument("--short-side", type=int, default=None, metavar="N",
+                   help="resize so the shorter side is N pixels (default: keep the size)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_extract_frames)
 
     return parser
 

@@ -82,6 +82,17 @@ def frame_index(name) -> int:
     return frame_number_to_index(int(match.group(1)))
 
 
+def list_frame_files(folder) -> dict[int, str]:
+    """The frame images in ``folder``: {number in the name: file name} for ``img_NNNNN.jpg|jpeg|png``."""
+    numbers = {}
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            match = _FRAME_NAME.match(entry.name)
+            if match and entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
+                numbers[int(match.group(1))] = entry.name
+    return numbers
+
+
 # ----------------------------------------------------------------------------- probing
 
 
@@ -542,13 +553,7 @@ class RawFramesReader(VideoReader):
         folder = Path(folder)
         if not folder.is_dir():
             raise VideoError(folder, "frame folder not found" if not folder.exists() else "not a folder")
-        numbers, exts = {}, set()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                match = _FRAME_NAME.match(entry.name)
-                if match and entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
-                    numbers[int(match.group(1))] = entry.name
-                    exts.add(entry.name.rsplit(".", 1)[1])
+        numbers = list_frame_files(folder)
         if not numbers:
             raise VideoError(folder, "no img_NNNNN.jpg frames in the folder")
         lowest = min(numbers)
