@@ -215,3 +215,17 @@ def test_root_resolution(tmp_path, monkeypatch, release):
     monkeypatch.setenv("TPSLAB_DATA", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError, match="TPSLAB_DATA"):
         tpslab.load_dataset(progress=False)
+
+
+def test_large_tree_mode_notices_added_and_replaced_files(release, monkeypatch):
+    monkeypatch.setattr(index_mod, "STAT_FILES_UP_TO_FOLDERS", 0)  # folder-level fingerprint
+    tpslab.load_dataset(release, progress=False)
+    assert tpslab.load_dataset(release, progress=False).index.from_cache
+    f = release / "train_annotations" / "push_up" / B / B / "img_00002.json"
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"humans": []}))
+    os.replace(tmp, f)  # how editors and archive tools replace a file
+    replaced = tpslab.load_dataset(release, progress=False)
+    assert not replaced.index.from_cache and replaced.frames["num_humans"].tolist()[-1] == 0
+    write_frame(release, "lunge", A, 11, {"humans": []})
+    assert not tpslab.load_dataset(release, progress=False).index.from_cache

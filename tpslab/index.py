@@ -3,9 +3,10 @@
 Files are parsed in worker processes, each returning columnar numpy batches (see
 :class:`tpslab.annotations.ColumnSink`). The tables are cached as zstd-compressed parquet in
 ``ROOT/.tpslab/`` (or in the cache folder when the data folder is read-only), written to a temporary
-folder and renamed into place. The cache is keyed by a fingerprint of every annotation file's name,
-size and modification time plus the list files, so it is rebuilt when annotations change; a cache
-that fails any check (manifest, sizes, row counts, parquet page checksums) is rebuilt, never trusted.
+folder and renamed into place. The cache is keyed by a fingerprint of the list files and the
+annotation folders (and, for trees of up to 1000 videos, every file's size and mtime; see
+:func:`fingerprint`), so it is rebuilt when annotations change; a cache that fails any check
+(manifest, sizes, row counts, parquet page checksums) is rebuilt, never trusted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,35 +37,67 @@ PARALLEL_MIN_FILES = 4000
 BATCH_FILES = 2000
 
 
-# Up to this many files, the fingerprint stats every file (an in-place edit is noticed); above it,
-# it reads each folder's listing and modification time, which stays well under a second at full scale.
-STAT_FILES_UP_TO = 100_000
+# Up to this many annotation folders the fingerprint stats every file, so an in-place edit is
+# noticed; above it (the full release has 3809), it stats each folder only, which stays well
+# under a second: a folder's ctime changes whenever a file in it is added, removed or replaced.
+STAT_FILES_UP_TO_FOLDERS = 1000
 
 
 @dataclass
 class AnnotationDir:
-    """One video's annotation folder and its frame files, sorted by frame number."""
+    """One video's annotation folder. Its listing is read, and ``frames``/``names``/``stray`` parsed
+    from it, on first use: a cache hit of a large tree needs only the folder's own stat."""
 
     label: str
     video: str
     path: str
-    mtime_ns: int = 0
-    frames: list[int] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-    stray: list[str] = field(default_factory=list)  # files that are not img_NNNNN.json
+    stat: tuple  # (inode, mtime_ns, ctime_ns) of the folder
+
+    @property
+    def listing(self) -> list[str]:
+        """The folder's file names, read once."""
+        if not hasattr(self, "_listing"):
+            self._listing = os.listdir(self.path)
+        return self._listing
+
+    def _parse(self) -> None:
+        entries, stray = [], []
+        for name in self.listing:
+            m = FRAME_FILE.match(name)
+            if m is None:
+                stray.append(name)
+            else:
+                entries.append((int(m.group(1)), name))
+        entries.sort()
+        self._frames = [f for f, _ in entries]
+        self._names = [n for _, n in entries]
+        self._stray = sorted(stray)
+
+    @property
+    def frames(self) -> list[int]:
+        """Frame numbers of the annotation files, ascending."""
+        if not hasattr(self, "_frames"):
+            self._parse()
+        return self._frames
+
+    @property
+    def names(self) -> list[str]:
+        """Annotation file names, in frame order."""
+        if not hasattr(self, "_names"):
+            self._parse()
+        return self._names
+
+    @property
+    def stray(self) -> list[str]:
+        """Files in the folder that are not ``img_NNNNN.json``."""
+        if not hasattr(self, "_stray"):
+            self._parse()
+        return self._stray
 
 
 def _scan_dir(label: str, video: str, path: str) -> AnnotationDir:
-    entries, stray = [], []
-    for name in os.listdir(path):
-        m = FRAME_FILE.match(name)
-        if m is None:
-            stray.append(name)
-        else:
-            entries.append((int(m.group(1)), name))
-    entries.sort()
-    return AnnotationDir(label, video, path, os.stat(path).st_mtime_ns, [f for f, _ in entries],
-                         [n for _, n in entries], sorted(stray))
+    st = os.stat(path)
+    return AnnotationDir(label, video, path, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
 
 
 def find_annotation_dirs(root) -> list[AnnotationDir]:
@@ -92,24 +125,25 @@ def _list_files_digest(root) -> bytes:
 
 
 def fingerprint(root, dirs: list[AnnotationDir], stat_files: bool | None = None) -> str:
-    """A digest of the list files and of every annotation folder: its path, file names and mtime.
+    """A digest of the list files and of every annotation folder (path, inode, mtime, ctime).
 
-    With ``stat_files`` (default: when there are at most ``STAT_FILES_UP_TO`` files) each file's
-    size and mtime go in too, so a file rewritten in place is noticed; without it, adding, removing
-    or replacing files is noticed (as archive tools and most editors do), an in-place rewrite is not.
+    With ``stat_files`` (default: up to ``STAT_FILES_UP_TO_FOLDERS`` folders) each file's name, size
+    and mtime go in too, so a file rewritten in place is noticed; without it, adding, removing,
+    renaming or replacing files is noticed (archive tools and most editors replace), an in-place
+    rewrite is not: run ``tpslab index --rebuild`` after one.
     """
     if stat_files is None:
-        stat_files = sum(len(d.names) for d in dirs) <= STAT_FILES_UP_TO
+        stat_files = len(dirs) <= STAT_FILES_UP_TO_FOLDERS
     h = hashlib.blake2b(digest_size=20)
     h.update(f"v{INDEX_VERSION};{stat_files};".encode())
     h.update(_list_files_digest(root))
-    for d in dirs:  # relative paths: a moved or copied release keeps its cache
-        h.update(f"{d.label}/{d.video}:{os.path.relpath(d.path, root)}:{d.mtime_ns}:".encode())
-        h.update("/".join(d.names + d.stray).encode())
+    root = str(root)
+    for d in dirs:  # paths relative to the root: renaming the root folder keeps the cache
+        h.update(f"{d.label}/{d.video}:{d.path[len(root):]}:{d.stat}:".encode())
         if stat_files:
-            for name in d.names:
+            for name in sorted(d.listing):
                 st = os.stat(os.path.join(d.path, name))
-                h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
+                h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()
 
 
@@ -306,23 +340,29 @@ def _write_cache(cache: Path, fp: str, tables: dict, problems: list[Problem]) ->
     return final
 
 
+def _read_table(path: Path, name: str, meta: dict) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    f = path / f"{name}.parquet"
+    if f.stat().st_size != meta["bytes"]:
+        raise ValueError(f"{f} has the wrong size")
+    table = pq.read_table(f, page_checksum_verification=True)
+    if table.num_rows != meta["rows"]:
+        raise ValueError(f"{f} has the wrong row count")
+    return table.to_pandas()
+
+
 def _read_cache(path: Path, fp: str) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Read a cached index; raises on any mismatch or damage."""
-    import pyarrow.parquet as pq
+    from concurrent.futures import ThreadPoolExecutor
 
     manifest = json.loads((path / "manifest.json").read_text())
     if manifest.get("version") != INDEX_VERSION or manifest.get("fingerprint") != fp:
         raise ValueError("stale index")
-    tables = {}
-    for name in TABLES:
-        f = path / f"{name}.parquet"
-        meta = manifest["files"][name]
-        if f.stat().st_size != meta["bytes"]:
-            raise ValueError(f"{f} has the wrong size")
-        table = pq.read_table(f, page_checksum_verification=True)
-        if table.num_rows != meta["rows"]:
-            raise ValueError(f"{f} has the wrong row count")
-        tables[name] = table.to_pandas()
+    # The three tables decode concurrently: pyarrow releases the GIL.
+    with ThreadPoolExecutor(len(TABLES)) as pool:
+        frames = {n: pool.submit(_read_table, path, n, manifest["files"][n]) for n in TABLES}
+        tables = {n: f.result() for n, f in frames.items()}
     problems = [Problem(*p) for p in manifest["problems"]]
     return tables, problems
 
