@@ -52,15 +52,14 @@ class Report:
 
 
 def _frame_size(path: str) -> tuple[int, int] | None:
-    """(width, height) of a video's frames from its header, or None when it cannot be read."""
-    import av
+    """(width, height) of a video's frames, or None when it cannot be read."""
+    from tpslab.video import VideoError, probe
 
     try:
-        with av.open(path) as c:
-            s = c.streams.video[0].codec_context
-            return (s.width, s.height) if s.width and s.height else None
-    except Exception:  # unreadable videos are reported by `tpslab check-videos`
+        info = probe(path)
+    except VideoError:  # unreadable videos are reported by `tpslab check-videos`
         return None
+    return info.width, info.height
 
 
 def _annotation_file(ds: TPSDataset, video: str, frame: int) -> str:
