@@ -312,16 +312,25 @@ class VideoReader:
 
 
 class PyAVReader(VideoReader):
-    """Frame-exact reader on PyAV (FFmpeg): seeks to the keyframe before each wanted frame."""
+    """Frame-exact reader on PyAV (FFmpeg): seeks to the keyframe before each wanted frame.
+
+    ``thread_type`` is FFmpeg's decoder threading (``AUTO``: frame and slice threads; ``NONE`` for one
+    thread, e.g. with many DataLoader workers).
+    """
 
     backend = "pyav"
 
-    def __init__(self, path, info: VideoInfo | None = None):
+    def __init__(self, path, info: VideoInfo | None = None, thread_type: str = "AUTO"):
         info = info or probe(path)
+        self.thread_type = thread_type
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
-        self._container = _open_container(Path(info.path))
+        self._open()
+
+    def _open(self) -> None:
+        self._container = _open_container(Path(self.path))
         self._stream = self._container.streams.video[0]
+        self._stream.thread_type = self.thread_type
 
     def close(self) -> None:
         if self._container is not None:
@@ -343,8 +352,7 @@ class PyAVReader(VideoReader):
         try:
             if seek_to is None:
                 self._container.close()
-                self._container = _open_container(Path(self.path))
-                self._stream = self._container.streams.video[0]
+                self._open()
             else:
                 self._container.seek(seek_to, stream=self._stream, backward=True, any_frame=False)
             for packet in self._container.demux(self._stream):
