@@ -121,10 +121,6 @@ class VideoInfo:
     gop: np.ndarray | None
     key_pts: np.ndarray | None
 
-    @property
-    def has_edit_list_cuts(self) -> bool:
-        return self.hidden_frames > 0
-
 
 def _check_file(path: Path) -> None:
     if not path.exists():
@@ -196,11 +192,11 @@ def probe(path) -> VideoInfo:
                                    "(truncated file?)")
         coded = whole
     if not key[0]:
-        # Without a keyframe first, the first frames cannot decode; count only what a decoder can show.
+        # What decoders show before the first keyframe differs between tools: refuse to guess.
         raise VideoError(path, "the stream does not start with a keyframe (corrupt or badly cut file)")
-    hidden_count = int(np.sum(hidden))
+    num_shown = len(pts) - int(np.sum(hidden))
     if any(p is None for p in pts) or any(d is None for d in dts):
-        return VideoInfo(str(path), coded - hidden_count, fps, width, height, codec, hidden_count, coded,
+        return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
                          None, None, None, None)
 
     pts_all = np.asarray(pts, dtype=np.int64)
@@ -217,7 +213,7 @@ def probe(path) -> VideoInfo:
     gop = np.searchsorted(key_pts, shown_pts, side="right") - 1
     if np.any(gop < 0):
         raise VideoError(path, "frames shown before the first keyframe cannot be decoded")
-    return VideoInfo(str(path), len(shown_pts), fps, width, height, codec, hidden_count, coded,
+    return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
                      shown_pts, key_dts[gop], gop, key_pts)
 
 
@@ -519,6 +515,8 @@ class AutoReader(VideoReader):
         self._reader: VideoReader
         if info.hidden_frames:
             self.fallback_reason = f"edit list hides {info.hidden_frames} frames"
+        elif info.pts is None:
+            self.fallback_reason = "frames lack timestamps: decoded in order"
         else:
             try:
                 self._reader = DecordReader(path, info)
