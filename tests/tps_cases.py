@@ -1,0 +1,151 @@
+"""Generated ground truth and predictions in the challenge's JSON structures, for the scorer tests and benchmark.
+
+``random_case`` makes small adversarial cases (boxes on a coarse integer grid so that IoUs land exactly
+on thresholds, duplicated predicted humans for ties, disjoint boxes, empty frames, part-less humans,
+frames missing from the prediction, extra and unknown parts, several proposals, int and float boxes).
+``realistic_case`` makes a test-set-sized submission: a noisy copy of the ground truth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PARTS = ("head", "hip", "left_arm", "right_arm", "left_hand", "right_hand", "left_leg", "right_leg",
+         "left_foot", "right_foot")
+VERBS = ("none", "bend", "unbend", "hold", "step", "lift")
+LABELS = ("capoeira", "lunge", "push_up")
+
+
+def frame_key(k: int) -> str:
+    return f"img_{k:05d}.json"
+
+
+def _grid_box(rng, floats: bool):
+    x1, y1 = rng.integers(0, 10, size=2)
+    w, h = rng.integers(0, 8, size=2)
+    box = [int(x1), int(y1), int(x1 + w), int(y1 + h)]
+    if floats:
+        kind = rng.integers(3)
+        if kind == 0:
+            box = [v + 0.5 * int(rng.integers(2)) for v in box]
+        elif kind == 1:
+            box = [float(v) + float(rng.normal(0, 0.3)) for v in box]
+        else:
+            box = [float(v) for v in box]
+    return box
+
+
+def _jitter(rng, box, floats):
+    if rng.random() < 0.5:
+        return list(box)
+    d = rng.integers(-2, 3, size=4)
+    out = [b + int(x) for b, x in zip(box, d)]
+    if floats and rng.random() < 0.5:
+        out = [v + float(rng.normal(0, 0.4)) for v in out]
+    return out
+
+
+def random_case(rng: np.random.Generator, n_videos: int = 3, mode: str = "list", floats: bool | None = None,
+                max_frames: int = 4, max_parts: int = 5):
+    """A small random (gt_vid, gt_part, pred_vid, pred_part) full of edge cases.
+
+    ``max_frames`` and ``max_parts`` above 8 make sums long enough for NumPy's pairwise summation
+    to differ from the scorer's left-to-right order."""
+    if floats is None:
+        floats = bool(rng.random() < 0.5)
+    gt_vid, gt_part, pred_vid, pred_part = {}, {}, {}, {}
+    for v in range(n_videos):
+        video = f"vid{v:03d}"
+        label = LABELS[rng.integers(len(LABELS))]
+        gt_vid[video] = label
+        pred_vid[video] = label if rng.random() < 0.7 else LABELS[rng.integers(len(LABELS))]
+        gframes, pframes = {}, {}
+        for f in range(int(rng.integers(0, max_frames + 1))):
+            key = frame_key(1 + 5 * f)
+            humans = []
+            for _ in range(int(rng.choice([0, 1, 1, 2, 2, 3, 4]))):
+                names = rng.permutation(PARTS[:max_parts])[: int(rng.integers(0, max_parts + 1))].tolist()
+                humans.append({"box": _grid_box(rng, floats),
+                               "parts": {n: {"box": _grid_box(rng, floats), "verb": VERBS[rng.integers(3)]}
+                                         for n in names}})
+            gframes[key] = {"humans": humans}
+            if rng.random() < 0.15:
+                continue  # frame missing from the prediction
+            preds = []
+            for h in humans:
+                for _ in range(int(rng.choice([0, 1, 1, 1, 2]))):  # missed, found, or found twice (ties)
+                    preds.append({"box": _jitter(rng, h["box"], floats), "parts": _pred_parts(rng, h, mode, floats)})
+            for _ in range(int(rng.choice([0, 0, 1, 2]))):  # false positives, sometimes disjoint
+                box = _grid_box(rng, floats) if rng.random() < 0.5 else [30, 30, 35 + int(rng.integers(3)), 36]
+                preds.append({"box": box, "parts": _pred_parts(rng, {"parts": {}}, mode, floats)})
+            order = rng.permutation(len(preds))
+            pframes[key] = {"humans": [preds[i] for i in order][:10]}
+        if rng.random() < 0.2:  # a predicted frame the GT does not have
+            pframes[frame_key(3)] = {"humans": [{"box": [0, 0, 5, 5], "parts": {}}]}
+        gt_part[video] = gframes
+        pred_part[video] = pframes
+    return gt_vid, gt_part, pred_vid, pred_part
+
+
+def _pred_parts(rng, gt_human, mode, floats):
+    parts = {}
+    names = list(gt_human["parts"]) + (["tail"] if rng.random() < 0.1 else [])
+    if rng.random() < 0.3:
+        names.append(PARTS[rng.integers(len(PARTS))])
+    for n in names:
+        if rng.random() < 0.15:
+            continue  # part missing from the prediction
+        gt = gt_human["parts"].get(n, {"box": _grid_box(rng, floats), "verb": "none"})
+        k = 1 if mode == "single" else int(rng.choice([0, 1, 1, 1, 2, 3, 5]))
+        boxes = [_jitter(rng, gt["box"], floats) if rng.random() < 0.7 else _grid_box(rng, floats) for _ in range(k)]
+        verbs = [gt["verb"] if rng.random() < 0.5 else VERBS[rng.integers(3)] for _ in range(k)]
+        parts[n] = {"box": boxes[0], "verb": verbs[0]} if mode == "single" else {"box": boxes, "verb": verbs}
+    return parts
+
+
+def realistic_case(n_videos: int = 932, frames: int = 30, humans: float = 3.0, parts: float = 5.0, seed: int = 0,
+                   proposals: int = 1):
+    """A test-set-sized (gt_vid, gt_part, pred_vid, pred_part): ~``humans`` people with ~``parts`` parts per
+    scored frame, and a prediction that finds most people with jittered boxes, predicts most parts with
+    the right state about 60% of the time, adds false positives and gets ~80% of the actions right."""
+    rng = np.random.default_rng(seed)
+    gt_vid, gt_part, pred_vid, pred_part = {}, {}, {}, {}
+    all_labels = [f"class_{i:02d}" for i in range(24)]
+    for v in range(n_videos):
+        video = f"video{v:04d}_000010_000020"
+        label = all_labels[rng.integers(24)]
+        gt_vid[video] = label
+        pred_vid[video] = label if rng.random() < 0.8 else all_labels[rng.integers(24)]
+        gframes, pframes = {}, {}
+        for f in range(frames):
+            key = frame_key(1 + 5 * f)
+            gh, ph = [], []
+            for _ in range(max(0, int(rng.poisson(humans)))):
+                x, y = rng.uniform(0, 1000), rng.uniform(0, 500)
+                w, h = rng.uniform(80, 300), rng.uniform(150, 500)
+                box = [round(x, 1), round(y, 1), round(x + w, 1), round(y + h, 1)]
+                names = rng.permutation(PARTS)[: min(10, max(0, int(rng.poisson(parts))))].tolist()
+                gparts = {}
+                for n in names:
+                    px, py = x + rng.uniform(0, w - 40), y + rng.uniform(0, h - 40)
+                    gparts[n] = {"box": [round(px, 1), round(py, 1), round(px + 40, 1), round(py + 40, 1)],
+                                 "verb": VERBS[rng.integers(len(VERBS))]}
+                gh.append({"box": box, "parts": gparts})
+                if rng.random() < 0.9:
+                    pbox = [c + rng.normal(0, 8) for c in box]
+                    pparts = {}
+                    for n, gp in gparts.items():
+                        if rng.random() < 0.9:
+                            boxes = [[c + rng.normal(0, 6) for c in gp["box"]] for _ in range(proposals)]
+                            verbs = [gp["verb"] if rng.random() < 0.6 else VERBS[rng.integers(len(VERBS))]
+                                     for _ in range(proposals)]
+                            pparts[n] = {"box": boxes, "verb": verbs}
+                    ph.append({"box": pbox, "parts": pparts})
+            for _ in range(int(rng.poisson(0.5))):
+                x, y = rng.uniform(0, 1000), rng.uniform(0, 500)
+                ph.append({"box": [x, y, x + 100, y + 200], "parts": {}})
+            gframes[key] = {"humans": gh}
+            pframes[key] = {"humans": [ph[i] for i in rng.permutation(len(ph))][:10]}
+        gt_part[video] = gframes
+        pred_part[video] = pframes
+    return gt_vid, gt_part, pred_vid, pred_part

@@ -1,0 +1,891 @@
+"""The Kinetics-TPS challenge score, computed exactly as the public scorer does, but vectorised.
+
+The score combines part state correctness (PSC) per video with action accuracy: ``acc(t)`` is the
+fraction of GT videos whose predicted class is right AND whose PSC is at least ``t``, and the score is
+the area under ``acc`` over the thresholds ``t = k/10000, k = 1..9999`` (a perfect submission scores
+0.9999). The rules, with the scorer's own quirks, are in ``shared/docs/kinetics-tps.md``; the ones that
+decide the last digit are:
+
+- IoU on inclusive pixels (``x2 - x1 + 1``); disjoint boxes get IoU ``-1``.
+- Human IoUs are float32 at every step (the scorer casts human boxes to float32); part IoUs float64.
+- Per GT frame, GT and predicted humans are paired by ``scipy.optimize.linear_sum_assignment`` on
+  ``1 - IoU``. A non-square matrix is padded with float64 zeros, a square one stays float32; a pair
+  counts when its IoU is strictly above the human threshold, compared in that same precision.
+  Ties are broken as SciPy breaks them: frames whose assignment is not provably unique go to SciPy.
+- A GT part of a matched human scores ``1/N`` (N predicted proposals for that part name) when some
+  proposal has IoU >= part threshold and the same verb; a missing part name scores 0.
+- Sums follow the scorer's order: parts per human (GT file order), humans per frame, divided by the
+  frame's GT part count; frames in GT order, divided by the number of counted frames. A GT frame
+  without humans is dropped; a GT frame missing from the prediction counts 0; a frame whose humans
+  have no parts is dropped only when the prediction has it; a video with no counted frame has PSC 1.
+  Every sum here is a sequential left-to-right reduction, so the floating-point result is the same.
+
+Input limits (at most 10 predicted humans in a scored frame, 5 proposals for a scored part) are
+checked where the public scorer asserts them, and a violation raises :class:`ScoringError` listing
+every offending video and frame. Malformed input (a box that is not 4 finite numbers, a missing key,
+lists in ``mode="single"``) raises too, naming the video, frame and field.
+
+``mode="single"`` is the 2022 variant: one box and one verb per predicted part (N = 1).
+
+``legacy_pairing=True`` reproduces a slip of the 2021 public script (``xiadingZ/Kinetics-TPS-evaluation``,
+``match_humans``): the i-th valid match of a frame (in GT order) is scored against the i-th predicted
+human of the frame instead of the predicted human it was matched to. The rules document describes the
+matched pairing, which is the default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+from dataclasses import dataclass, field
+from itertools import chain, compress, repeat
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from tpslab.errors import Problem
+
+HUMAN_LIMIT = 10
+PROPOSAL_LIMIT = 5
+STEPS = 10000
+#: The IoU thresholds of the grid the public script prints (human x part).
+GRID_IOUS = (0.001, 0.3, 0.5, 0.9, 0.99)
+#: The PSC thresholds at which the public script prints acc(t) for each grid cell.
+GRID_PSC = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MODES = ("list", "single")
+
+# Two costs closer than this are treated as a possible tie and left to SciPy (costs lie in [0, 2];
+# SciPy's own rounding is around 1e-15).
+_TIE_TOL = 1e-9
+_MAX_LISTED = 20
+
+_get_box = operator.itemgetter("box")
+_get_verb = operator.itemgetter("verb")
+_get_parts = operator.itemgetter("parts")
+_get_humans = operator.itemgetter("humans")
+
+
+class ScoringError(ValueError):
+    """Input the scorer cannot score. ``problems`` lists each offending place (file, field, message)."""
+
+    def __init__(self, summary: str, problems=()):
+        self.problems = list(problems)
+        lines = [summary] + [f"  {p.path}: {p.field}: {p.message}" for p in self.problems[:_MAX_LISTED]]
+        if len(self.problems) > _MAX_LISTED:
+            lines.append(f"  ... and {len(self.problems) - _MAX_LISTED} more")
+        super().__init__("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class TPSResult:
+    """The score of one submission.
+
+    ``area`` is rounded to 6 decimals like the leaderboard, ``area_raw`` is the unrounded sum.
+    ``accuracy`` is plain top-1 video accuracy and ``mean_psc`` the mean of the per-video PSC.
+    ``per_video`` has columns ``video, psc, correct, label, predicted`` in GT order.
+    ``thresholds``/``acc`` are the curve (k/10000 for k = 1..9999). ``per_part`` (only with
+    ``details=True``) has one row per GT part of every counted frame, see :func:`tps_score`.
+    """
+
+    area: float
+    area_raw: float
+    accuracy: float
+    mean_psc: float
+    per_video: Any
+    thresholds: np.ndarray
+    acc: np.ndarray
+    human_iou: float = 0.5
+    part_iou: float = 0.3
+    mode: str = "list"
+    per_part: Any = None
+
+    def acc_at(self, t: float) -> float:
+        """acc(t): share of GT videos that are correct with PSC >= t (any t, like the public script)."""
+        pv = self.per_video
+        return float(np.count_nonzero((pv["psc"].to_numpy() >= t) & pv["correct"].to_numpy())) / len(pv)
+
+    def summary(self) -> dict:
+        return {"area": self.area, "area_raw": self.area_raw, "accuracy": self.accuracy,
+                "mean_psc": self.mean_psc, "videos": int(len(self.per_video)),
+                "human_iou": self.human_iou, "part_iou": self.part_iou, "mode": self.mode}
+
+    def __str__(self) -> str:
+        return (f"TPS score {self.area:.6f} (accuracy {self.accuracy:.4f}, mean PSC {self.mean_psc:.4f}, "
+                f"{len(self.per_video)} videos, human IoU {self.human_iou}, part IoU {self.part_iou}, "
+                f"mode {self.mode})")
+
+
+def curve(psc, correct):
+    """The official curve and area from per-video PSC values and correctness flags.
+
+    Returns ``(thresholds, acc, area_raw)`` with ``acc[k-1] = #(correct and psc >= k/10000) / #videos``
+    and ``area_raw`` the running sum of ``0.0001 * acc`` in threshold order, as the public script adds it.
+    """
+    psc = np.asarray(psc, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
+    if psc.shape != correct.shape or psc.ndim != 1:
+        raise ValueError("psc and correct must be 1-d arrays of the same length")
+    if len(psc) == 0:
+        raise ValueError("no videos to score")
+    thresholds = np.arange(1, STEPS) / STEPS  # true division, as k / steps in Python
+    good = np.sort(psc[correct])
+    counts = len(good) - np.searchsorted(good, thresholds, side="left")
+    acc = counts / len(psc)
+    area_raw = float(np.cumsum((1.0 / STEPS) * acc)[-1])  # cumsum adds strictly left to right
+    return thresholds, acc, area_raw
+
+
+# ----------------------------------------------------------------------------------------------------
+# Input loading and small helpers
+
+
+def load_json(obj, name: str = "input"):
+    """``obj`` itself when it is a mapping, else the JSON file at path ``obj``."""
+    if isinstance(obj, Mapping):
+        return obj
+    if isinstance(obj, (str, Path)):
+        path = Path(obj)
+        try:
+            import orjson
+
+            return orjson.loads(path.read_bytes())
+        except ImportError:  # pragma: no cover - orjson is a dependency
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ScoringError(f"cannot read {name} from {path}: {e}") from e
+    raise TypeError(f"{name} must be a dict (as loaded from JSON) or a path, got {type(obj).__name__}")
+
+
+def _check_threshold(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def _is_number(v) -> bool:
+    if not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def _box_problem(box) -> str | None:
+    """What is wrong with one box, or None."""
+    if not isinstance(box, (list, tuple)):
+        return f"expected a box [x1, y1, x2, y2], got {type(box).__name__}"
+    if len(box) != 4:
+        return f"expected 4 numbers, got {len(box)}"
+    if not all(_is_number(v) for v in box):
+        return f"expected 4 finite numbers, got {box!r}"
+    return None
+
+
+def _box_array(boxes: list, where, file: str) -> np.ndarray:
+    """(n, 4) float64 array of a list of boxes; on any malformed box, a ScoringError listing them."""
+    n = len(boxes)
+    try:
+        lengths = np.fromiter(map(len, boxes), np.int64, n)
+        if n and (lengths.min() != 4 or lengths.max() != 4):
+            raise ValueError
+        flat = list(chain.from_iterable(boxes))
+        # sum() rejects strings and None, which np.fromiter would silently convert.
+        sum(flat)
+        arr = np.fromiter(flat, np.float64, 4 * n).reshape(n, 4)
+        if not np.isfinite(arr).all():
+            raise ValueError
+        return arr
+    except (TypeError, ValueError, OverflowError):
+        problems = []
+        for i, box in enumerate(boxes):
+            msg = _box_problem(box)
+            if msg:
+                problems.append(Problem(file, where(i), msg))
+        if not problems:  # pragma: no cover - the fast path and the checker disagree
+            raise
+        raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems) from None
+
+
+def _parts_dict(parts, file: str, where: str) -> dict:
+    """Parts as {name: part}: the evaluation form (a dict) as is, the raw form (a list with names) converted."""
+    if isinstance(parts, dict):
+        return parts
+    if isinstance(parts, list):
+        out = {}
+        for k, p in enumerate(parts):
+            if not isinstance(p, dict) or "name" not in p:
+                raise ScoringError(f"malformed parts in {file}",
+                                   [Problem(file, f"{where}.parts[{k}]", "expected an object with a 'name'")])
+            out[p["name"]] = p
+        return out
+    raise ScoringError(f"malformed parts in {file}",
+                       [Problem(file, f"{where}.parts", f"expected an object or a list, got {type(parts).__name__}")])
+
+
+def _group_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per group of consecutive ``values`` (sizes ``counts``), the sum added strictly left to right.
+
+    Groups are laid out in a zero-padded (groups x max size) matrix and its columns are added one by one,
+    which performs exactly the additions ``((0 + v0) + v1) + ...`` of a Python loop (adding 0.0 is exact).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.zeros(len(counts), dtype=np.float64)
+    if len(values) == 0:
+        return out
+    width = int(counts.max())
+    starts = np.cumsum(counts) - counts
+    col = np.arange(len(values)) - np.repeat(starts, counts)
+    padded = np.zeros((len(counts), width), dtype=np.float64)
+    padded[np.repeat(np.arange(len(counts)), counts), col] = values
+    for j in range(width):
+        out += padded[:, j]
+    return out
+
+
+def _segments(counts: np.ndarray):
+    """(group index, position within group) for each item of consecutive groups of sizes ``counts``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    group = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return group, np.arange(int(counts.sum())) - starts[group]
+
+
+# ----------------------------------------------------------------------------------------------------
+# IoU
+
+
+def _iou32(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of float32 boxes, every step in float32 (as the scorer's NumPy scalars); -1 if disjoint."""
+    one = np.float32(1)
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + one
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + one
+    inter = w * h
+    union = (a[:, 2] - a[:, 0] + one) * (a[:, 3] - a[:, 1] + one) + \
+        (b[:, 2] - b[:, 0] + one) * (b[:, 3] - b[:, 1] + one) - inter
+    overlap = (w > 0) & (h > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(overlap, inter / union, np.float32(-1))
+    return iou.astype(np.float32), overlap & (union == 0)
+
+
+def _iou64(a: np.ndarray, b: np.ndarray):
+    """Row-wise IoU in float64, the additions in the scorer's order; -1 if disjoint."""
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1
+    inter = w * h
+    union = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1) + (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1) \
+        - inter
+    overlap = (w > 0) & (h > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(overlap, inter / union, -1.0)
+    return iou, overlap & (union == 0)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Human assignment
+
+
+def _assign_shape(iou: np.ndarray):
+    """Assignment of a stack of same-shape frames ``iou`` (k, g, p), as the scorer's SciPy call gives it.
+
+    Returns ``(rows, cols, frames_left)``: for each frame, arrays (k, g) of the assigned prediction per GT
+    human (-1: none or a disjoint one) where the optimum is provably unique, and the indices of the frames
+    that must go to SciPy. Unique means: every real row (g <= p) or column (g >= p) has a strict
+    minimum cost with distinct argmins, except rows/columns made only of disjoint pairs (IoU -1), which
+    cost the same wherever they go and never pass a threshold in [0, 1].
+    """
+    k, g, p = iou.shape
+    if g == p:
+        cost = (np.float32(1) - iou).astype(np.float64)  # the scorer's square matrix stays float32
+    else:
+        cost = 1.0 - iou.astype(np.float64)
+    assigned = np.full((k, g), -1, dtype=np.int64)
+    disjoint = iou == np.float32(-1)
+    ok = np.zeros(k, dtype=bool)
+    if g <= p:
+        order = np.sort(cost, axis=2)
+        best = np.argmin(cost, axis=2)
+        gap = order[:, :, 1] - order[:, :, 0] if p > 1 else np.full((k, g), np.inf)
+        strict = gap > _TIE_TOL
+        idle = disjoint.all(axis=2)
+        hits = np.zeros((k, p), dtype=np.int64)
+        np.add.at(hits, (np.repeat(np.arange(k), g)[strict.ravel()], best.ravel()[strict.ravel()]), 1)
+        ok = (strict | idle).all(axis=1) & (hits.max(axis=1) <= 1)
+        assigned = np.where(strict, best, -1)
+    if g >= p:
+        order = np.sort(cost, axis=1)
+        best = np.argmin(cost, axis=1)  # (k, p): the GT row taking each prediction
+        gap = order[:, 1, :] - order[:, 0, :] if g > 1 else np.full((k, p), np.inf)
+        strict = gap > _TIE_TOL
+        idle = disjoint.all(axis=1)
+        hits = np.zeros((k, g), dtype=np.int64)
+        np.add.at(hits, (np.repeat(np.arange(k), p)[strict.ravel()], best.ravel()[strict.ravel()]), 1)
+        col_ok = (strict | idle).all(axis=1) & (hits.max(axis=1) <= 1)
+        by_col = np.full((k, g), -1, dtype=np.int64)
+        fi, cj = np.nonzero(strict)
+        by_col[fi, best[fi, cj]] = cj
+        use_cols = col_ok & ~ok
+        assigned[use_cols] = by_col[use_cols]
+        ok = ok | col_ok
+    return assigned, np.nonzero(~ok)[0]
+
+
+def _scipy_assign(iou: np.ndarray) -> np.ndarray:
+    """The scorer's own call for one frame: (g,) assigned prediction per GT human, -1 for none."""
+    from scipy.optimize import linear_sum_assignment
+
+    g, p = iou.shape
+    m = iou
+    if g != p:
+        n = max(g, p)
+        m = np.zeros((n, n), dtype=np.float64)
+        m[:g, :p] = iou
+    rows, cols = linear_sum_assignment(1 - m)
+    out = np.full(g, -1, dtype=np.int64)
+    real = (rows < g) & (cols < p)
+    out[rows[real]] = cols[real]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# The prepared submission
+
+
+@dataclass
+class _Frames:
+    """GT frames that the scorer matches: GT humans present and the frame present in the prediction."""
+
+    video: np.ndarray  # video index per scored frame
+    name: list  # frame key per scored frame
+    gt_humans: list  # per frame: list of GT human dicts
+    pred_humans: list  # per frame: list of predicted human dicts
+
+
+class _Prepared:
+    """A submission flattened once: matching is threshold-free, so a grid of thresholds reuses it."""
+
+    def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", legacy_pairing=False, videos=None):
+        """``gt_vid=None`` prepares the human matching only (for ``videos``, default all of ``gt_part``)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.legacy_pairing = bool(legacy_pairing)
+        self.gt_part = load_json(gt_part, "gt_part_result")
+        self.pred_part = load_json(pred_part, "pred_part_result")
+        if gt_vid is None:
+            self.videos = list(self.gt_part) if videos is None else list(videos)
+            self._check_gt_videos()
+        else:
+            self.gt_vid = load_json(gt_vid, "gt_vid_result")
+            self.pred_vid = load_json(pred_vid, "pred_vid_result")
+            self.videos = list(self.gt_vid)
+            if not self.videos:
+                raise ScoringError("gt_vid_result has no videos: nothing to score")
+            self._check_gt_videos()
+            self._check_labels()
+        self._walk_frames()
+        self._flatten_humans()
+        self._assign()
+        self._aligned = {}
+
+    # -- videos and frames ------------------------------------------------------------------------
+
+    def _check_gt_videos(self):
+        missing_gt = [v for v in self.videos if v not in self.gt_part]
+        if missing_gt:
+            raise ScoringError(f"{len(missing_gt)} ground-truth video(s) are missing from gt_part_result",
+                               [Problem("gt_part_result.json", str(v), "video missing") for v in missing_gt])
+
+    def _check_labels(self):
+        missing = [v for v in self.videos if v not in self.pred_vid]
+        if missing:
+            raise ScoringError(f"{len(missing)} ground-truth video(s) are missing from pred_vid_result",
+                               [Problem("pred_vid_result.json", str(v), "video missing") for v in missing])
+        self.labels = [self.gt_vid[v] for v in self.videos]
+        self.predicted = [self.pred_vid[v] for v in self.videos]
+        self.correct = np.fromiter(map(operator.eq, self.labels, self.predicted), bool, len(self.videos))
+
+    def _walk_frames(self):
+        gt_part, pred_part = self.gt_part, self.pred_part
+        n_videos = len(self.videos)
+        counted = np.zeros(n_videos, dtype=np.int64)  # frames in each video's denominator (before part-less)
+        f_video, f_name, f_gt, f_pred = [], [], [], []
+        missing_video, bad = [], []
+        missing_frames = []  # (video index, frame key, gt humans) of frames absent from the prediction
+        for v, video in enumerate(self.videos):
+            frames = gt_part[video]
+            if not isinstance(frames, dict):
+                bad.append(Problem("gt_part_result.json", str(video), "expected an object of frames"))
+                continue
+            names = list(frames)
+            try:
+                humans = list(map(_get_humans, frames.values()))
+                sizes = list(map(len, humans))
+            except (KeyError, TypeError):
+                for name, fr in frames.items():
+                    if not isinstance(fr, dict) or not isinstance(fr.get("humans"), list):
+                        bad.append(Problem("gt_part_result.json", f"{video}/{name}", "expected {'humans': [...]}"))
+                continue
+            with_humans = [i for i, s in enumerate(sizes) if s]
+            counted[v] = len(with_humans)
+            if not with_humans:
+                continue
+            pred_frames = pred_part.get(video)
+            if pred_frames is None and video not in pred_part:
+                missing_video.append(video)
+                continue
+            if not isinstance(pred_frames, dict):
+                bad.append(Problem("pred_part_result.json", str(video), "expected an object of frames"))
+                continue
+            for i in with_humans:
+                name = names[i]
+                if name not in pred_frames:
+                    missing_frames.append((v, name, humans[i]))
+                    continue
+                pf = pred_frames[name]
+                ph = pf.get("humans") if isinstance(pf, dict) else None
+                if not isinstance(ph, list):
+                    bad.append(Problem("pred_part_result.json", f"{video}/{name}", "expected {'humans': [...]}"))
+                    continue
+                f_video.append(v)
+                f_name.append(name)
+                f_gt.append(humans[i])
+                f_pred.append(ph)
+        if missing_video:
+            raise ScoringError(f"{len(missing_video)} ground-truth video(s) with annotated humans are missing "
+                               "from pred_part_result",
+                               [Problem("pred_part_result.json", str(v), "video missing") for v in missing_video])
+        if bad:
+            raise ScoringError(f"{len(bad)} malformed frame(s)", bad)
+        over = [Problem("pred_part_result.json", f"{self.videos[v]}/{n}",
+                        f"{len(ph)} humans, at most {HUMAN_LIMIT} allowed")
+                for v, n, ph in zip(f_video, f_name, f_pred) if len(ph) > HUMAN_LIMIT]
+        if over:
+            raise ScoringError(f"{len(over)} frame(s) have more than {HUMAN_LIMIT} predicted humans", over)
+        self.frames = _Frames(np.asarray(f_video, dtype=np.int64), f_name, f_gt, f_pred)
+        self.missing_frames = missing_frames
+        self.counted_frames = counted
+
+    # -- humans -----------------------------------------------------------------------------------
+
+    def _where_gt_human(self, k):
+        f = int(self.gh_frame[k])
+        return f"{self.videos[self.frames.video[f]]}/{self.frames.name[f]}/humans[{k - self.gh_start[f]}]"
+
+    def _where_pred_human(self, k):
+        f = int(self.ph_frame[k])
+        return f"{self.videos[self.frames.video[f]]}/{self.frames.name[f]}/humans[{k - self.ph_start[f]}]"
+
+    def _flatten_humans(self):
+        fr = self.frames
+        self.gh_count = np.fromiter(map(len, fr.gt_humans), np.int64, len(fr.name))
+        self.ph_count = np.fromiter(map(len, fr.pred_humans), np.int64, len(fr.name))
+        self.gh_frame, _ = _segments(self.gh_count)
+        self.ph_frame, _ = _segments(self.ph_count)
+        self.gh_start = np.cumsum(self.gh_count) - self.gh_count
+        self.ph_start = np.cumsum(self.ph_count) - self.ph_count
+        self.gh = list(chain.from_iterable(fr.gt_humans))
+        self.ph = list(chain.from_iterable(fr.pred_humans))
+        self.gh_box = self._human_boxes(self.gh, "gt_part_result.json", self._where_gt_human)
+        self.ph_box = self._human_boxes(self.ph, "pred_part_result.json", self._where_pred_human)
+        try:
+            gparts = list(map(_get_parts, self.gh))
+        except (KeyError, TypeError):
+            problems = [Problem("gt_part_result.json", self._where_gt_human(k) + ".parts", "missing")
+                        for k, h in enumerate(self.gh) if not isinstance(h, dict) or "parts" not in h]
+            raise ScoringError("ground-truth humans without 'parts'", problems) from None
+        if not all(type(p) is dict for p in gparts):
+            gparts = [p if type(p) is dict else _parts_dict(p, "gt_part_result.json", self._where_gt_human(k))
+                      for k, p in enumerate(gparts)]
+        self.gh_parts = gparts
+        self.gh_nparts = np.fromiter(map(len, gparts), np.int64, len(gparts))
+        # Parts per scored frame; a frame whose humans have none is dropped from its video's denominator.
+        frame_parts = np.bincount(self.gh_frame, weights=self.gh_nparts, minlength=len(fr.name))
+        self.frame_nparts = frame_parts.astype(np.int64)
+        partless = self.frame_nparts == 0
+        self.counted_frames = self.counted_frames - np.bincount(fr.video[partless], minlength=len(self.videos))
+
+    def _human_boxes(self, humans, file, where):
+        try:
+            boxes = list(map(_get_box, humans))
+        except (KeyError, TypeError):
+            problems = [Problem(file, where(k) + ".box", "missing")
+                        for k, h in enumerate(humans) if not isinstance(h, dict) or "box" not in h]
+            raise ScoringError(f"humans without 'box' in {file}", problems) from None
+        arr = _box_array(boxes, lambda k: where(k) + ".box", file)
+        return arr.astype(np.float32)
+
+    # -- assignment -------------------------------------------------------------------------------
+
+    def _assign(self):
+        """Pairs (GT human, predicted human, IoU, square) of the scorer's Hungarian assignment, all frames."""
+        g, p = self.gh_count, self.ph_count
+        n_pairs = g * p
+        f_of_pair, k = _segments(n_pairs)
+        gi = k // p[f_of_pair]
+        pj = k % p[f_of_pair]
+        gglob = self.gh_start[f_of_pair] + gi
+        pglob = self.ph_start[f_of_pair] + pj
+        iou, zero_union = _iou32(self.gh_box[gglob], self.ph_box[pglob])
+        if zero_union.any():
+            bad = np.nonzero(zero_union)[0]
+            raise ScoringError("human boxes with an empty union (the scorer would divide by zero)",
+                               [Problem("pred_part_result.json", self._where_pred_human(int(pglob[i])) + ".box",
+                                        f"union with GT {self._where_gt_human(int(gglob[i]))} is 0") for i in bad])
+        pair_start = np.cumsum(n_pairs) - n_pairs
+        assigned = np.full(len(self.gh), -1, dtype=np.int64)  # local prediction index per GT human
+        shapes = np.stack([g, p], axis=1)
+        active = (g > 0) & (p > 0)
+        if active.any():
+            uniq, inverse = np.unique(shapes[active], axis=0, return_inverse=True)
+            frames_active = np.nonzero(active)[0]
+            for s, (gs, ps) in enumerate(uniq):
+                fs = frames_active[inverse.ravel() == s]
+                idx = pair_start[fs][:, None] + np.arange(gs * ps)[None, :]
+                stack = iou[idx].reshape(len(fs), gs, ps)
+                got, left = _assign_shape(stack)
+                for j in left:
+                    got[j] = _scipy_assign(stack[j])
+                rows = self.gh_start[fs][:, None] + np.arange(gs)[None, :]
+                assigned[rows.ravel()] = got.ravel()
+        has = assigned >= 0
+        gidx = np.nonzero(has)[0]
+        frame = self.gh_frame[gidx]
+        local_p = assigned[gidx]
+        local_g = gidx - self.gh_start[frame]
+        pair_iou = iou[pair_start[frame] + local_g * p[frame] + local_p]
+        self.pair_g = gidx  # global GT human index, increasing (frame order, then GT order)
+        self.pair_frame = frame
+        self.pair_p = self.ph_start[frame] + local_p
+        self.pair_iou = pair_iou
+        self.pair_square = g[frame] == p[frame]
+
+    def valid_pairs(self, human_iou: float):
+        """(GT human, predicted human) pairs that count at this human threshold (scorer's precision)."""
+        iou = self.pair_iou
+        valid = np.where(self.pair_square, iou > np.float32(human_iou), iou.astype(np.float64) > human_iou)
+        g, p, frame = self.pair_g[valid], self.pair_p[valid], self.pair_frame[valid]
+        if self.legacy_pairing and len(g):
+            # The i-th valid match of a frame (GT order) takes the frame's i-th predicted human.
+            _, rank = _segments(np.bincount(frame, minlength=len(self.frames.name))[np.unique(frame)])
+            p = self.ph_start[frame] + rank
+        return g, p
+
+    # -- parts ------------------------------------------------------------------------------------
+
+    def _where_gt_part(self, gparts, g, part_pair, i):
+        pair = int(part_pair[i])
+        name = list(gparts[pair])[i - int(np.searchsorted(part_pair, pair))]
+        return f"{self._where_gt_human(int(g[pair]))}.parts.{name}"
+
+    def _align(self, g: np.ndarray, p: np.ndarray):
+        """Part-level data of GT humans ``g`` paired with predicted humans ``p`` (threshold-free, cached).
+
+        For every GT part of the pairs (in order): whether the paired prediction has that part name and how
+        many proposals it holds; for every proposal: its GT part, IoU with the GT part box and verb equality.
+        """
+        key = (g.tobytes(), p.tobytes())
+        if key in self._aligned:
+            return self._aligned[key]
+        PRED, GT = "pred_part_result.json", "gt_part_result.json"
+        gparts = [self.gh_parts[i] for i in g.tolist()]
+        ph = self.ph
+        try:
+            pparts = [ph[j]["parts"] for j in p.tolist()]
+        except (KeyError, TypeError):
+            problems = [Problem(PRED, self._where_pred_human(j) + ".parts", "missing")
+                        for j in p.tolist() if not isinstance(ph[j], dict) or "parts" not in ph[j]]
+            raise ScoringError("matched predicted humans without 'parts'", problems) from None
+        if not all(type(x) is dict for x in pparts):
+            pparts = [x if type(x) is dict else _parts_dict(x, PRED, self._where_pred_human(j))
+                      for x, j in zip(pparts, p.tolist())]
+        nparts = np.fromiter(map(len, gparts), np.int64, len(gparts))
+        part_pair, _ = _segments(nparts)
+        gvals = list(chain.from_iterable(map(dict.values, gparts)))
+        # For every GT part, the predicted part of the same name (None when the prediction lacks it).
+        pvals = list(chain.from_iterable(map(map, map(operator.attrgetter("get"), pparts), gparts)))
+        present = np.fromiter(map(operator.is_not, pvals, repeat(None)), bool, len(pvals))
+        sel = np.nonzero(present)[0]
+        shown = list(compress(pvals, present.tolist()))
+
+        def where_gt(i):
+            return self._where_gt_part(gparts, g, part_pair, i)
+
+        def where_pred(i):
+            pair = int(part_pair[i])
+            return f"{self._where_pred_human(int(p[pair]))}.parts.{where_gt(i).rsplit('.parts.', 1)[1]}"
+
+        try:
+            gboxes = list(map(_get_box, gvals))
+            gverbs = list(map(_get_verb, gvals))
+        except (KeyError, TypeError):
+            problems = [Problem(GT, where_gt(i), "expected {'box': [...], 'verb': ...}")
+                        for i, x in enumerate(gvals) if not isinstance(x, dict) or "box" not in x or "verb" not in x]
+            raise ScoringError("malformed ground-truth parts", problems) from None
+        gbox = _box_array(gboxes, lambda i: where_gt(i) + ".box", GT)
+        try:
+            pboxes = list(map(_get_box, shown))
+            pverbs = list(map(_get_verb, shown))
+        except (KeyError, TypeError):
+            problems = [Problem(PRED, where_pred(int(i)), "expected {'box': ..., 'verb': ...}")
+                        for i, x in zip(sel.tolist(), shown)
+                        if not isinstance(x, dict) or "box" not in x or "verb" not in x]
+            raise ScoringError("malformed predicted parts", problems) from None
+        if self.mode == "list":
+            nprop = self._check_proposals(pboxes, pverbs, sel, where_pred)
+            pboxes = list(chain.from_iterable(pboxes))
+            pverbs = list(chain.from_iterable(pverbs))
+        else:
+            self._check_single(pboxes, pverbs, sel, where_pred)
+            nprop = np.ones(len(shown), dtype=np.int64)
+        prop_part = np.repeat(sel, nprop)  # GT part index of each proposal
+        _, prop_rank = _segments(nprop)
+        pbox = _box_array(pboxes, lambda i: f"{where_pred(int(prop_part[i]))}.box[{prop_rank[i]}]", PRED)
+        same_verb = np.fromiter(map(operator.eq, map(gverbs.__getitem__, prop_part.tolist()), pverbs), bool,
+                                len(pverbs))
+        iou, zero_union = _iou64(gbox[prop_part], pbox)
+        if zero_union.any():
+            raise ScoringError("part boxes with an empty union (the scorer would divide by zero)",
+                               [Problem(PRED, where_pred(int(prop_part[i])), "box union with the GT part is 0")
+                                for i in np.nonzero(zero_union)[0]])
+        n = np.zeros(len(gvals), dtype=np.int64)
+        n[sel] = nprop
+        aligned = dict(nparts=nparts, nprop=n, prop_part=prop_part, prop_iou=iou, prop_same=same_verb,
+                       pverbs=pverbs, where_pred=where_pred)
+        self._aligned[key] = aligned
+        return aligned
+
+    @staticmethod
+    def _check_proposals(pboxes, pverbs, sel, where_pred):
+        """List mode: 'box' and 'verb' are lists of equal length; returns N per part."""
+        n = len(pverbs)
+        ok = set(map(type, pverbs)) <= {list} and set(map(type, pboxes)) <= {list}
+        if ok:
+            nprop = np.fromiter(map(len, pverbs), np.int64, n)
+            ok = np.array_equal(nprop, np.fromiter(map(len, pboxes), np.int64, n))
+        if ok:
+            return nprop
+        bad = []
+        for i, b, v in zip(sel.tolist(), pboxes, pverbs):
+            if type(v) is not list or type(b) is not list or len(b) != len(v):
+                hint = " (one verb and one box: use mode='single')" if not isinstance(v, list) else ""
+                bad.append(Problem("pred_part_result.json", where_pred(int(i)),
+                                   "mode 'list' expects 'box': [box, ...] and 'verb': [verb, ...] of equal "
+                                   "length" + hint))
+        raise ScoringError("malformed proposals", bad)
+
+    @staticmethod
+    def _check_single(pboxes, pverbs, sel, where_pred):
+        """Single mode: one verb (not a list) and one box (not a list of boxes) per part."""
+        if list not in set(map(type, pverbs)):
+            try:
+                first = set(map(type, map(operator.itemgetter(0), pboxes)))
+            except (IndexError, KeyError, TypeError):
+                first = set()  # malformed boxes: reported by the box check
+            if list not in first:
+                return
+        bad = [Problem("pred_part_result.json", where_pred(int(i)),
+                       "mode 'single' expects one box and one verb, got lists (use mode='list')")
+               for i, v, b in zip(sel.tolist(), pverbs, pboxes)
+               if isinstance(v, list) or (isinstance(b, list) and b and isinstance(b[0], (list, tuple)))]
+        if bad:
+            raise ScoringError("proposal lists in mode 'single'", bad)
+
+    # -- scores -----------------------------------------------------------------------------------
+
+    def part_scores(self, human_iou: float, part_iou: float):
+        """Per GT part of the valid pairs: score, and the arrays needed for details."""
+        g, p = self.valid_pairs(human_iou)
+        al = self._align(g, p)
+        nprop = al["nprop"]
+        over = np.nonzero(nprop > PROPOSAL_LIMIT)[0]
+        if len(over):
+            raise ScoringError(f"{len(over)} scored part(s) have more than {PROPOSAL_LIMIT} proposals",
+                               [Problem("pred_part_result.json", al["where_pred"](int(i)),
+                                        f"{nprop[i]} proposals") for i in over])
+        hit = (al["prop_iou"] >= part_iou) & al["prop_same"]
+        correct = np.bincount(al["prop_part"][hit], minlength=len(nprop)) > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(correct, 1.0 / np.maximum(nprop, 1), 0.0)
+        return g, p, al, score, hit
+
+    def score(self, human_iou: float = 0.5, part_iou: float = 0.3, details: bool = False) -> TPSResult:
+        import pandas as pd
+
+        human_iou = _check_threshold(human_iou, "human_iou")
+        part_iou = _check_threshold(part_iou, "part_iou")
+        g, p, al, score, hit = self.part_scores(human_iou, part_iou)
+        human_sum = np.zeros(len(self.gh), dtype=np.float64)
+        human_sum[g] = _group_sum(score, al["nparts"])
+        frame_sum = _group_sum(human_sum, self.gh_count)
+        fr = self.frames
+        keep = self.frame_nparts > 0
+        frame_value = frame_sum[keep] / self.frame_nparts[keep]
+        video_of = fr.video[keep]
+        video_sum = _group_sum(frame_value, np.bincount(video_of, minlength=len(self.videos)))
+        counted = self.counted_frames
+        with np.errstate(divide="ignore", invalid="ignore"):
+            psc = np.where(counted > 0, video_sum / np.maximum(counted, 1), 1.0)
+        thresholds, acc, area_raw = curve(psc, self.correct)
+        per_video = pd.DataFrame({"video": self.videos, "psc": psc, "correct": self.correct,
+                                  "label": self.labels, "predicted": self.predicted})
+        result = TPSResult(area=round(area_raw, 6), area_raw=area_raw, accuracy=float(self.correct.mean()),
+                           mean_psc=float(psc.mean()), per_video=per_video, thresholds=thresholds, acc=acc,
+                           human_iou=human_iou, part_iou=part_iou, mode=self.mode)
+        if details:
+            result.per_part = self._per_part(g, p, al, score, hit, part_iou)
+        return result
+
+    def _per_part(self, g, p, al, score, hit, part_iou):
+        """One row per GT part of every counted frame (frames missing from the prediction included)."""
+        import pandas as pd
+
+        matched_of = np.full(len(self.gh), -1, dtype=np.int64)
+        matched_of[g] = np.arange(len(g))
+        rows_g = np.repeat(np.arange(len(self.gh)), self.gh_nparts)
+        _, part_pos = _segments(self.gh_nparts)
+        names = list(chain.from_iterable(self.gh_parts))
+        vals = list(chain.from_iterable(map(dict.values, self.gh_parts)))
+        frame = self.gh_frame[rows_g]
+        pair = matched_of[rows_g]
+        # Position of each part among the aligned parts: pair starts + position within the human.
+        pair_start = np.cumsum(al["nparts"]) - al["nparts"]
+        aligned_idx = np.where(pair >= 0, pair_start[np.maximum(pair, 0)] + part_pos, -1)
+        m = aligned_idx >= 0
+        nprop = np.zeros(len(names), dtype=np.int64)
+        nprop[m] = al["nprop"][aligned_idx[m]]
+        part_score = np.zeros(len(names))
+        part_score[m] = score[aligned_idx[m]]
+        box_hit_al = np.bincount(al["prop_part"][al["prop_iou"] >= part_iou], minlength=len(al["nprop"])) > 0
+        state_hit_al = np.bincount(al["prop_part"][al["prop_same"]], minlength=len(al["nprop"])) > 0
+        both_al = np.bincount(al["prop_part"][hit], minlength=len(al["nprop"])) > 0
+        box_ok = np.zeros(len(names), bool)
+        state_ok = np.zeros(len(names), bool)
+        correct = np.zeros(len(names), bool)
+        box_ok[m] = box_hit_al[aligned_idx[m]]
+        state_ok[m] = state_hit_al[aligned_idx[m]]
+        correct[m] = both_al[aligned_idx[m]]
+        first = np.cumsum(al["nprop"]) - al["nprop"]  # first proposal of each aligned part
+        pred_state = np.full(len(names), None, dtype=object)
+        has_prop = m.copy()
+        has_prop[m] = al["nprop"][aligned_idx[m]] > 0
+        pverbs = al["pverbs"]
+        pred_state[has_prop] = [pverbs[i] for i in first[aligned_idx[has_prop]].tolist()]
+        table = pd.DataFrame({
+            "video": [self.videos[v] for v in self.frames.video[frame].tolist()],
+            "frame": [self.frames.name[f] for f in frame.tolist()],
+            "human": (np.arange(len(self.gh)) - self.gh_start[self.gh_frame])[rows_g],
+            "part": names,
+            "gt_state": [v.get("verb") if isinstance(v, dict) else None for v in vals],
+            "human_matched": pair >= 0,
+            "predicted": nprop > 0,
+            "n_proposals": nprop,
+            "box_ok": box_ok,
+            "state_ok": state_ok,
+            "correct": correct,
+            "score": part_score,
+            "pred_state": pred_state,
+        })
+        missing = self._missing_frame_parts()
+        if len(missing):
+            table = pd.concat([table, missing], ignore_index=True)
+        return table.reset_index(drop=True)
+
+    def _missing_frame_parts(self):
+        """Parts of GT frames absent from the prediction: counted, never matched."""
+        import pandas as pd
+
+        rows = []
+        for v, name, humans in self.missing_frames:
+            for h, human in enumerate(humans):
+                parts = _parts_dict(human.get("parts", {}) if isinstance(human, dict) else {},
+                                    "gt_part_result.json", f"{self.videos[v]}/{name}/humans[{h}]")
+                for part, gp in parts.items():
+                    rows.append((self.videos[v], name, h, part, gp.get("verb") if isinstance(gp, dict) else None))
+        t = pd.DataFrame(rows, columns=["video", "frame", "human", "part", "gt_state"])
+        for col, val in (("human_matched", False), ("predicted", False), ("n_proposals", 0), ("box_ok", False),
+                         ("state_ok", False), ("correct", False), ("score", 0.0)):
+            t[col] = val
+        t["pred_state"] = None
+        return t
+
+
+# ----------------------------------------------------------------------------------------------------
+# Public API
+
+
+def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part_iou: float = 0.3,
+              mode: str = "list", *, legacy_pairing: bool = False, details: bool = False) -> TPSResult:
+    """The official Kinetics-TPS score of a submission.
+
+    ``gt_vid``/``pred_vid`` are ``{video: class}``; ``gt_part``/``pred_part`` are
+    ``{video: {"img_00001.json": {"humans": [{"box": b, "parts": {name: {"box": ..., "verb": ...}}}]}}}``,
+    given as dicts (as loaded) or as paths to the JSON files. Predicted parts hold lists
+    (``{"box": [b1, b2], "verb": [s1, s2]}``, up to 5 proposals) in ``mode="list"`` and one box and one
+    verb in ``mode="single"`` (the 2022 scorer). Parts may also be given in the raw list form
+    (``[{"name": ..., "box": ..., "verb": ...}]``). Thresholds must lie in [0, 1].
+
+    With ``details=True`` the result also has ``per_part``: one row per GT part of every counted frame
+    with ``video, frame, human, part, gt_state, human_matched, predicted, n_proposals, box_ok`` (some
+    proposal reaches the part IoU), ``state_ok`` (some proposal has the GT verb), ``correct`` (one
+    proposal has both), ``score`` (its contribution, 1/N or 0) and ``pred_state`` (first proposal's verb).
+
+    Raises :class:`ScoringError` (a ``ValueError``) listing every offending video/frame for GT videos
+    missing from the prediction, over-limit frames or parts, and malformed input.
+    """
+    prepared = _Prepared(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    return prepared.score(human_iou, part_iou, details=details)
+
+
+def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_ious=GRID_IOUS,
+             mode: str = "list", *, legacy_pairing: bool = False, psc_thresholds=GRID_PSC):
+    """The grid the public script prints: for every (human IoU, part IoU), the area and acc(t).
+
+    Returns a DataFrame with columns ``human_iou, part_iou, area, area_raw, accuracy, mean_psc`` and one
+    ``acc@t`` column per PSC threshold ``t``. The submission is flattened and matched once.
+    """
+    import pandas as pd
+
+    prepared = _Prepared(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    rows = []
+    for hi in human_ious:
+        for pi in part_ious:
+            r = prepared.score(hi, pi)
+            row = {"human_iou": hi, "part_iou": pi, "area": r.area, "area_raw": r.area_raw,
+                   "accuracy": r.accuracy, "mean_psc": r.mean_psc}
+            row.update({f"acc@{t:g}": r.acc_at(t) for t in psc_thresholds})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def assign_humans(gt_part, pred_part, videos=None):
+    """The scorer's human assignment, threshold-free: one row per GT human paired with a prediction.
+
+    Columns ``video, frame, gt_human, pred_human, iou`` (float32 IoU as the scorer computes it; pairs of
+    disjoint boxes, IoU -1, are not listed). Only frames the scorer matches appear (GT humans present and
+    the frame in the prediction). ``videos`` restricts to those videos (default: all of ``gt_part``).
+    """
+    import pandas as pd
+
+    prep = _Prepared(None, gt_part, None, pred_part, videos=videos)
+    videos = prep.videos
+    keep = prep.pair_iou > -1
+    f = prep.pair_frame[keep]
+    return pd.DataFrame({
+        "video": [videos[v] for v in prep.frames.video[f].tolist()],
+        "frame": [prep.frames.name[i] for i in f.tolist()],
+        "gt_human": (prep.pair_g - prep.gh_start[prep.pair_frame])[keep],
+        "pred_human": (prep.pair_p - prep.ph_start[prep.pair_frame])[keep],
+        "iou": prep.pair_iou[keep],
+    })
