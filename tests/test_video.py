@@ -380,3 +380,22 @@ def test_auto_switches_to_pyav_when_decord_fails(videos, monkeypatch):
     info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None)
     with AutoReader(path, info) as reader:  # no timestamps: decoded in order by PyAV
         assert reader.active_backend == "pyav" and read(reader, [9]) == [expected[9]]
+
+
+def test_remembered_probe_follows_file_changes(videos, tmp_path):
+    import shutil
+
+    from tpslab.video import clear_probe_cache, probe_cached
+
+    path = tmp_path / "v.mp4"
+    shutil.copy(videos["short_gop"][0], path)
+    assert probe_cached(path) is probe_cached(path)
+    with open_video(path) as reader:
+        assert len(reader) == N
+    shutil.copy(videos["cut17"][0], path)  # replaced in place: another size and time
+    with open_video(path) as reader:
+        assert len(reader) == N - 17 and read(reader, [0]) == [17]
+    path.write_bytes(b"")
+    with pytest.raises(VideoError, match="empty"):
+        open_video(path)
+    clear_probe_cache()

@@ -12,7 +12,8 @@ Backends:
 - ``decord``: faster random access, but it counts and indexes every coded frame, including frames
   an mp4 edit list hides (files cut by stream copy), so it returns wrong frames there; it cannot
   open some codecs (AV1). It is used only after the probe shows the file is safe for it.
-- ``auto`` (default): decord where the probe and decord agree, PyAV otherwise.
+- ``auto`` (default): decord where the probe and decord agree, PyAV otherwise. The probe costs a
+  few milliseconds per open; :func:`probe_cached` remembers it per process while the file is unchanged.
 - ``rawframes``: a folder of ``img_%05d.jpg`` (mmaction2 extraction); a 0-based folder is reported.
 
 Every failure to read a file (missing, empty, truncated, corrupt, no video stream) raises
@@ -21,6 +22,7 @@ Every failure to read a file (missing, empty, truncated, corrupt, no video strea
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -217,6 +219,29 @@ def probe(path) -> VideoInfo:
                      shown_pts, key_dts[gop], gop, key_pts)
 
 
+@functools.lru_cache(maxsize=2048)
+def _probe_cached(path: str, size: int, mtime_ns: int) -> VideoInfo:
+    return probe(path)
+
+
+def probe_cached(path) -> VideoInfo:
+    """:func:`probe`, remembered in this process while the file keeps its size and modification time.
+
+    Readers opened by :func:`open_video` use it, so a video read again (another clip, the next
+    epoch) skips the packet scan. Failures are not remembered. :func:`clear_probe_cache` forgets all.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return probe(path)  # raises the VideoError that names the problem
+    return _probe_cached(str(path), st.st_size, st.st_mtime_ns)
+
+
+def clear_probe_cache() -> None:
+    _probe_cached.cache_clear()
+
+
 def _count_packets(path: Path) -> int:
     """Whole coded frames in the file's video stream, edit list ignored (mp4 demuxer option)."""
     import av
@@ -317,7 +342,7 @@ class PyAVReader(VideoReader):
     backend = "pyav"
 
     def __init__(self, path, info: VideoInfo | None = None, thread_type: str = "AUTO"):
-        info = info or probe(path)
+        info = info or probe_cached(path)
         self.thread_type = thread_type
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
@@ -465,7 +490,7 @@ class DecordReader(VideoReader):
     def __init__(self, path, info: VideoInfo | None = None, **decord_kwargs):
         import decord
 
-        info = info or probe(path)
+        info = info or probe_cached(path)
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
         if info.hidden_frames:
@@ -508,7 +533,7 @@ class AutoReader(VideoReader):
     backend = "auto"
 
     def __init__(self, path, info: VideoInfo | None = None):
-        info = info or probe(path)
+        info = info or probe_cached(path)
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
         self.fallback_reason: str | None = None
