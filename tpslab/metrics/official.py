@@ -589,13 +589,15 @@ class _Prepared:
         name = list(gparts[pair])[i - int(np.searchsorted(part_pair, pair))]
         return f"{self._where_gt_human(int(g[pair]))}.parts.{name}"
 
-    def _align(self, g: np.ndarray, p: np.ndarray):
+    def _align(self, g: np.ndarray, p: np.ndarray, full: bool = False):
         """Part-level data of GT humans ``g`` paired with predicted humans ``p`` (threshold-free, cached).
 
         For every GT part of the pairs (in order): whether the paired prediction has that part name and how
-        many proposals it holds; for every proposal: its GT part, IoU with the GT part box and verb equality.
+        many proposals it holds; for every proposal: its GT part, verb equality and IoU with the GT part box.
+        Boxes are read (and checked) only for parts with a proposal of the right verb, the only ones whose
+        IoU can matter; ``full=True`` reads them all (for the per-part details).
         """
-        key = (g.tobytes(), p.tobytes())
+        key = (g.tobytes(), p.tobytes(), full)
         if key in self._aligned:
             return self._aligned[key]
         PRED, GT = "pred_part_result.json", "gt_part_result.json"
@@ -618,6 +620,7 @@ class _Prepared:
         present = np.fromiter(map(operator.is_not, pvals, repeat(None)), bool, len(pvals))
         sel = np.nonzero(present)[0]
         shown = list(compress(pvals, present.tolist()))
+        shown_gt = list(compress(gvals, present.tolist()))
 
         def where_gt(i):
             return self._where_gt_part(gparts, g, part_pair, i)
@@ -626,88 +629,112 @@ class _Prepared:
             pair = int(part_pair[i])
             return f"{self._where_pred_human(int(p[pair]))}.parts.{where_gt(i).rsplit('.parts.', 1)[1]}"
 
+        def malformed(file, items, index, what, keys):
+            problems = [Problem(file, (where_gt if file == GT else where_pred)(int(i)), f"expected {what}")
+                        for i, x in zip(index, items) if not isinstance(x, dict) or any(k not in x for k in keys)]
+            return ScoringError(f"malformed parts in {file}", problems)
+
         try:
-            gboxes = list(map(_get_box, gvals))
-            gverbs = list(map(_get_verb, gvals))
+            gverbs = list(map(_get_verb, shown_gt))
         except (KeyError, TypeError):
-            problems = [Problem(GT, where_gt(i), "expected {'box': [...], 'verb': ...}")
-                        for i, x in enumerate(gvals) if not isinstance(x, dict) or "box" not in x or "verb" not in x]
-            raise ScoringError("malformed ground-truth parts", problems) from None
-        gbox = _box_array(gboxes, lambda i: where_gt(i) + ".box", GT)
+            raise malformed(GT, shown_gt, sel.tolist(), "{'box': [...], 'verb': ...}", ("verb",)) from None
         try:
-            pboxes = list(map(_get_box, shown))
             pverbs = list(map(_get_verb, shown))
         except (KeyError, TypeError):
-            problems = [Problem(PRED, where_pred(int(i)), "expected {'box': ..., 'verb': ...}")
-                        for i, x in zip(sel.tolist(), shown)
-                        if not isinstance(x, dict) or "box" not in x or "verb" not in x]
-            raise ScoringError("malformed predicted parts", problems) from None
+            raise malformed(PRED, shown, sel.tolist(), "{'box': ..., 'verb': ...}", ("verb",)) from None
         if self.mode == "list":
-            nprop = self._check_proposals(pboxes, pverbs, sel, where_pred)
-            pboxes = list(chain.from_iterable(pboxes))
+            nprop = self._check_verb_lists(pverbs, sel, where_pred)
             pverbs = list(chain.from_iterable(pverbs))
         else:
-            self._check_single(pboxes, pverbs, sel, where_pred)
+            if list in set(map(type, pverbs)):
+                raise ScoringError("proposal lists in mode 'single'", [
+                    Problem(PRED, where_pred(int(i)), "mode 'single' expects one verb, got a list (use mode='list')")
+                    for i, v in zip(sel.tolist(), pverbs) if isinstance(v, list)])
             nprop = np.ones(len(shown), dtype=np.int64)
-        prop_part = np.repeat(sel, nprop)  # GT part index of each proposal
-        _, prop_rank = _segments(nprop)
-        pbox = _box_array(pboxes, lambda i: f"{where_pred(int(prop_part[i]))}.box[{prop_rank[i]}]", PRED)
-        same_verb = np.fromiter(map(operator.eq, map(gverbs.__getitem__, prop_part.tolist()), pverbs), bool,
-                                len(pverbs))
-        iou, zero_union = _iou64(gbox[prop_part], pbox)
+        owner = np.repeat(np.arange(len(sel)), nprop)  # position in ``shown`` of each proposal's part
+        same_verb = np.fromiter(map(operator.eq, chain.from_iterable(map(repeat, gverbs, nprop.tolist())), pverbs),
+                                bool, len(pverbs))
+        # Parts whose IoU can matter: some proposal has the GT verb (all parts with ``full``).
+        need = np.bincount(owner[same_verb], minlength=len(sel)) > 0 if not full else np.ones(len(sel), bool)
+        need_list = need.tolist()
+        need_idx = np.nonzero(need)[0]
+        try:
+            gboxes = list(map(_get_box, compress(shown_gt, need_list)))
+        except (KeyError, TypeError):
+            raise malformed(GT, list(compress(shown_gt, need_list)), sel[need_idx].tolist(),
+                            "{'box': [...], 'verb': ...}", ("box",)) from None
+        gbox = _box_array(gboxes, lambda i: where_gt(int(sel[need_idx[i]])) + ".box", GT)
+        try:
+            pboxes = list(map(_get_box, compress(shown, need_list)))
+        except (KeyError, TypeError):
+            raise malformed(PRED, list(compress(shown, need_list)), sel[need_idx].tolist(),
+                            "{'box': ..., 'verb': ...}", ("box",)) from None
+        if self.mode == "list":
+            self._check_box_lists(pboxes, nprop[need_idx], sel[need_idx], where_pred)
+            pboxes = list(chain.from_iterable(pboxes))
+        else:
+            self._check_single_boxes(pboxes, sel[need_idx], where_pred)
+        prop_need = need[owner]
+        owner_need = owner[prop_need]
+        _, rank = _segments(nprop[need_idx])
+        pbox = _box_array(pboxes, lambda i: f"{where_pred(int(sel[owner_need[i]]))}.box[{rank[i]}]", PRED)
+        box_row = np.cumsum(need) - 1  # row of each needed part in ``gbox``
+        iou = np.full(len(pverbs), -np.inf)
+        iou_need, zero_union = _iou64(gbox[box_row[owner_need]], pbox)
         if zero_union.any():
             raise ScoringError("part boxes with an empty union (the scorer would divide by zero)",
-                               [Problem(PRED, where_pred(int(prop_part[i])), "box union with the GT part is 0")
+                               [Problem(PRED, where_pred(int(sel[owner_need[i]])), "box union with the GT part is 0")
                                 for i in np.nonzero(zero_union)[0]])
+        iou[prop_need] = iou_need
         n = np.zeros(len(gvals), dtype=np.int64)
         n[sel] = nprop
-        aligned = dict(nparts=nparts, nprop=n, prop_part=prop_part, prop_iou=iou, prop_same=same_verb,
+        aligned = dict(nparts=nparts, nprop=n, prop_part=sel[owner], prop_iou=iou, prop_same=same_verb,
                        pverbs=pverbs, where_pred=where_pred)
         self._aligned[key] = aligned
         return aligned
 
     @staticmethod
-    def _check_proposals(pboxes, pverbs, sel, where_pred):
-        """List mode: 'box' and 'verb' are lists of equal length; returns N per part."""
-        n = len(pverbs)
-        ok = set(map(type, pverbs)) <= {list} and set(map(type, pboxes)) <= {list}
-        if ok:
-            nprop = np.fromiter(map(len, pverbs), np.int64, n)
-            ok = np.array_equal(nprop, np.fromiter(map(len, pboxes), np.int64, n))
-        if ok:
-            return nprop
-        bad = []
-        for i, b, v in zip(sel.tolist(), pboxes, pverbs):
-            if type(v) is not list or type(b) is not list or len(b) != len(v):
-                hint = " (one verb and one box: use mode='single')" if not isinstance(v, list) else ""
-                bad.append(Problem("pred_part_result.json", where_pred(int(i)),
-                                   "mode 'list' expects 'box': [box, ...] and 'verb': [verb, ...] of equal "
-                                   "length" + hint))
-        raise ScoringError("malformed proposals", bad)
+    def _check_verb_lists(pverbs, sel, where_pred):
+        """List mode: every 'verb' is a list; returns N (proposals) per part."""
+        if set(map(type, pverbs)) <= {list}:
+            return np.fromiter(map(len, pverbs), np.int64, len(pverbs))
+        raise ScoringError("malformed proposals", [
+            Problem("pred_part_result.json", where_pred(int(i)),
+                    "mode 'list' expects 'verb': [verb, ...]" + (" (got one verb: use mode='single')"
+                                                                 if isinstance(v, str) else ""))
+            for i, v in zip(sel.tolist(), pverbs) if type(v) is not list])
 
     @staticmethod
-    def _check_single(pboxes, pverbs, sel, where_pred):
-        """Single mode: one verb (not a list) and one box (not a list of boxes) per part."""
-        if list not in set(map(type, pverbs)):
-            try:
-                first = set(map(type, map(operator.itemgetter(0), pboxes)))
-            except (IndexError, KeyError, TypeError):
-                first = set()  # malformed boxes: reported by the box check
-            if list not in first:
-                return
-        bad = [Problem("pred_part_result.json", where_pred(int(i)),
-                       "mode 'single' expects one box and one verb, got lists (use mode='list')")
-               for i, v, b in zip(sel.tolist(), pverbs, pboxes)
-               if isinstance(v, list) or (isinstance(b, list) and b and isinstance(b[0], (list, tuple)))]
-        if bad:
-            raise ScoringError("proposal lists in mode 'single'", bad)
+    def _check_box_lists(pboxes, nprop, sel, where_pred):
+        """List mode: every 'box' is a list of as many boxes as the part has verbs."""
+        if set(map(type, pboxes)) <= {list} and \
+                np.array_equal(np.fromiter(map(len, pboxes), np.int64, len(pboxes)), nprop):
+            return
+        raise ScoringError("malformed proposals", [
+            Problem("pred_part_result.json", where_pred(int(i)),
+                    f"mode 'list' expects 'box': [box, ...] with one box per verb ({n})")
+            for i, b, n in zip(sel.tolist(), pboxes, nprop.tolist()) if type(b) is not list or len(b) != n])
+
+    @staticmethod
+    def _check_single_boxes(pboxes, sel, where_pred):
+        """Single mode: one box per part, not a list of boxes."""
+        try:
+            first = set(map(type, map(operator.itemgetter(0), pboxes)))
+        except (IndexError, KeyError, TypeError):
+            return  # malformed boxes: reported by the box check
+        if list not in first:
+            return
+        raise ScoringError("proposal lists in mode 'single'", [
+            Problem("pred_part_result.json", where_pred(int(i)),
+                    "mode 'single' expects one box, got a list of boxes (use mode='list')")
+            for i, b in zip(sel.tolist(), pboxes) if isinstance(b, list) and b and isinstance(b[0], list)])
 
     # -- scores -----------------------------------------------------------------------------------
 
-    def part_scores(self, human_iou: float, part_iou: float):
+    def part_scores(self, human_iou: float, part_iou: float, full: bool = False):
         """Per GT part of the valid pairs: score, and the arrays needed for details."""
         g, p = self.valid_pairs(human_iou)
-        al = self._align(g, p)
+        al = self._align(g, p, full)
         nprop = al["nprop"]
         over = np.nonzero(nprop > PROPOSAL_LIMIT)[0]
         if len(over):
@@ -725,7 +752,7 @@ class _Prepared:
 
         human_iou = _check_threshold(human_iou, "human_iou")
         part_iou = _check_threshold(part_iou, "part_iou")
-        g, p, al, score, hit = self.part_scores(human_iou, part_iou)
+        g, p, al, score, hit = self.part_scores(human_iou, part_iou, full=details)
         human_sum = np.zeros(len(self.gh), dtype=np.float64)
         human_sum[g] = _group_sum(score, al["nparts"])
         frame_sum = _group_sum(human_sum, self.gh_count)
