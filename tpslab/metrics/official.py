@@ -55,6 +55,8 @@ GRID_IOUS = (0.001, 0.3, 0.5, 0.9, 0.99)
 #: The PSC thresholds at which the public script prints acc(t) for each grid cell.
 GRID_PSC = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MODES = ("list", "single")
+#: What ``oracle=`` can replace with the ground truth.
+ORACLES = ("humans", "part_boxes", "part_states", "actions")
 
 # Two costs closer than this are treated as a possible tie and left to SciPy (costs lie in [0, 2];
 # SciPy's own rounding is around 1e-15).
@@ -372,8 +374,13 @@ class _Frames:
     pred_humans: list  # per frame: list of predicted human dicts
 
 
-class _Prepared:
-    """A submission flattened once: matching is threshold-free, so a grid of thresholds reuses it."""
+class TPSScorer:
+    """A submission flattened and matched once, to score at any thresholds or with oracle substitutions.
+
+    ``TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode="list")`` checks and flattens the input (same
+    errors as :func:`tps_score`); ``.score(human_iou, part_iou, details=False, oracle=())`` gives a
+    :class:`TPSResult`. The human assignment does not depend on the thresholds, so it is computed once.
+    """
 
     def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", legacy_pairing=False, videos=None):
         """``gt_vid=None`` prepares the human matching only (for ``videos``, default all of ``gt_part``)."""
@@ -731,50 +738,63 @@ class _Prepared:
 
     # -- scores -----------------------------------------------------------------------------------
 
-    def part_scores(self, human_iou: float, part_iou: float, full: bool = False):
-        """Per GT part of the valid pairs: score, and the arrays needed for details."""
-        g, p = self.valid_pairs(human_iou)
-        al = self._align(g, p, full)
+    def part_scores(self, human_iou: float, part_iou: float, full: bool = False, oracle=frozenset()):
+        """Per GT part of the counted pairs: its score, with the arrays the details need.
+
+        Returns ``(g, p, aligned, score, box_ok, same)``: the pairs, their aligned part data, the score of
+        every aligned GT part, and per proposal whether its box reaches the part IoU and its verb is right.
+        """
+        if "humans" in oracle:
+            real = self.pair_iou > np.float32(-1)  # every pair of overlapping boxes, as if the box were exact
+            g, p = self.pair_g[real], self.pair_p[real]
+        else:
+            g, p = self.valid_pairs(human_iou)
+        al = self._align(g, p, full or bool(oracle & {"part_boxes", "part_states"}))
         nprop = al["nprop"]
         over = np.nonzero(nprop > PROPOSAL_LIMIT)[0]
         if len(over):
             raise ScoringError(f"{len(over)} scored part(s) have more than {PROPOSAL_LIMIT} proposals",
                                [Problem("pred_part_result.json", al["where_pred"](int(i)),
                                         f"{nprop[i]} proposals") for i in over])
-        hit = (al["prop_iou"] >= part_iou) & al["prop_same"]
-        correct = np.bincount(al["prop_part"][hit], minlength=len(nprop)) > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            score = np.where(correct, 1.0 / np.maximum(nprop, 1), 0.0)
-        return g, p, al, score, hit
+        box_ok = al["prop_iou"] >= part_iou if "part_boxes" not in oracle else np.ones(len(al["prop_iou"]), bool)
+        same = al["prop_same"] if "part_states" not in oracle else np.ones(len(al["prop_same"]), bool)
+        correct = np.bincount(al["prop_part"][box_ok & same], minlength=len(nprop)) > 0
+        score = np.where(correct, 1.0 / np.maximum(nprop, 1), 0.0)
+        return g, p, al, score, box_ok, same
 
-    def score(self, human_iou: float = 0.5, part_iou: float = 0.3, details: bool = False) -> TPSResult:
+    def score(self, human_iou: float = 0.5, part_iou: float = 0.3, details: bool = False,
+              oracle=()) -> TPSResult:
+        """The score at these thresholds; see :func:`tps_score` for ``details`` and ``oracle``."""
         import pandas as pd
 
         human_iou = _check_threshold(human_iou, "human_iou")
         part_iou = _check_threshold(part_iou, "part_iou")
-        g, p, al, score, hit = self.part_scores(human_iou, part_iou, full=details)
+        oracle = frozenset(oracle)
+        unknown = oracle - set(ORACLES)
+        if unknown:
+            raise ValueError(f"unknown oracle substitution(s) {sorted(unknown)}; known: {ORACLES}")
+        g, p, al, score, box_ok, same = self.part_scores(human_iou, part_iou, full=details, oracle=oracle)
         human_sum = np.zeros(len(self.gh), dtype=np.float64)
         human_sum[g] = _group_sum(score, al["nparts"])
         frame_sum = _group_sum(human_sum, self.gh_count)
-        fr = self.frames
         keep = self.frame_nparts > 0
         frame_value = frame_sum[keep] / self.frame_nparts[keep]
-        video_of = fr.video[keep]
-        video_sum = _group_sum(frame_value, np.bincount(video_of, minlength=len(self.videos)))
+        video_sum = _group_sum(frame_value, np.bincount(self.frames.video[keep], minlength=len(self.videos)))
         counted = self.counted_frames
-        with np.errstate(divide="ignore", invalid="ignore"):
-            psc = np.where(counted > 0, video_sum / np.maximum(counted, 1), 1.0)
-        thresholds, acc, area_raw = curve(psc, self.correct)
-        per_video = pd.DataFrame({"video": self.videos, "psc": psc, "correct": self.correct,
-                                  "label": self.labels, "predicted": self.predicted})
-        result = TPSResult(area=round(area_raw, 6), area_raw=area_raw, accuracy=float(self.correct.mean()),
+        psc = np.where(counted > 0, video_sum / np.maximum(counted, 1), 1.0)
+        correct = self.correct if "actions" not in oracle else np.ones(len(self.videos), bool)
+        predicted = self.predicted if "actions" not in oracle else self.labels
+        thresholds, acc, area_raw = curve(psc, correct)
+        per_video = pd.DataFrame({"video": self.videos, "psc": psc, "correct": correct,
+                                  "label": self.labels, "predicted": predicted})
+        result = TPSResult(area=round(area_raw, 6), area_raw=area_raw, accuracy=float(correct.mean()),
                            mean_psc=float(psc.mean()), per_video=per_video, thresholds=thresholds, acc=acc,
                            human_iou=human_iou, part_iou=part_iou, mode=self.mode)
         if details:
-            result.per_part = self._per_part(g, p, al, score, hit, part_iou)
+            result.per_part = self._per_part(g, al, score, box_ok, same)
         return result
 
-    def _per_part(self, g, p, al, score, hit, part_iou):
+    def _per_part(self, g, al, score, box_ok, same):
         """One row per GT part of every counted frame (frames missing from the prediction included)."""
         import pandas as pd
 
@@ -794,9 +814,9 @@ class _Prepared:
         nprop[m] = al["nprop"][aligned_idx[m]]
         part_score = np.zeros(len(names))
         part_score[m] = score[aligned_idx[m]]
-        box_hit_al = np.bincount(al["prop_part"][al["prop_iou"] >= part_iou], minlength=len(al["nprop"])) > 0
-        state_hit_al = np.bincount(al["prop_part"][al["prop_same"]], minlength=len(al["nprop"])) > 0
-        both_al = np.bincount(al["prop_part"][hit], minlength=len(al["nprop"])) > 0
+        box_hit_al = np.bincount(al["prop_part"][box_ok], minlength=len(al["nprop"])) > 0
+        state_hit_al = np.bincount(al["prop_part"][same], minlength=len(al["nprop"])) > 0
+        both_al = np.bincount(al["prop_part"][box_ok & same], minlength=len(al["nprop"])) > 0
         box_ok = np.zeros(len(names), bool)
         state_ok = np.zeros(len(names), bool)
         correct = np.zeros(len(names), bool)
@@ -853,7 +873,8 @@ class _Prepared:
 
 
 def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part_iou: float = 0.3,
-              mode: str = "list", *, legacy_pairing: bool = False, details: bool = False) -> TPSResult:
+              mode: str = "list", *, legacy_pairing: bool = False, details: bool = False,
+              oracle=()) -> TPSResult:
     """The official Kinetics-TPS score of a submission.
 
     ``gt_vid``/``pred_vid`` are ``{video: class}``; ``gt_part``/``pred_part`` are
@@ -868,11 +889,17 @@ def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part
     proposal reaches the part IoU), ``state_ok`` (some proposal has the GT verb), ``correct`` (one
     proposal has both), ``score`` (its contribution, 1/N or 0) and ``pred_state`` (first proposal's verb).
 
+    ``oracle`` replaces parts of the prediction with the ground truth (for error analysis; any of
+    :data:`ORACLES`): ``"humans"``: every GT human that the assignment paired with an overlapping
+    prediction counts as matched, as if the predicted box were exact; ``"part_boxes"``: every proposal of
+    a predicted part with a GT name gets the GT box; ``"part_states"``: ... the GT verb; ``"actions"``:
+    every video's class is right. Missing humans, parts and frames stay missing.
+
     Raises :class:`ScoringError` (a ``ValueError``) listing every offending video/frame for GT videos
     missing from the prediction, over-limit frames or parts, and malformed input.
     """
-    prepared = _Prepared(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
-    return prepared.score(human_iou, part_iou, details=details)
+    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    return scorer.score(human_iou, part_iou, details=details, oracle=oracle)
 
 
 def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_ious=GRID_IOUS,
@@ -884,11 +911,11 @@ def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_io
     """
     import pandas as pd
 
-    prepared = _Prepared(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
     rows = []
     for hi in human_ious:
         for pi in part_ious:
-            r = prepared.score(hi, pi)
+            r = scorer.score(hi, pi)
             row = {"human_iou": hi, "part_iou": pi, "area": r.area, "area_raw": r.area_raw,
                    "accuracy": r.accuracy, "mean_psc": r.mean_psc}
             row.update({f"acc@{t:g}": r.acc_at(t) for t in psc_thresholds})
@@ -905,7 +932,7 @@ def assign_humans(gt_part, pred_part, videos=None):
     """
     import pandas as pd
 
-    prep = _Prepared(None, gt_part, None, pred_part, videos=videos)
+    prep = TPSScorer(None, gt_part, None, pred_part, videos=videos)
     videos = prep.videos
     keep = prep.pair_iou > -1
     f = prep.pair_frame[keep]
