@@ -1,0 +1,132 @@
+"""Checks and small helpers shared by the models: labels, feature names, vocabularies, seeds, progress."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tpslab.vocab import Vocab
+
+FORMAT_VERSION = 1  # of the files the models save; bump when their content changes
+
+
+def name_ids(values, vocabulary, what: str) -> np.ndarray:
+    """Vocabulary ids of a column of names (-1 for NA), vectorised through categorical codes.
+
+    Unknown names raise a ValueError that lists them.
+    """
+    cat = pd.Categorical(values)
+    lookup = np.asarray([vocabulary.id(c) if c in vocabulary else -2 for c in cat.categories]
+                        + [-1], dtype=np.int64)
+    ids = lookup[cat.codes]  # code -1 (NA) picks the trailing -1
+    if (ids == -2).any():
+        unknown = sorted({str(c) for c, i in zip(cat.categories, lookup) if i == -2})
+        raise ValueError(f"{what} names not in the vocabulary: {unknown[:10]}")
+    return ids
+
+
+def video_labels(dataset, videos: Sequence[str] | None = None) -> dict[str, str]:
+    """``{video: action}`` from a dataset's ``videos`` table (optionally only ``videos``)."""
+    table = dataset.videos
+    labels = dict(zip(table["video"].astype(str), table["label"].astype(object)))
+    if videos is None:
+        return {v: str(a) for v, a in labels.items() if isinstance(a, str)}
+    missing = [v for v in videos if not isinstance(labels.get(v), str)]
+    if missing:
+        raise KeyError(f"no action label for videos {missing[:5]}")
+    return {v: str(labels[v]) for v in videos}
+
+
+def labels_for(videos: Sequence[str], labels) -> np.ndarray:
+    """The label of each video, from a mapping (or Series) ``video -> action``; missing ones raise."""
+    if isinstance(labels, pd.Series):
+        labels = labels.to_dict()
+    if isinstance(labels, Mapping):
+        missing = [v for v in videos if v not in labels]
+        if missing:
+            raise KeyError(f"no action label for {len(missing)} video(s), e.g. {missing[:5]}")
+        return np.asarray([str(labels[v]) for v in videos], dtype=object)
+    out = np.asarray(list(labels), dtype=object)
+    if len(out) != len(videos):
+        raise ValueError(f"{len(out)} labels for {len(videos)} videos")
+    return out
+
+
+def check_actions(actions: Sequence[str], vocab: Vocab, where: str) -> None:
+    """Raise when an action name is not in the vocabulary's actions."""
+    unknown = sorted({a for a in actions if a not in vocab.actions})
+    if unknown:
+        raise ValueError(f"{where}: actions {unknown[:5]} are not in the action vocabulary "
+                         f"({len(vocab.actions)} names, e.g. {list(vocab.actions.names[:3])})")
+
+
+def check_names(expected: Sequence[str], got: Sequence[str], what: str = "features") -> None:
+    """Raise a ValueError saying how ``got`` differs from the ``expected`` column names."""
+    expected, got = list(expected), list(got)
+    if expected == got:
+        return
+    if len(expected) != len(got):
+        detail = f"expected {len(expected)} columns, got {len(got)}"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(expected, got)) if a != b)
+        detail = f"column {i} is {got[i]!r}, expected {expected[i]!r}"
+    missing = [n for n in expected if n not in set(got)][:3]
+    extra = [n for n in got if n not in set(expected)][:3]
+    raise ValueError(f"{what} do not match the ones the model was trained on: {detail}"
+                     + (f"; missing e.g. {missing}" if missing else "") + (f"; unexpected e.g. {extra}" if extra else "")
+                     + ". Build them with the same vocabulary and options.")
+
+
+def vocab_names(vocab: Vocab) -> dict[str, list[str]]:
+    """The four vocabularies as plain lists (what saved models record)."""
+    return {k: list(getattr(vocab, k).names) for k in ("actions", "parts", "states", "objects")}
+
+
+def vocab_from_names(names: dict[str, list[str]]) -> Vocab:
+    """The inverse of :func:`vocab_names`."""
+    from tpslab.vocab import Vocabulary
+
+    return Vocab(Vocabulary("action", names["actions"]), Vocabulary("part", names["parts"]),
+                 Vocabulary("part state", names["states"]), Vocabulary("object", names["objects"]))
+
+
+def check_vocab(saved: dict[str, list[str]], vocab: Vocab, what: str) -> None:
+    """Raise when ``vocab`` differs from the vocabularies a model was trained with."""
+    for kind, names in saved.items():
+        now = list(getattr(vocab, kind).names)
+        if now != names:
+            diff = sorted(set(now) ^ set(names))[:5]
+            raise ValueError(f"{what} was trained with another {kind} vocabulary ({len(names)} names) than the one "
+                             f"given ({len(now)} names)" + (f"; differing names e.g. {diff}" if diff else
+                                                            "; same names in another order"))
+
+
+def check_saved(obj, kind: str, path) -> dict:
+    """The dict a model saved, after checking it is one of ``kind`` in the current format."""
+    if not isinstance(obj, dict) or obj.get("kind") != kind:
+        found = obj.get("kind") if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{path}: not a saved {kind} (found {found!r})")
+    if obj.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: saved with format {obj.get('format')}, this tpslab reads format {FORMAT_VERSION}")
+    return obj
+
+
+def torch_device(device):
+    """A torch device from ``device`` ("cpu", "cuda", "cuda:1", a torch.device); unavailable CUDA raises."""
+    import torch
+
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available here")
+    return dev
+
+
+def torch_generator(seed: int):
+    """A CPU torch generator seeded with ``seed`` (model initialisation and batch order use it)."""
+    import torch
+
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
