@@ -1,0 +1,279 @@
+"""Ground-truth export, prediction files from tables, validation, zips."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tiny_models import tiny  # noqa: F401 (session fixture: the tiny mini dataset)
+from tpslab.dataset import TPSDataset
+from tpslab.metrics import tps_score
+from tpslab.submission import (GT_PART, GT_VID, PRED_PART, PRED_VID, SubmissionError, build_predictions,
+                               export_ground_truth, frame_key, frame_number, is_scored, read_ground_truth,
+                               read_submission, validate_submission, write_prediction_files, write_submission_zip)
+from tpslab.vocab import Vocab
+
+BOXCOLS = ["x1", "y1", "x2", "y2"]
+
+
+def _dataset(parts_rows, humans_rows, frames_rows, videos_rows):
+    """A TPSDataset built from hand-made tables with the contract's columns."""
+    videos = pd.DataFrame(videos_rows, columns=["video", "label", "split"])
+    videos["path"] = "/nowhere.mp4"
+    frames = pd.DataFrame(frames_rows, columns=["video", "frame", "num_humans"])
+    humans = pd.DataFrame(humans_rows, columns=["video", "frame", "human", *BOXCOLS, "num_parts"])
+    parts = pd.DataFrame(parts_rows, columns=["video", "frame", "human", *[f"human_{c}" for c in BOXCOLS], "part",
+                                              *[f"part_{c}" for c in BOXCOLS], "state"])
+    for t in (videos, parts):
+        for col in ("video", "part", "state", "label"):
+            if col in t.columns:
+                t[col] = t[col].astype("category")
+    return TPSDataset("/nowhere", Vocab.default(), videos, frames, humans, parts)
+
+
+HB = [10.0, 20.0, 110.0, 220.0]
+
+
+@pytest.fixture
+def hand():
+    frames = [("a", 1, 2), ("a", 2, 1), ("a", 6, 0), ("a", 11, 1), ("b", 1, 1), ("t", 1, 1)]
+    humans = [("a", 1, 0, *HB, 2), ("a", 1, 1, 0.0, 0.0, 5.5, 5.0, 0), ("a", 2, 0, *HB, 1), ("a", 11, 0, *HB, 1),
+              ("b", 1, 0, *HB, 1), ("t", 1, 0, *HB, 1)]
+    parts = [("a", 1, 0, *HB, "head", 1.0, 2.0, 3.0, 4.0, "none"),
+             ("a", 1, 0, *HB, "left_hand", 5.0, 6.0, 7.5, 8.0, "hold"),
+             ("a", 2, 0, *HB, "head", 1.0, 2.0, 3.0, 4.0, "nod"),
+             ("a", 11, 0, *HB, "hip", 1.0, 1.0, 9.0, 9.0, "bend"),
+             ("b", 1, 0, *HB, "head", 1.0, 1.0, 2.0, 2.0, "none"),
+             ("t", 1, 0, *HB, "head", 1.0, 1.0, 2.0, 2.0, "none")]
+    videos = [("a", "lunge", "train"), ("b", "push_up", "train"), ("t", "lunge", "test")]
+    return _dataset(parts, humans, frames, videos)
+
+
+def test_export_keeps_scored_frames_partless_humans_and_empty_frames(hand, tmp_path):
+    gt_vid, gt_part = export_ground_truth(hand, out=tmp_path)
+    assert gt_vid == {"a": "lunge", "b": "push_up"}  # default: the train split
+    box = [10, 20, 110, 220]
+    assert gt_part["a"] == {
+        "img_00001.json": {"humans": [
+            {"box": box, "parts": {"head": {"box": [1, 2, 3, 4], "verb": "none"},
+                                   "left_hand": {"box": [5, 6, 7.5, 8], "verb": "hold"}}},
+            {"box": [0, 0, 5.5, 5], "parts": {}}]},
+        "img_00006.json": {"humans": []},
+        "img_00011.json": {"humans": [{"box": box, "parts": {"hip": {"box": [1, 1, 9, 9], "verb": "bend"}}}]},
+    }
+    assert list(gt_part["a"]) == ["img_00001.json", "img_00006.json", "img_00011.json"]  # frame 2 is not scored
+    assert read_ground_truth(tmp_path) == (gt_vid, gt_part)
+    assert json.loads((tmp_path / GT_VID).read_text()) == gt_vid
+
+
+def test_export_of_chosen_videos_and_its_errors(hand, tmp_path):
+    gt_vid, gt_part = export_ground_truth(hand, videos=["b"])
+    assert gt_vid == {"b": "push_up"} and list(gt_part) == ["b"]
+    with pytest.raises(SubmissionError, match="unknown"):
+        export_ground_truth(hand, videos=["zzz"])
+    with pytest.raises(SubmissionError, match="test split"):
+        export_ground_truth(hand, videos=["t"])
+    doubled = hand.subset(["a", "b", "t"])
+    doubled.parts = pd.concat([hand.parts, hand.parts.iloc[[0]]], ignore_index=True)
+    with pytest.raises(SubmissionError, match="repeated part") as e:
+        export_ground_truth(doubled)
+    assert "a/img_00001.json/humans[0].parts.head" in str(e.value)
+
+
+def test_export_of_the_tiny_dataset_scores_a_perfect_prediction(tiny, tmp_path):
+    _, val = tiny.dataset.split_train_val(val_fraction=0.5, seed=0)
+    gt_vid, gt_part = export_ground_truth(tiny.dataset, out=tmp_path / "gt", videos=val)
+    assert set(gt_vid) == set(val)
+    assert all(is_scored(frame_number(k)) for frames in gt_part.values() for k in frames)
+    # The dataset's own parts table is in the prediction long format: it predicts the ground truth.
+    sub = tiny.dataset.subset(val)
+    scored = sub.frames[(sub.frames["frame"] - 1) % 5 == 0]
+    pred_vid, pred_part = build_predictions(sub.parts, {v: gt_vid[v] for v in val}, frames=scored)
+    r = tps_score(tmp_path / "gt" / GT_VID, tmp_path / "gt" / GT_PART, pred_vid, pred_part)
+    assert r.area == 0.9999 and (r.per_video["psc"] == 1.0).all()
+    n_scored = sum(1 for frames in gt_part.values() for fr in frames.values() if fr["humans"])
+    assert n_scored > 10
+
+
+def _table(rows):
+    cols = ["video", "frame", "human", "human_x1", "human_y1", "human_x2", "human_y2", "part", "part_x1",
+            "part_y1", "part_x2", "part_y2", "state"]
+    return pd.DataFrame(rows, columns=cols + (["proposal"] if len(rows[0]) > len(cols) else []))
+
+
+def test_build_predictions_in_list_mode_orders_proposals():
+    t = _table([("a", 1, 7, 0, 0, 9, 9, "head", 0, 0, 4, 4, "nod", 2),
+                ("a", 1, 7, 0, 0, 9, 9, "head", 1, 1, 4, 4, "none", 1),
+                ("a", 1, 3, 5, 5, 20, 20, None, np.nan, np.nan, np.nan, np.nan, None, 0),
+                ("a", 6, 0, 0, 0, 9, 9, "hip", 0, 0, 4.5, 4, "bend", 0)])
+    pred_vid, pred_part = build_predictions(t, {"a": "lunge", "b": "push_up"}, frames=[("a", 11)])
+    assert pred_vid == {"a": "lunge", "b": "push_up"}
+    assert pred_part["b"] == {}
+    assert pred_part["a"] == {
+        "img_00001.json": {"humans": [
+            {"box": [5, 5, 20, 20], "parts": {}},  # human 3 before human 7
+            {"box": [0, 0, 9, 9], "parts": {"head": {"box": [[1, 1, 4, 4], [0, 0, 4, 4]], "verb": ["none", "nod"]}}}]},
+        "img_00006.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {"hip": {"box": [[0, 0, 4.5, 4]],
+                                                                                "verb": ["bend"]}}}]},
+        "img_00011.json": {"humans": []},
+    }
+    single_vid, single = build_predictions(t[t["proposal"] != 2], pd.Series({"a": "lunge"}), mode="single")
+    assert single["a"]["img_00001.json"]["humans"][1]["parts"]["head"] == {"box": [1, 1, 4, 4], "verb": "none"}
+
+
+def test_build_predictions_reports_every_problem():
+    base = ("a", 1, 0, 0, 0, 9, 9, "head", 0, 0, 4, 4, "nod")
+    bad = _table([base, ("a", 1, 0, 0, 0, 9, 8, "hip", 0, 0, 4, 4, "nod")] +
+                 [("a", 6, 0, 0, 0, 9, 9, "head", 0, 0, 4, 4, "nod")] * 6 +
+                 [("a", 11, h, 0, 0, 9, 9, "head", 0, 0, 4, 4, "nod") for h in range(11)] +
+                 [("a", 16, 0, 0, 0, 9, 9, "head", 0, 0, float("inf"), 4, "nod")])
+    with pytest.raises(SubmissionError) as e:
+        build_predictions(bad, {"a": "lunge"})
+    text = str(e.value)
+    assert "differs" in text and "6 proposals" in text and "11 humans" in text and "finite" in text
+    with pytest.raises(SubmissionError, match="mode 'single'"):
+        build_predictions(_table([base, base]), {"a": "lunge"}, mode="single")
+    with pytest.raises(SubmissionError, match="lacks columns"):
+        build_predictions(_table([base]).drop(columns="state"), {"a": "lunge"})
+    with pytest.raises(SubmissionError, match="no predicted label"):
+        build_predictions(_table([base]), {"b": "lunge"})
+    with pytest.raises(SubmissionError, match="no predicted label"):
+        build_predictions(_table([base]), pd.DataFrame({"video": ["a"], "label": [None]}))
+
+
+def _good():
+    pred_vid = {"a": "lunge", "b": "push_up"}
+    pred_part = {"a": {"img_00001.json": {"humans": [
+        {"box": [0, 0, 9, 9], "parts": {"head": {"box": [[0, 0, 4, 4]], "verb": ["none"]}}}]}}, "b": {}}
+    return pred_vid, pred_part
+
+
+def test_validation_of_a_good_submission():
+    report = validate_submission(*_good(), gt_vid={"a": "lunge", "b": "lunge"},
+                                 gt_part={"a": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {}}]}}})
+    assert report.ok and report.problems == []
+    assert report.stats == {"videos": 2, "frames": 1, "humans": 1, "parts": 1, "proposals": 1}
+    assert "submission OK" in str(report)
+
+
+def test_validation_lists_errors_and_warnings():
+    pred_vid, pred_part = _good()
+    pred_vid["a"] = "lunges"
+    humans = pred_part["a"]["img_00001.json"]["humans"]
+    humans[0]["parts"]["tail"] = {"box": [[0, 0, 1, 1]], "verb": ["wag"]}
+    humans[0]["parts"]["hip"] = {"box": [[0, 0, 1, 1]] * 6, "verb": ["none"] * 6}
+    humans[0]["parts"]["left_hand"] = {"box": [[0, 0, 1]], "verb": ["hold", "grab"]}
+    humans.extend({"box": [0, 0, 1, 1], "parts": {}} for _ in range(10))
+    pred_part["a"]["img_00003.json"] = {"humans": []}
+    pred_part["a"]["frame1"] = {"people": []}
+    gt_part = {"c": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {}}]}},
+               "a": {"img_00006.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {}}]}}}
+    report = validate_submission(pred_vid, pred_part, gt_vid={"a": "lunge", "c": "lunge"}, gt_part=gt_part)
+    assert not report.ok
+    errors = {(p.field, p.message) for p in report.errors}
+    assert ("a/img_00001.json", "more than 10 humans") in errors
+    assert ("a/img_00001.json/humans[0].parts.hip", "more than 5 proposals") in errors
+    assert ("a/img_00001.json/humans[0].parts.left_hand", "box and verb lists differ in length") in errors
+    assert ("a/img_00001.json/humans[0].parts.left_hand.box", "a box is not 4 finite numbers") in errors
+    assert ("a/frame1", "expected {'humans': [...]}") in errors
+    assert ("c", "ground-truth video missing") in errors  # from pred_vid_result
+    assert ("c", "ground-truth video with annotated humans missing") in errors  # from pred_part_result
+    warnings = {(p.field, p.message) for p in report.warnings}
+    assert ("a", "class not in the action vocabulary") in warnings
+    assert ("a/img_00001.json/humans[0].parts.tail", "part name not in the body-part vocabulary") in warnings
+    assert ("a/img_00001.json/humans[0].parts.tail.verb", "state not in the part-state vocabulary") in warnings
+    assert ("a/img_00003.json", "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer") in warnings
+    assert ("a/img_00006.json", "ground-truth frame missing from the prediction (counts 0)") in warnings
+    assert ("b", "video not in the ground truth (ignored)") in warnings
+    text = str(report)
+    assert "NOT OK" in text and "more than 10 humans (1x)" in text
+    with pytest.raises(SubmissionError):
+        report.raise_if_errors()
+
+
+def test_validation_in_single_mode():
+    pred_vid = {"a": "lunge"}
+    good = {"a": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {"head": {"box": [0, 0, 4, 4],
+                                                                                      "verb": "none"}}}]}}}
+    assert validate_submission(pred_vid, good, mode="single").ok
+    assert not validate_submission(pred_vid, good, mode="list").ok
+    assert not validate_submission(*_good(), mode="single").ok
+
+
+def test_zip_round_trip_with_files_at_the_root(tmp_path):
+    pred_vid, pred_part = _good()
+    path = write_submission_zip(tmp_path / "sub.zip", pred_vid, pred_part)
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == [PRED_PART, PRED_VID]
+    assert read_submission(path) == (pred_vid, pred_part)
+    folder = tmp_path / "dir"
+    write_prediction_files(folder, pred_vid, pred_part)
+    assert read_submission(folder) == (pred_vid, pred_part)
+
+
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def test_zip_reading_is_safe(tmp_path):
+    vid, part = (json.dumps(x) for x in _good())
+    nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part,
+                                             "__MACOSX/sub/._x": "junk", "README.txt": "hi"})
+    assert read_submission(nested) == _good()
+    deep = _zip(tmp_path / "deep.zip", {f"a/b/{PRED_VID}": vid, f"a/b/{PRED_PART}": part})
+    with pytest.raises(SubmissionError, match="nested 2 folders"):
+        read_submission(deep)
+    split = _zip(tmp_path / "split.zip", {f"a/{PRED_VID}": vid, f"b/{PRED_PART}": part})
+    with pytest.raises(SubmissionError, match="one folder"):
+        read_submission(split)
+    for name in (f"../{PRED_VID}", f"/{PRED_VID}", f"C:/{PRED_VID}", f"sub/../../{PRED_VID}"):
+        evil = _zip(tmp_path / "evil.zip", {name: vid, PRED_PART: part})
+        with pytest.raises(SubmissionError, match="unsafe"):
+            read_submission(evil)
+    big = _zip(tmp_path / "big.zip", {PRED_VID: vid, PRED_PART: part + " " * 5000})
+    with pytest.raises(SubmissionError, match="more than 1000 bytes"):
+        read_submission(big, max_bytes=1000)
+    missing = _zip(tmp_path / "missing.zip", {PRED_VID: vid})
+    with pytest.raises(SubmissionError, match=PRED_PART):
+        read_submission(missing)
+    broken = _zip(tmp_path / "broken.zip", {PRED_VID: "{not json", PRED_PART: part})
+    with pytest.raises(SubmissionError, match="not valid JSON"):
+        read_submission(broken)
+    (tmp_path / "plain.txt").write_text("x")
+    with pytest.raises(SubmissionError, match="neither"):
+        read_submission(tmp_path / "plain.txt")
+
+
+def test_frame_keys():
+    assert frame_key(6) == "img_00006.json" and frame_number("img_00006.json") == 6
+    assert [f for f in range(1, 17) if is_scored(f)] == [1, 6, 11, 16]
+    with pytest.raises(ValueError):
+        frame_number("img_6.json")
+
+
+def test_zip_that_lies_about_its_size_is_rejected(tmp_path):
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(PRED_VID, "{}")
+        z.writestr(PRED_PART, '{"a": "' + "x" * 100000 + '"}')
+    data = bytearray(buf.getvalue())
+    # Declare 10 bytes for every member, in the local headers and the central directory.
+    for signature, offset in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):
+        i = data.find(signature)
+        while i >= 0:
+            struct.pack_into("<I", data, i + offset, 10)
+            i = data.find(signature, i + 4)
+    path = tmp_path / "lie.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(SubmissionError, match="cannot read"):
+        read_submission(path, max_bytes=1000)
