@@ -75,6 +75,58 @@ def _cmd_extract_frames(args) -> int:
     return 1 if (report["status"] == "error").any() else 0
 
 
+def _cmd_evaluate(args) -> int:
+    import json
+
+    from tpslab.metrics import ScoringError, TPSScorer
+    from tpslab.submission import SubmissionError, read_ground_truth, read_submission
+
+    try:
+        gt_vid, gt_part = read_ground_truth(args.gt_dir)
+        pred_vid, pred_part = read_submission(args.pred)
+        scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode)
+        result = scorer.score(args.human_iou, args.part_iou)
+        grid = scorer.grid() if args.grid else None
+    except (ScoringError, SubmissionError, ValueError) as e:
+        print(f"tpslab evaluate: error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        out = result.summary()
+        if grid is not None:
+            out["grid"] = grid.to_dict(orient="records")
+        print(json.dumps(out))
+        return 0
+    print(f"area      {result.area:.6f}")
+    print(f"accuracy  {result.accuracy:.6f}")
+    print(f"mean PSC  {result.mean_psc:.6f}")
+    print(f"({len(result.per_video)} videos, human IoU {result.human_iou}, part IoU {result.part_iou}, "
+          f"mode {result.mode})")
+    if grid is not None:
+        print(grid.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+def _cmd_export_gt(args) -> int:
+    from tpslab.dataset import load_dataset
+    from tpslab.submission import GT_PART, GT_VID, SubmissionError, export_ground_truth
+
+    ds = load_dataset(args.root, progress=not args.quiet)
+    if args.videos is not None:
+        lines = open(args.videos, encoding="utf-8").read().splitlines()
+        videos = [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
+    else:
+        train, val = ds.split_train_val(val_fraction=args.val_fraction, seed=args.seed)
+        videos = val if args.split == "val" else train
+    try:
+        gt_vid, gt_part = export_ground_truth(ds, out=args.out, videos=videos)
+    except SubmissionError as e:
+        print(f"tpslab export-gt: error: {e}", file=sys.stderr)
+        return 2
+    frames = sum(len(f) for f in gt_part.values())
+    print(f"{len(gt_vid)} videos, {frames} scored frames -> {args.out}/{GT_VID}, {args.out}/{GT_PART}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -142,6 +194,35 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_extract_frames)
+
+    p = sub.add_parser("evaluate", help="the official Kinetics-TPS score of a submission",
+                       description="Score PRED (a folder with pred_vid_result.json and pred_part_result.json, "
+                       "or the submission zip) against GT_DIR (gt_vid_result.json and gt_part_result.json), "
+                       "exactly as the challenge scorer. Prints area, accuracy and mean PSC; exits 2 on "
+                       "input the scorer cannot score (the message lists the offending videos and frames).")
+    p.add_argument("gt_dir", help="folder with gt_vid_result.json and gt_part_result.json")
+    p.add_argument("pred", help="submission folder or zip")
+    p.add_argument("--mode", choices=["list", "single"], default="list",
+                   help="list: up to 5 box/verb proposals per part (2021); single: one each (2022)")
+    p.add_argument("--human-iou", type=float, default=0.5, help="human IoU threshold (default: %(default)s)")
+    p.add_argument("--part-iou", type=float, default=0.3, help="part IoU threshold (default: %(default)s)")
+    p.add_argument("--grid", action="store_true", help="also the 5x5 grid of IoU thresholds the official "
+                   "script prints")
+    p.add_argument("--json", action="store_true", help="print one JSON object (area, accuracy, mean_psc, ...)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export-gt", help="write gt_vid_result.json and gt_part_result.json for some videos",
+                       description="Export the evaluation ground truth (scored frames 1, 6, 11, ...) of a set "
+                       "of train-split videos of ROOT: those listed in a file, or a seeded train/val split.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--videos", metavar="FILE", help="file with one video name per line")
+    which.add_argument("--split", choices=["train", "val"], help="one side of split_train_val")
+    p.add_argument("--val-fraction", type=float, default=0.25, help="for --split (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="for --split (default: %(default)s)")
+    p.add_argument("--out", required=True, help="folder to write the two files into")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export_gt)
 
     return parser
 
