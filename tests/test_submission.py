@@ -277,3 +277,36 @@ def test_zip_that_lies_about_its_size_is_rejected(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(SubmissionError, match="cannot read"):
         read_submission(path, max_bytes=1000)
+
+
+def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
+    from tpslab.cli import main
+
+    root = str(tiny.dataset.root)
+    assert main(["export-gt", root, "--split", "val", "--val-fraction", "0.5", "--out", str(tmp_path / "gt"),
+                 "--quiet"]) == 0
+    assert "scored frames" in capsys.readouterr().out
+    gt_vid, gt_part = read_ground_truth(tmp_path / "gt")
+    _, val = tiny.dataset.split_train_val(val_fraction=0.5, seed=0)
+    assert sorted(gt_vid) == sorted(val)
+    listed = tmp_path / "videos.txt"
+    listed.write_text("# two videos\n" + "\n".join(val[:2]) + "\n\n")
+    assert main(["export-gt", root, "--videos", str(listed), "--out", str(tmp_path / "gt2"), "--quiet"]) == 0
+    assert sorted(read_ground_truth(tmp_path / "gt2")[0]) == sorted(val[:2])
+
+    sub = tiny.dataset.subset(val)
+    scored = sub.frames[(sub.frames["frame"] - 1) % 5 == 0]
+    pred_vid, pred_part = build_predictions(sub.parts, gt_vid, frames=scored)
+    write_submission_zip(tmp_path / "sub.zip", pred_vid, pred_part)
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "gt"), str(tmp_path / "sub.zip"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["area"] == 0.9999 and out["accuracy"] == 1.0 and out["mean_psc"] == 1.0
+    assert main(["evaluate", str(tmp_path / "gt"), str(tmp_path / "sub.zip"), "--grid"]) == 0
+    text = capsys.readouterr().out
+    assert "area      0.999900" in text and "acc@0.9" in text
+
+    del pred_vid[val[0]]
+    write_prediction_files(tmp_path / "bad", pred_vid, pred_part)
+    assert main(["evaluate", str(tmp_path / "gt"), str(tmp_path / "bad")]) == 2
+    assert val[0] in capsys.readouterr().err

@@ -794,6 +794,20 @@ class TPSScorer:
             result.per_part = self._per_part(g, al, score, box_ok, same)
         return result
 
+    def grid(self, human_ious=GRID_IOUS, part_ious=GRID_IOUS, psc_thresholds=GRID_PSC):
+        """One row per (human IoU, part IoU): see :func:`tps_grid`."""
+        import pandas as pd
+
+        rows = []
+        for hi in human_ious:
+            for pi in part_ious:
+                r = self.score(hi, pi)
+                row = {"human_iou": hi, "part_iou": pi, "area": r.area, "area_raw": r.area_raw,
+                       "accuracy": r.accuracy, "mean_psc": r.mean_psc}
+                row.update({f"acc@{t:g}": r.acc_at(t) for t in psc_thresholds})
+                rows.append(row)
+        return pd.DataFrame(rows)
+
     def _per_part(self, g, al, score, box_ok, same):
         """One row per GT part of every counted frame (frames missing from the prediction included)."""
         import pandas as pd
@@ -909,18 +923,8 @@ def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_io
     Returns a DataFrame with columns ``human_iou, part_iou, area, area_raw, accuracy, mean_psc`` and one
     ``acc@t`` column per PSC threshold ``t``. The submission is flattened and matched once.
     """
-    import pandas as pd
-
     scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
-    rows = []
-    for hi in human_ious:
-        for pi in part_ious:
-            r = scorer.score(hi, pi)
-            row = {"human_iou": hi, "part_iou": pi, "area": r.area, "area_raw": r.area_raw,
-                   "accuracy": r.accuracy, "mean_psc": r.mean_psc}
-            row.update({f"acc@{t:g}": r.acc_at(t) for t in psc_thresholds})
-            rows.append(row)
-    return pd.DataFrame(rows)
+    return scorer.grid(human_ious, part_ious, psc_thresholds)
 
 
 def assign_humans(gt_part, pred_part, videos=None):
