@@ -154,7 +154,7 @@ def state_timeline(parts: pd.DataFrame, video: str, *, human: int = 0,
     where the human slot has a part.
     """
     names = category_names(parts["part"], part_names)
-    rows = parts[(parts["video"].astype(str) == video) & (parts["human"].to_numpy() == human)]
+    rows = parts[(parts["video"] == video).to_numpy() & (parts["human"].to_numpy() == human)]
     cols = sorted(int(f) for f in (frames if frames is not None else rows["frame"].unique()))
     table = pd.DataFrame(np.full((len(names), len(cols)), None, dtype=object),
                          index=pd.Index(names, name="part"), columns=pd.Index(cols, name="frame"))

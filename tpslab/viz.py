@@ -456,6 +456,16 @@ def plot_scatter(table: pd.DataFrame, x: str, y: str, *, label: str | None = Non
     return ax
 
 
+def video_length(dataset, video: str, reader=None) -> int:
+    """Frames of a dataset video: the open ``reader``'s count, else the flist's, else the last annotated frame."""
+    if reader is not None:
+        return len(reader)
+    num_frames = dataset.video_info(video)["num_frames"]
+    if not pd.isna(num_frames):
+        return int(num_frames)
+    return int(dataset.frames_of(video)["frame"].max()) if len(dataset.frames_of(video)) else 1
+
+
 def explorer_figure(dataset, video: str, frame: int, *, human: int = 0, reader=None, **show) -> plt.Figure:
     """The explorer's view as a static figure: the frame with its annotations above the video's part-state
     timeline (human slot ``human``, a marker at ``frame``). ``show``: the ``show_*`` toggles of
@@ -464,10 +474,8 @@ def explorer_figure(dataset, video: str, frame: int, *, human: int = 0, reader=N
     grid = fig.add_gridspec(2, 1, height_ratios=[2.3, 1], hspace=0.3)
     ax_frame, ax_time = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     plot_frame(dataset, video, frame, reader=reader, ax=ax_frame, **show)
-    num_frames = dataset.video_info(video)["num_frames"]
-    annotated = dataset.frames_of(video)["frame"].to_numpy()
-    last = int(num_frames) if not pd.isna(num_frames) else int(annotated.max(initial=frame))
-    plot_state_timeline(dataset.parts, video, human=human, frames=range(1, max(last, frame) + 1),
+    last = video_length(dataset, video, reader)
+    plot_state_timeline(dataset.parts_of(video), video, human=human, frames=range(1, max(last, frame) + 1),
                         part_names=dataset.vocab.parts.names, state_names=dataset.vocab.states.names,
                         current_frame=frame, ax=ax_time)
     return fig
