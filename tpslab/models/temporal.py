@@ -1,0 +1,238 @@
+"""A temporal action classifier over per-frame part-state sequences (PyTorch).
+
+Input: :func:`tpslab.features.frame_sequences`, i.e. per annotated frame the distribution of each
+part's states (ground truth, or predicted probabilities), resampled to a fixed number of steps.
+Model: a per-step linear projection, then either a bidirectional GRU (``kind="gru"``) or a small
+transformer encoder with learned positions (``kind="transformer"``), masked mean and max pooling
+over the real steps, and a linear layer to the actions.
+
+Training is seeded (initialisation, dropout and batch order come from ``seed``; the caller's global
+torch random state is left untouched), runs on ``device`` and shows a progress bar per epoch.
+Saved files hold a state_dict and plain metadata and are read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from tpslab.features import frame_sequences
+from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
+                                   labels_for, torch_device, torch_generator, vocab_from_names, vocab_names)
+from tpslab.vocab import Vocab
+
+KINDS = ("gru", "transformer")
+_KIND = "tpslab.TemporalClassifier"
+
+
+@dataclass
+class Sequences:
+    """Per-video sequences: ``X`` (videos, steps, features), real ``lengths``, ``videos``, column ``names``."""
+
+    X: np.ndarray
+    lengths: np.ndarray
+    videos: list[str]
+    names: list[str]
+
+    def __post_init__(self):
+        if self.X.ndim != 3 or self.X.shape[0] != len(self.videos) or self.X.shape[2] != len(self.names):
+            raise ValueError(f"sequence array {self.X.shape} does not match {len(self.videos)} videos "
+                             f"x steps x {len(self.names)} names")
+        if len(self.lengths) != len(self.videos):
+            raise ValueError(f"{len(self.lengths)} lengths for {len(self.videos)} videos")
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+
+def sequences(parts: pd.DataFrame, vocab: Vocab, *, probs=None, videos: Sequence[str] | None = None,
+              length: int = 32) -> Sequences:
+    """:func:`tpslab.features.frame_sequences` of ``parts`` as :class:`Sequences`."""
+    if videos is None:
+        videos = list(pd.unique(parts["video"].astype(str)))
+    X, lengths, names = frame_sequences(parts, vocab, probs=probs, videos=videos, length=length)
+    return Sequences(X, lengths, list(videos), names)
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    kind: str = "gru"
+    hidden: int = 64
+    layers: int = 1
+    heads: int = 4
+    dropout: float = 0.2
+    max_steps: int = 64  # positions the transformer knows
+
+
+class _Net(nn.Module):
+    def __init__(self, n_features: int, n_classes: int, cfg: TemporalConfig):
+        super().__init__()
+        self.kind = cfg.kind
+        h = cfg.hidden
+        self.project = nn.Sequential(nn.Linear(n_features, h), nn.ReLU(), nn.Dropout(cfg.dropout))
+        if cfg.kind == "gru":
+            self.encoder = nn.GRU(h, h // 2, num_layers=cfg.layers, batch_first=True, bidirectional=True)
+        else:
+            self.positions = nn.Parameter(torch.zeros(1, cfg.max_steps, h))
+            layer = nn.TransformerEncoderLayer(h, cfg.heads, dim_feedforward=2 * h, dropout=cfg.dropout,
+                                               batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * h, n_classes))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, T, F), ``mask`` (B, T) True on real steps -> logits (B, classes)."""
+        z = self.project(x)
+        if self.kind == "gru":
+            z, _ = self.encoder(z)
+        else:
+            z = self.encoder(z + self.positions[:, : z.shape[1]], src_key_padding_mask=~mask)
+        m = mask.unsqueeze(-1).to(z.dtype)
+        mean = (z * m).sum(1) / m.sum(1).clamp(min=1)
+        top = z.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+        top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # a video without steps
+        return self.head(torch.cat([mean, top], -1))
+
+
+class TemporalClassifier:
+    """Action from a per-frame part-state sequence; see the module docstring."""
+
+    def __init__(self, kind: str = "gru", *, hidden: int = 64, layers: int = 1, heads: int = 4, dropout: float = 0.2,
+                 epochs: int = 40, lr: float = 3e-3, weight_decay: float = 1e-3, batch_size: int = 16,
+                 length: int = 32, seed: int = 0, device="cpu", progress: bool = True):
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
+        self.config = TemporalConfig(kind, hidden, layers, heads, dropout, max(64, length))
+        self.epochs, self.lr, self.weight_decay, self.batch_size = epochs, lr, weight_decay, batch_size
+        self.length, self.seed, self.device, self.progress = length, seed, device, progress
+        self.net_: _Net | None = None
+        self.names_: list[str] | None = None
+        self.classes_: list[str] | None = None
+        self.vocab: Vocab | None = None
+        self.history_: list[float] = []
+
+    def __repr__(self) -> str:
+        state = "fitted" if self.net_ is not None else "not fitted"
+        return f"TemporalClassifier({self.config}, epochs={self.epochs}, {state})"
+
+    def sequences(self, parts: pd.DataFrame, vocab: Vocab | None = None, *, probs=None,
+                  videos: Sequence[str] | None = None) -> Sequences:
+        """This model's input for a parts table (its trained vocabulary when fitted)."""
+        vocab = vocab or self.vocab
+        if vocab is None:
+            raise ValueError("give the vocabulary (the model is not fitted yet)")
+        return sequences(parts, vocab, probs=probs, videos=videos, length=self.length)
+
+    def _tensors(self, seqs: Sequences, dev):
+        x = torch.as_tensor(seqs.X, dtype=torch.float32, device=dev)
+        steps = torch.arange(seqs.X.shape[1], device=dev)
+        mask = steps[None, :] < torch.as_tensor(seqs.lengths, device=dev)[:, None]
+        return x, mask
+
+    def fit(self, seqs: Sequences, labels, vocab: Vocab) -> "TemporalClassifier":
+        """Train on ``seqs`` with ``labels`` (``{video: action}`` or one per video)."""
+        from tqdm.auto import tqdm
+
+        y_names = labels_for(seqs.videos, labels)
+        check_actions(y_names, vocab, "TemporalClassifier.fit")
+        classes = sorted(set(y_names))
+        if len(classes) < 2:
+            raise ValueError(f"need videos of at least two actions to fit, got {classes}")
+        if seqs.X.shape[1] > self.config.max_steps:
+            raise ValueError(f"sequences have {seqs.X.shape[1]} steps; this model takes at most {self.config.max_steps}")
+        dev = torch_device(self.device)
+        y = torch.as_tensor([classes.index(c) for c in y_names], device=dev)
+        x, mask = self._tensors(seqs, dev)
+        gen = torch_generator(self.seed)
+        self.history_ = []
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+            torch.manual_seed(self.seed)
+            net = _Net(x.shape[2], len(classes), self.config).to(dev)
+            opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.epochs * (
+                (len(y) + self.batch_size - 1) // self.batch_size))
+            bar = tqdm(range(self.epochs), desc="temporal model", unit="epoch", disable=not self.progress, leave=False)
+            for _ in bar:
+                net.train()
+                order = torch.randperm(len(y), generator=gen).to(dev)
+                total = 0.0
+                for start in range(0, len(y), self.batch_size):
+                    idx = order[start:start + self.batch_size]
+                    loss = nn.functional.cross_entropy(net(x[idx], mask[idx]), y[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    total += loss.detach().item() * len(idx)
+                self.history_.append(total / len(y))
+                bar.set_postfix(loss=f"{self.history_[-1]:.3f}")
+        net.eval()
+        self.net_, self.names_, self.classes_, self.vocab = net, list(seqs.names), classes, vocab
+        return self
+
+    def fit_parts(self, parts: pd.DataFrame, labels, vocab: Vocab, *, probs=None,
+                  videos: Sequence[str] | None = None) -> "TemporalClassifier":
+        """Build sequences of ``parts`` (``videos`` default: the labelled ones present) and fit."""
+        if videos is None:
+            present = set(parts["video"].astype(str))
+            videos = [v for v in (labels.keys() if hasattr(labels, "keys") else labels.index) if v in present]
+        return self.fit(self.sequences(parts, vocab, probs=probs, videos=videos), labels, vocab)
+
+    def _check(self, seqs: Sequences):
+        if self.net_ is None:
+            raise RuntimeError("TemporalClassifier is not fitted; call fit() or load()")
+        check_names(self.names_, seqs.names, "sequence features")
+
+    @torch.no_grad()
+    def predict_proba(self, seqs: Sequences) -> pd.DataFrame:
+        """Action probabilities, one row per video, one column per trained action."""
+        self._check(seqs)
+        dev = next(self.net_.parameters()).device
+        x, mask = self._tensors(seqs, dev)
+        p = torch.softmax(self.net_(x, mask), -1).cpu().numpy()
+        return pd.DataFrame(p, index=pd.Index(seqs.videos, name="video"), columns=self.classes_)
+
+    def predict(self, seqs: Sequences) -> np.ndarray:
+        """The predicted action name per video."""
+        p = self.predict_proba(seqs)
+        return np.asarray(self.classes_, dtype=object)[p.to_numpy().argmax(1)]
+
+    def score(self, seqs: Sequences, labels) -> float:
+        return float(np.mean(self.predict(seqs) == labels_for(seqs.videos, labels)))
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path) -> Path:
+        """Write the state_dict and metadata with ``torch.save`` (temporary file, then renamed)."""
+        if self.net_ is None:
+            raise RuntimeError("TemporalClassifier is not fitted; nothing to save")
+        path = Path(path)
+        data = {"kind": _KIND, "format": FORMAT_VERSION, "config": asdict(self.config), "length": self.length,
+                "state_dict": {k: v.cpu() for k, v in self.net_.state_dict().items()}, "names": self.names_,
+                "classes": self.classes_, "vocab": vocab_names(self.vocab)}
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(data, tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path, vocab: Vocab | None = None, device="cpu") -> "TemporalClassifier":
+        """Read a model written by :meth:`save` onto ``device``; ``vocab``, when given, must match."""
+        data = check_saved(torch.load(path, map_location="cpu", weights_only=True), _KIND, path)
+        if vocab is not None:
+            check_vocab(data["vocab"], vocab, f"the temporal model in {path}")
+        cfg = TemporalConfig(**data["config"])
+        model = cls(cfg.kind, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
+                    length=data["length"], device=device)
+        model.config = cfg
+        net = _Net(len(data["names"]), len(data["classes"]), cfg)
+        net.load_state_dict(data["state_dict"])
+        model.net_ = net.to(torch_device(device)).eval()
+        model.names_, model.classes_ = data["names"], data["classes"]
+        model.vocab = vocab_from_names(data["vocab"])
+        return model
