@@ -11,7 +11,8 @@ group and lasts a random number of frames. Each motif is shared by at least two 
 part (not even a whole group) decides the action: only the combination of the three motifs does, and
 several actions share two of their three motifs (e.g. ``belly_dancing`` and ``salsa_dancing`` differ only
 by the hip and head). Asymmetric motifs name their sides ``lead_`` and ``other_``; each video draws
-which body side leads, so ``left_leg`` alone is a mixture of two behaviours.
+which body side leads (mostly the right) and may switch sides between cycles, so ``left_leg`` alone
+is a mixture of two behaviours.
 
 Objects are action parameters filled into the motif's roles (``held``, ``target``, ``board``, ``seat``),
 so actions that share a motif's states may still hold different objects (``juggling_balls`` holds a
@@ -61,7 +62,11 @@ NEIGHBOURS = {
 
 # Probabilities of the two kinds of variation.
 SLIP_PROBABILITY = 0.05  # per phase occurrence and part
-LABEL_NOISE = 0.015  # per annotated part
+LABEL_NOISE = 0.02  # per annotated part
+# Most people lead with their right side; legs change sides between cycles more often than arms
+# (walking lunges alternate, a thrower keeps the throwing hand).
+RIGHT_LEAD = 0.65
+SIDE_SWITCH = {"upper": 0.2, "lower": 0.6, "torso": 0.0}
 
 
 def part_kind(part: str) -> str:
@@ -180,8 +185,8 @@ MOTIFS = {m.name: m for m in (
     _motif("folded_legs", "lower",
            _phase((10, 14), legs="bend", feet="none")),
     _motif("lunge_step", "lower",
-           _phase((6, 9), lead_leg="step", lead_foot=B, other_leg="bend", other_foot="tiptoe"),
-           _phase((5, 8), legs="stand", feet=B)),
+           _phase((7, 10), lead_leg="step", lead_foot=B, other_leg="bend", other_foot="tiptoe"),
+           _phase((3, 5), legs="stand", feet=B)),
     # torso ---------------------------------------------------------------------------------
     _motif("upright", "torso",
            _phase((10, 14), hip="none", head="none")),
@@ -272,7 +277,7 @@ class Timeline:
     objects: list[dict[str, str | None]]
     labels: list[dict[str, str]]
     phase_index: dict[str, np.ndarray]
-    lead: dict[str, str]  # group -> "left" or "right"
+    lead: dict[str, str]  # group -> the side that leads at the start, "left" or "right"
 
 
 def _slot_part(slot: str, lead: str) -> str:
@@ -289,8 +294,11 @@ def _neighbour(part: str, state: str, rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def _sample_group(motif: Motif, objects: dict, n_frames: int, lead: str, rng: np.random.Generator):
-    """Per frame states/objects of one group, and the phase-occurrence index of each frame."""
+def _sample_group(motif: Motif, objects: dict, n_frames: int, lead: str, switch: float,
+                  rng: np.random.Generator):
+    """Per frame states/objects of one group, and the phase-occurrence index of each frame.
+
+    At the start of each new cycle the lead side changes with probability ``switch``."""
     n = len(motif.phases)
     phase = int(rng.integers(n))
     # Start part-way into the first phase, so videos do not all begin at a phase boundary.
@@ -304,6 +312,8 @@ def _sample_group(motif: Motif, objects: dict, n_frames: int, lead: str, rng: np
         if current is None or remaining == 0:
             if current is not None:
                 phase = (phase + 1) % n
+                if phase == 0 and rng.random() < switch:
+                    lead = "left" if lead == "right" else "right"
                 lo, hi = motif.phases[phase].frames
                 remaining = int(rng.integers(lo, hi + 1))
                 k += 1
@@ -327,8 +337,8 @@ def sample_timeline(motifs: dict[str, Motif], objects: dict, n_frames: int,
     frames_objects = [dict() for _ in range(n_frames)]
     phase_index, lead = {}, {}
     for group in ("upper", "lower", "torso"):
-        lead[group] = "left" if rng.random() < 0.5 else "right"
-        st, ob, occ = _sample_group(motifs[group], objects, n_frames, lead[group], rng)
+        lead[group] = "right" if rng.random() < RIGHT_LEAD else "left"
+        st, ob, occ = _sample_group(motifs[group], objects, n_frames, lead[group], SIDE_SWITCH[group], rng)
         for t in range(n_frames):
             frames_states[t].update(st[t])
             frames_objects[t].update(ob[t])

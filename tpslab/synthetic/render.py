@@ -72,7 +72,7 @@ class Body:
     lengths: dict[str, float]  # in pixels
     offsets: dict[tuple[str, str], tuple[float, float]]  # personal angle offsets per (kind, state)
     drift: tuple[float, float, float]  # amplitude (px), period (frames), phase (radians)
-    jitter: float = 3.0  # per-frame angle noise, degrees
+    jitter: float = 4.0  # per-frame angle noise, degrees
 
     @classmethod
     def draw(cls, rng: np.random.Generator, scale: float, x0: float, ground: float, lively: bool) -> "Body":
@@ -80,7 +80,7 @@ class Body:
         offsets = {}
         for kind, table in (("arm", ARM_ANGLES), ("leg", LEG_ANGLES), ("foot", FOOT_ANGLES), ("hip", HIP_ANGLES)):
             for state in table:
-                offsets[(kind, state)] = tuple(float(x) for x in rng.normal(0.0, 5.0, 2))
+                offsets[(kind, state)] = tuple(float(x) for x in rng.normal(0.0, 7.0, 2))
         amplitude = float(rng.uniform(4, 10) if lively else rng.uniform(0, 2)) * scale / 100
         drift = (amplitude, float(rng.uniform(18, 40)), float(rng.uniform(0, 2 * math.pi)))
         return cls(scale, x0, ground, 1 if rng.random() < 0.5 else -1, lengths, offsets, drift)
@@ -137,7 +137,7 @@ def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | No
          sway_sign: int, camera: Point, rng: np.random.Generator) -> Pose:
     """Place one person's joints for frame ``t``.
 
-    At a phase boundary the pose is blended a quarter of the way toward the neighbouring frame's
+    At a phase boundary the pose is blended a third of the way toward the neighbouring frame's
     state, as real motion is continuous while the label switches at once. ``sway_sign`` alternates the
     side of a hip sway between phase occurrences. ``rng`` adds the per-frame angle noise.
     """
@@ -150,7 +150,7 @@ def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | No
 
     def angles(part, kind, table):
         st = states[part]
-        return jit(_angles(table, kind, st, body, prev_states.get(part), next_states.get(part), 0.25, 0.25))
+        return jit(_angles(table, kind, st, body, prev_states.get(part), next_states.get(part), 0.35, 0.35))
 
     hip_state = states["hip"]
     (lean,) = angles("hip", "hip", HIP_ANGLES)

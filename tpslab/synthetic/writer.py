@@ -292,7 +292,7 @@ def _annotate_person(person: Person, t: int, annotator: _Annotator, rng) -> Huma
         for name in PARTS:
             if rng.random() < person.drop_part_prob:
                 continue
-            box = annotator.box(boxes[name], 0.8)
+            box = annotator.box(boxes[name], 1.0)
             if box is None:
                 continue
             obj = person.timeline.objects[t].get(name)
