@@ -60,6 +60,19 @@ def test_videos_per_class_stacks_one_bar_per_class_and_split(ds):
     assert "4 videos, 2 classes" in ax.get_title()
 
 
+def test_frames_per_video_histograms_share_bins(ds):
+    ax = viz.plot_frames_per_video(ds.videos, bins=4)
+    rects = bars(ax)
+    assert len(rects) == 2 * 4
+    lengths, annotated = rects[:4], rects[4:]
+    # lengths 12, 9, 10 and the test video's 8, in bins of width 3 up to 12
+    assert [r.get_height() for r in lengths] == [0, 0, 1, 3]
+    assert [r.get_height() for r in annotated] == [1, 2, 0, 0]  # 4, 3, 2 annotated frames; test has none
+    assert 0 <= lengths[0].get_x() < annotated[0].get_x() < 3  # side by side in the first bin
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["frames in the video", "annotated frames"]
+    assert "3 annotated" in ax.get_title()
+
+
 def test_humans_per_frame_and_parts_per_human_bar_heights(ds):
     ax = viz.plot_humans_per_frame(ds.frames)
     # odd frames have one human, even frames two: frames 1,4,7,10 | 1,2,3 | 2,6
@@ -154,7 +167,7 @@ def test_plot_frame_reads_the_numbered_frame(ds):
     ax = viz.plot_frame(ds, "lunge_a", 7)
     shown = next(a for a in ax.get_children() if isinstance(a, AxesImage)).get_array()
     assert vg.read_index(np.asarray(shown)) == 6  # frame number 7 is decoded index 6
-    assert "lunge | lunge_a | frame 7 (1 humans, 3 parts)" == ax.get_title()
+    assert ax.get_title() == "lunge | frame 7 (1 human, 3 parts)\nlunge_a"
     ax = viz.plot_frame(ds, "lunge_a", 2)
     assert "not annotated" in ax.get_title() and not _frame_rects(ax)
 

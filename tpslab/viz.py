@@ -4,7 +4,7 @@ Every ``plot_*`` function takes data (dataset tables, a metrics result, a matrix
 optional ``ax``; it draws on ``ax`` (or on a new figure sized for the content), labels axes and
 title, and returns the Axes. Nothing is random, so the same data always gives the same picture.
 
-Dataset: :func:`plot_videos_per_class`, :func:`plot_humans_per_frame`, :func:`plot_parts_per_human`,
+Dataset: :func:`plot_videos_per_class`, :func:`plot_frames_per_video`, :func:`plot_humans_per_frame`, :func:`plot_parts_per_human`,
 :func:`plot_missing_parts`, :func:`plot_state_distribution`, :func:`plot_state_by_action`,
 :func:`plot_objects`, :func:`plot_state_timeline`.
 Frames: :func:`draw_frame` (an image with human, part and object boxes and state labels),
@@ -70,6 +70,10 @@ def state_colors(state_names: Sequence[str]) -> dict:
     return out
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _box_rect(box, **style) -> Rectangle:
     x1, y1, x2, y2 = (float(v) for v in box)
     return Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1 + 1, y2 - y1 + 1, fill=False, **style)
@@ -124,6 +128,25 @@ def plot_videos_per_class(videos: pd.DataFrame, *, ax=None) -> plt.Axes:
     ax.set_ylabel("action class")
     ax.set_title(f"Videos per class ({int(table['total'].sum())} videos, {len(table)} classes)")
     ax.legend(title="split", loc="lower right")
+    return ax
+
+
+def plot_frames_per_video(videos: pd.DataFrame, *, bins: int = 20, ax=None) -> plt.Axes:
+    """Histograms over videos of the frame count (from the flist) and the annotated frame count.
+
+    Videos whose frame count is unknown are left out of the first histogram only; both share bins.
+    """
+    total = videos["num_frames"].dropna().to_numpy(np.float64)
+    annotated = videos.loc[videos["num_annotated_frames"] > 0, "num_annotated_frames"].to_numpy(np.float64)
+    top = max(total.max(initial=0), annotated.max(initial=0), 1)
+    edges = np.linspace(0, top, bins + 1)
+    ax = _axes(ax, (6, 3.2))
+    ax.hist([total, annotated], bins=edges, label=["frames in the video", "annotated frames"],
+            color=["#4c72b0", "#dd8452"])
+    ax.set_xlabel("frames")
+    ax.set_ylabel("videos")
+    ax.set_title(f"Frames per video ({len(total)} videos with a known length, {len(annotated)} annotated)")
+    ax.legend()
     return ax
 
 
@@ -295,9 +318,9 @@ def plot_frame(dataset, video: str, frame: int, *, reader=None, ax=None, **show)
     humans, parts = dataset.humans_of(video, frame), dataset.parts_of(video, frame)
     label = dataset.video_info(video)["label"]
     annotated = int(frame) in set(dataset.frames_of(video)["frame"].tolist())
-    note = f"{len(humans)} humans, {len(parts)} parts" if annotated else "not annotated"
+    note = f"{_count(len(humans), 'human')}, {_count(len(parts), 'part')}" if annotated else "not annotated"
     return draw_frame(image, humans, parts, part_names=dataset.vocab.parts.names, ax=ax,
-                      title=f"{label} | {video} | frame {frame} ({note})", **show)
+                      title=f"{label} | frame {frame} ({note})\n{video}", **show)
 
 
 def plot_comparison(image, truth: pd.DataFrame, predicted: pd.DataFrame, *, humans: pd.DataFrame | None = None,
