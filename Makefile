@@ -22,8 +22,16 @@ mini: setup
 lab: mini
 	cd notebooks && ../$(PY) -m jupyter lab
 
+# Unit tests (tests/, from pyproject's testpaths), then every notebook under nbval in fast mode.
 test: mini
 	$(PY) -m pytest
+	TPSLAB_FAST=1 $(PY) -m pytest --nbval-lax notebooks
+
+# Executes every notebook in full and writes it as HTML (outputs and widget state) under build/.
+demo: mini
+	@mkdir -p build
+	$(PY) -m jupyter nbconvert --to html --execute --output-dir build \
+		--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.store_widget_state=True notebooks/*.ipynb
 
 clean:
 	rm -rf build .pytest_cache
