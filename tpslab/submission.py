@@ -287,7 +287,8 @@ def build_predictions(parts: pd.DataFrame, videos, frames=None, mode: str = "lis
     for i in np.nonzero(~np.isfinite(hbox).all(axis=1))[0]:
         problems.append(Problem("parts table", where(i), "human box is not 4 finite numbers"))
     for i in np.nonzero(has_part & ~np.isfinite(pbox).all(axis=1))[0]:
-        problems.append(Problem("parts table", f"{where(i)} part {t['part'].iloc[i]}", "part box is not 4 finite numbers"))
+        problems.append(Problem("parts table", f"{where(i)} part {t['part'].iloc[i]}",
+                                "part box is not 4 finite numbers"))
     for i in np.nonzero(has_part & t["state"].isna().to_numpy())[0]:
         problems.append(Problem("parts table", f"{where(i)} part {t['part'].iloc[i]}", "no state"))
     unknown = sorted(set(t["video"].astype(str)) - set(pred_vid))

@@ -10,6 +10,6 @@ from tpslab.metrics.classification import (ActionMetrics, PartStateMetrics, acti
 from tpslab.metrics.official import (GRID_IOUS, ORACLES, ScoringError, TPSResult, TPSScorer, assign_humans,
                                      curve, tps_grid, tps_score)
 
-__all__ = ["GRID_IOUS", "ORACLES", "TPSScorer", "ActionMetrics", "PartStateMetrics", "ScoringError", "TPSResult", "action_metrics",
-           "action_metrics_from_submission", "assign_humans", "curve", "part_state_metrics", "tps_grid",
-           "tps_score"]
+__all__ = ["GRID_IOUS", "ORACLES", "ActionMetrics", "PartStateMetrics", "ScoringError", "TPSResult", "TPSScorer",
+           "action_metrics", "action_metrics_from_submission", "assign_humans", "curve", "part_state_metrics",
+           "tps_grid", "tps_score"]

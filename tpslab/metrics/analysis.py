@@ -88,6 +88,7 @@ def oracle_study(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, p
     if unknown:
         raise ValueError(f"unknown oracle(s) {sorted(unknown)}; known: {ORACLES}")
     scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode)
+    scorer.prepare(full=True)  # every overlapping pair, all boxes: each row below only selects from it
     rows = []
     for k in range(len(oracles) + 1):
         for subset in combinations(oracles, k):

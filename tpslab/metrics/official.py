@@ -61,6 +61,9 @@ ORACLES = ("humans", "part_boxes", "part_states", "actions")
 # Two costs closer than this are treated as a possible tie and left to SciPy (costs lie in [0, 2];
 # SciPy's own rounding is around 1e-15).
 _TIE_TOL = 1e-9
+# Items per block when flattening: each block is read in several C-level passes (map, chain, fromiter), and a
+# block small enough to stay in cache makes the later passes cheap.
+_CHUNK = 4096
 _MAX_LISTED = 20
 
 _get_box = operator.itemgetter("box")
@@ -196,9 +199,12 @@ def _box_problem(box) -> str | None:
 
 def _box_array(boxes: list, where, file: str) -> np.ndarray:
     """(n, 4) float64 array of a list of boxes; on any malformed box, a ScoringError listing them."""
+    if len(boxes) > _CHUNK:
+        return np.concatenate([_box_array(boxes[s:s + _CHUNK], lambda i, s=s: where(s + i), file)
+                               for s in range(0, len(boxes), _CHUNK)])
     n = len(boxes)
     try:
-        lengths = np.fromiter(map(len, boxes), np.int64, n)
+        lengths = np.fromiter(map(list.__len__, boxes), np.int64, n)  # also rejects anything but lists
         if n and (lengths.min() != 4 or lengths.max() != 4):
             raise ValueError
         flat = list(chain.from_iterable(boxes))
@@ -214,9 +220,10 @@ def _box_array(boxes: list, where, file: str) -> np.ndarray:
             msg = _box_problem(box)
             if msg:
                 problems.append(Problem(file, where(i), msg))
-        if not problems:  # pragma: no cover - the fast path and the checker disagree
-            raise
-        raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems) from None
+        if problems:
+            raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems) from None
+    # Well-formed boxes the fast path does not take (tuples, from Python callers).
+    return np.array([[float(v) for v in box] for box in boxes], dtype=np.float64).reshape(n, 4)
 
 
 def _parts_dict(parts, file: str, where: str) -> dict:
@@ -405,6 +412,7 @@ class TPSScorer:
         self._flatten_humans()
         self._assign()
         self._aligned = {}
+        self._supersets = []
 
     # -- videos and frames ------------------------------------------------------------------------
 
@@ -578,16 +586,55 @@ class TPSScorer:
         self.pair_iou = pair_iou
         self.pair_square = g[frame] == p[frame]
 
-    def valid_pairs(self, human_iou: float):
-        """(GT human, predicted human) pairs that count at this human threshold (scorer's precision)."""
+    def _valid_mask(self, human_iou: float) -> np.ndarray:
+        """Which assignment pairs count at this human threshold, compared in the scorer's precision."""
         iou = self.pair_iou
-        valid = np.where(self.pair_square, iou > np.float32(human_iou), iou.astype(np.float64) > human_iou)
+        return np.where(self.pair_square, iou > np.float32(human_iou), iou.astype(np.float64) > human_iou)
+
+    def valid_pairs(self, human_iou: float):
+        """(GT human, predicted human) pairs that count at this human threshold."""
+        valid = self._valid_mask(human_iou)
         g, p, frame = self.pair_g[valid], self.pair_p[valid], self.pair_frame[valid]
         if self.legacy_pairing and len(g):
             # The i-th valid match of a frame (GT order) takes the frame's i-th predicted human.
             _, rank = _segments(np.bincount(frame, minlength=len(self.frames.name))[np.unique(frame)])
             p = self.ph_start[frame] + rank
         return g, p
+
+    def prepare(self, human_iou: float | None = None, full: bool = False) -> None:
+        """Read the parts of every pair valid at ``human_iou`` (default: every pair of overlapping boxes, as
+        the ``humans`` oracle uses) once, so that scores at higher thresholds only select from them.
+
+        ``full`` also reads the boxes the details and the part oracles need. Without it each threshold
+        reads its own pairs on first use, exactly those the public scorer looks at."""
+        mask = self.pair_iou > np.float32(-1) if human_iou is None else \
+            self._valid_mask(_check_threshold(human_iou, "human_iou"))
+        self._aligned_for(mask, full)
+
+    def _aligned_for(self, mask: np.ndarray, full: bool):
+        """Aligned part data of the assignment pairs in ``mask``, cut from a prepared superset if any."""
+        for have, have_full, aligned in self._supersets:
+            if (have_full or not full) and not (mask & ~have).any():
+                return self._select_pairs(aligned, mask[have])
+        aligned = self._align(self.pair_g[mask], self.pair_p[mask], full)
+        self._supersets.append((mask, full, aligned))
+        return aligned
+
+    @staticmethod
+    def _select_pairs(al: dict, keep_pair: np.ndarray) -> dict:
+        """The aligned data of the pairs ``keep_pair`` (a mask over the aligned pairs)."""
+        if keep_pair.all():
+            return al
+        part_pair = np.repeat(np.arange(len(al["nparts"])), al["nparts"])
+        keep_part = keep_pair[part_pair]
+        keep_prop = keep_part[al["prop_part"]]
+        new_index = np.cumsum(keep_part) - 1
+        old_part = np.nonzero(keep_part)[0]
+        return dict(nparts=al["nparts"][keep_pair], nprop=al["nprop"][keep_part],
+                    prop_part=new_index[al["prop_part"][keep_prop]], prop_iou=al["prop_iou"][keep_prop],
+                    prop_same=al["prop_same"][keep_prop], pverbs=al["pverbs"],
+                    pverb_index=al["pverb_index"][keep_prop],
+                    where_pred=lambda i: al["where_pred"](int(old_part[i])))
 
     # -- parts ------------------------------------------------------------------------------------
 
@@ -602,11 +649,35 @@ class TPSScorer:
         For every GT part of the pairs (in order): whether the paired prediction has that part name and how
         many proposals it holds; for every proposal: its GT part, verb equality and IoU with the GT part box.
         Boxes are read (and checked) only for parts with a proposal of the right verb, the only ones whose
-        IoU can matter; ``full=True`` reads them all (for the per-part details).
+        IoU can matter; ``full=True`` reads them all (for the per-part details). Pairs are read in blocks.
         """
         key = (g.tobytes(), p.tobytes(), full)
         if key in self._aligned:
             return self._aligned[key]
+        step = max(1, _CHUNK // 8)  # pairs per block (a few parts each)
+        blocks = [self._align_block(g[s:s + step], p[s:s + step], full) for s in range(0, len(g), step)]
+        if not blocks:
+            blocks = [self._align_block(g, p, full)]
+        part_offsets = np.cumsum([0] + [len(b["nprop"]) for b in blocks])
+
+        def where_pred(i):
+            b = int(np.searchsorted(part_offsets, i, side="right")) - 1
+            return blocks[b]["where_pred"](i - int(part_offsets[b]))
+
+        aligned = dict(
+            nparts=np.concatenate([b["nparts"] for b in blocks]),
+            nprop=np.concatenate([b["nprop"] for b in blocks]),
+            prop_part=np.concatenate([b["prop_part"] + off for b, off in zip(blocks, part_offsets)]),
+            prop_iou=np.concatenate([b["prop_iou"] for b in blocks]),
+            prop_same=np.concatenate([b["prop_same"] for b in blocks]),
+            pverbs=list(chain.from_iterable(b["pverbs"] for b in blocks)),
+            where_pred=where_pred)
+        aligned["pverb_index"] = np.arange(len(aligned["pverbs"]))  # proposal -> its verb in ``pverbs``
+        self._aligned[key] = aligned
+        return aligned
+
+    def _align_block(self, g: np.ndarray, p: np.ndarray, full: bool):
+        """:meth:`_align` for one block of pairs."""
         PRED, GT = "pred_part_result.json", "gt_part_result.json"
         gparts = [self.gh_parts[i] for i in g.tolist()]
         ph = self.ph
@@ -695,16 +766,16 @@ class TPSScorer:
         iou[prop_need] = iou_need
         n = np.zeros(len(gvals), dtype=np.int64)
         n[sel] = nprop
-        aligned = dict(nparts=nparts, nprop=n, prop_part=sel[owner], prop_iou=iou, prop_same=same_verb,
-                       pverbs=pverbs, where_pred=where_pred)
-        self._aligned[key] = aligned
-        return aligned
+        return dict(nparts=nparts, nprop=n, prop_part=sel[owner], prop_iou=iou, prop_same=same_verb,
+                    pverbs=pverbs, where_pred=where_pred)
 
     @staticmethod
     def _check_verb_lists(pverbs, sel, where_pred):
         """List mode: every 'verb' is a list; returns N (proposals) per part."""
-        if set(map(type, pverbs)) <= {list}:
-            return np.fromiter(map(len, pverbs), np.int64, len(pverbs))
+        try:
+            return np.fromiter(map(list.__len__, pverbs), np.int64, len(pverbs))  # TypeError if not a list
+        except TypeError:
+            pass
         raise ScoringError("malformed proposals", [
             Problem("pred_part_result.json", where_pred(int(i)),
                     "mode 'list' expects 'verb': [verb, ...]" + (" (got one verb: use mode='single')"
@@ -714,9 +785,11 @@ class TPSScorer:
     @staticmethod
     def _check_box_lists(pboxes, nprop, sel, where_pred):
         """List mode: every 'box' is a list of as many boxes as the part has verbs."""
-        if set(map(type, pboxes)) <= {list} and \
-                np.array_equal(np.fromiter(map(len, pboxes), np.int64, len(pboxes)), nprop):
-            return
+        try:
+            if np.array_equal(np.fromiter(map(list.__len__, pboxes), np.int64, len(pboxes)), nprop):
+                return
+        except TypeError:
+            pass
         raise ScoringError("malformed proposals", [
             Problem("pred_part_result.json", where_pred(int(i)),
                     f"mode 'list' expects 'box': [box, ...] with one box per verb ({n})")
@@ -744,12 +817,17 @@ class TPSScorer:
         Returns ``(g, p, aligned, score, box_ok, same)``: the pairs, their aligned part data, the score of
         every aligned GT part, and per proposal whether its box reaches the part IoU and its verb is right.
         """
+        full = full or bool(oracle & {"part_boxes", "part_states"})
         if "humans" in oracle:
-            real = self.pair_iou > np.float32(-1)  # every pair of overlapping boxes, as if the box were exact
-            g, p = self.pair_g[real], self.pair_p[real]
+            mask = self.pair_iou > np.float32(-1)  # every pair of overlapping boxes, as if the box were exact
+        elif not self.legacy_pairing:
+            mask = self._valid_mask(human_iou)
+        if "humans" in oracle or not self.legacy_pairing:
+            g, p = self.pair_g[mask], self.pair_p[mask]
+            al = self._aligned_for(mask, full)
         else:
             g, p = self.valid_pairs(human_iou)
-        al = self._align(g, p, full or bool(oracle & {"part_boxes", "part_states"}))
+            al = self._align(g, p, full)
         nprop = al["nprop"]
         over = np.nonzero(nprop > PROPOSAL_LIMIT)[0]
         if len(over):
@@ -798,6 +876,8 @@ class TPSScorer:
         """One row per (human IoU, part IoU): see :func:`tps_grid`."""
         import pandas as pd
 
+        if not self.legacy_pairing and len(human_ious):
+            self.prepare(min(human_ious))
         rows = []
         for hi in human_ious:
             for pi in part_ious:
@@ -841,8 +921,8 @@ class TPSScorer:
         pred_state = np.full(len(names), None, dtype=object)
         has_prop = m.copy()
         has_prop[m] = al["nprop"][aligned_idx[m]] > 0
-        pverbs = al["pverbs"]
-        pred_state[has_prop] = [pverbs[i] for i in first[aligned_idx[has_prop]].tolist()]
+        pverbs, verb_of = al["pverbs"], al["pverb_index"]
+        pred_state[has_prop] = [pverbs[i] for i in verb_of[first[aligned_idx[has_prop]]].tolist()]
         table = pd.DataFrame({
             "video": [self.videos[v] for v in self.frames.video[frame].tolist()],
             "frame": [self.frames.name[f] for f in frame.tolist()],
