@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -46,6 +48,8 @@ def test_builds_on_the_first_class_video_and_annotated_frame(explorer):
     assert (explorer.frame_slider.min, explorer.frame_slider.max, explorer.frame_slider.value) == (1, 12, 1)
     assert explorer.play.max == 12
     assert bytes(explorer.image.value).startswith(PNG_MAGIC)
+    shown = plt.imread(io.BytesIO(bytes(explorer.image.value)), format="png")
+    assert (explorer.image.width, explorer.image.height) == (str(shown.shape[1]), str(shown.shape[0]))
     assert vg.read_index(explorer.frame_image) == 0
     assert "lunge_a" in explorer.info.value and "frame 1 of 12" in explorer.info.value
     bundle = explorer._repr_mimebundle_()

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from tpslab import stats
 
@@ -240,6 +241,7 @@ def plot_state_timeline(parts: pd.DataFrame, video: str, *, human: int = 0, fram
     ax.imshow(np.ma.masked_less(grid, 0), cmap=cmap, vmin=-0.5, vmax=max(len(used), 1) - 0.5,
               aspect="auto", interpolation="nearest", extent=(lo - 0.5, hi + 0.5, len(names) - 0.5, -0.5))
     ax.set_yticks(range(len(names)), names)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("frame number")
     ax.set_title(f"Part states of human {human} in {video}")
     if current_frame is not None:

@@ -14,6 +14,7 @@ same view as a matplotlib figure.
 from __future__ import annotations
 
 import io
+import struct
 
 from tpslab import viz
 
@@ -62,7 +63,7 @@ class Explorer:
 
         self.class_select = W.Dropdown(options=labels, value=start_label, description="class")
         self.video_select = W.Dropdown(options=self._video_options(start_label), description="video",
-                                       layout=W.Layout(width="420px"))
+                                       layout=W.Layout(width="480px"))
         self.frame_slider = W.IntSlider(min=1, max=1, value=1, description="frame", continuous_update=False,
                                         layout=W.Layout(width="420px"))
         self.play = W.Play(min=1, max=1, value=1, step=1, interval=interval_ms, description="play")
@@ -178,7 +179,11 @@ class Explorer:
         plt.close(fig)  # keep pyplot (and the inline backend) from showing it a second time
         self.figure = fig
         self.frame_image = fig.axes[0].images[0].get_array()
-        self.image.value = buffer.getvalue()
+        png = buffer.getvalue()
+        # show the picture at its own pixel size (the page would otherwise stretch and blur it)
+        width, height = struct.unpack(">II", png[16:24])
+        self.image.width, self.image.height = str(width), str(height)
+        self.image.value = png
         info = self.dataset.video_info(video)
         annotated = int(frame) in set(self.dataset.frames_of(video)["frame"].tolist())
         self.info.value = (f"<b>{info['label']}</b> &middot; {video} &middot; {info['split']} &middot; "
