@@ -46,7 +46,8 @@ def test_release_layout(tiny):
     root, preset = tiny.root, synthetic.PRESETS["tiny"]
     assert sorted(p.name for p in root.iterdir()) == ["list", "test_videos", "train_annotations", "train_videos"]
     vocab = Vocab.default()
-    for fname, names in (("body_part.txt", vocab.parts), ("part_stat.txt", vocab.states), ("object.txt", vocab.objects)):
+    lists = (("body_part.txt", vocab.parts), ("part_stat.txt", vocab.states), ("object.txt", vocab.objects))
+    for fname, names in lists:
         assert (root / "list" / fname).read_text().split() == list(names.names)
     videos = tiny.videos
     assert set(videos["label"]) == set(preset.classes)
@@ -142,7 +143,8 @@ def test_json_varies_as_the_real_annotations(default_plans):
             seen["some parts missing"] += 0 < len(hu["parts"]) < len(PARTS)
             names = [p["name"] for p in hu["parts"]]
             assert len(set(names)) == len(names)
-            boxes = [hu["box"]] + [p["box"] for p in hu["parts"]] + [p["obj_bbox"] for p in hu["parts"] if "obj_bbox" in p]
+            boxes = [hu["box"]] + [p["box"] for p in hu["parts"]]
+            boxes += [p["obj_bbox"] for p in hu["parts"] if "obj_bbox" in p]
             for b in boxes:
                 assert len(b) == 4 and 0 <= b[0] <= b[2] <= w - 1 and 0 <= b[1] <= b[3] <= h - 1, b
                 seen["float box" if isinstance(b[0], float) else "int box"] += 1

@@ -21,8 +21,12 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tpslab.synthetic.writer import GENERATOR_VERSION, PRESETS, Preset, get_preset
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["GENERATOR_VERSION", "PRESETS", "Preset", "SyntheticRecord", "ensure_mini", "generate",
            "mini_path", "plan_record"]
@@ -41,13 +45,13 @@ class SyntheticRecord:
     root: Path
     preset: str
     seed: int
-    videos: "object"
-    frames: "object"
-    humans: "object"
-    parts: "object"
-    test_frames: "object"
-    test_humans: "object"
-    test_parts: "object"
+    videos: pd.DataFrame
+    frames: pd.DataFrame
+    humans: pd.DataFrame
+    parts: pd.DataFrame
+    test_frames: pd.DataFrame
+    test_humans: pd.DataFrame
+    test_parts: pd.DataFrame
 
 
 def _tables(specs, rows) -> tuple:
@@ -117,7 +121,8 @@ def _record(root: Path, preset: Preset, seed: int, specs, rows) -> SyntheticReco
                            test_frames, test_humans, test_parts)
 
 
-def generate(out, preset="default", seed: int = 0, progress: bool = True, workers: int | None = None) -> SyntheticRecord:
+def generate(out, preset="default", seed: int = 0, progress: bool = True,
+             workers: int | None = None) -> SyntheticRecord:
     """Write a mini dataset in the release layout to ``out`` and return the generator's record of it.
 
     The tree is built in a hidden sibling folder and renamed to ``out`` when complete, so an

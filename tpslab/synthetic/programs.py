@@ -51,7 +51,7 @@ PART_STATES = {
 # Neighbouring states: what a slip (performance variation) or a label-noise flip turns a state into.
 NEIGHBOURS = {
     "head": {"none": ("nod", "turn"), "nod": ("none",), "turn": ("none",)},
-    "hip": {"none": ("sway",), "bend": ("none",), "sway": ("none",), "sit": ("sit",)},
+    "hip": {"none": ("sway",), "bend": ("none",), "sway": ("none",), "sit": ("sit",)},  # seated stays seated
     "arm": {"none": ("bend", "swing"), "bend": ("unbend", "none"), "unbend": ("bend", "lift"),
             "lift": ("unbend",), "swing": ("unbend", "none")},
     "hand": {"none": ("clap", "grab"), "hold": ("grab",), "grab": ("hold",), "press": ("none",),
@@ -85,9 +85,6 @@ class Phase:
     slots: tuple[tuple[str, tuple[str, str | None]], ...]
     frames: tuple[int, int]  # duration range, inclusive
 
-    def get(self, slot: str) -> tuple[str, str | None]:
-        return dict(self.slots)[slot]
-
 
 def _phase(frames: tuple[int, int], **spec) -> Phase:
     """Shorthands: ``arms=`` sets both arms, ``hands=``, ``legs=``, ``feet=`` likewise; a value is a
@@ -110,9 +107,6 @@ class Motif:
     name: str
     group: str
     phases: tuple[Phase, ...]
-
-    def slots(self) -> tuple[str, ...]:
-        return tuple(s for s, _ in self.phases[0].slots)
 
 
 def _motif(name: str, group: str, *phases: Phase) -> Motif:

@@ -53,11 +53,6 @@ def _add(p: Point, v: Point, k: float = 1.0) -> Point:
     return p[0] + k * v[0], p[1] + k * v[1]
 
 
-def side_of(part: str) -> int:
-    """+1 for the person's left parts (drawn on the image's right), -1 for right parts, 0 otherwise."""
-    return 1 if part.startswith("left_") else -1 if part.startswith("right_") else 0
-
-
 # ----------------------------------------------------------------------------- bodies and poses
 
 
@@ -296,7 +291,8 @@ def object_instances(p: Pose) -> list[ObjectInstance]:
             elif label == "dumbbell":
                 n = (-d[1], d[0])
                 a2, b2 = _add(c, n, -2.0 * r), _add(c, n, 2.0 * r)
-                out.append(ObjectInstance(label, (part,), "bar", (a2, b2, 0.8 * r, 1.1 * r), _bbox([a2, b2], 1.1 * r + 1)))
+                out.append(ObjectInstance(label, (part,), "bar", (a2, b2, 0.8 * r, 1.1 * r),
+                                          _bbox([a2, b2], 1.1 * r + 1)))
             else:  # an object outside the vocabulary: a purple block at the hand
                 centre = _add(c, d, 1.7 * r)
                 out.append(_blob(label, (part,), centre, 1.4 * r, 1.4 * r, shape="block"))
@@ -316,7 +312,8 @@ def _stick(label, parts, a: Point, b: Point, r: float) -> ObjectInstance:
 
 
 def _blob(label, parts, c: Point, rx: float, ry: float, shape: str = "blob") -> ObjectInstance:
-    return ObjectInstance(label, parts, shape, (c, rx, ry), (c[0] - rx - 1, c[1] - ry - 1, c[0] + rx + 1, c[1] + ry + 1))
+    box = (c[0] - rx - 1, c[1] - ry - 1, c[0] + rx + 1, c[1] + ry + 1)
+    return ObjectInstance(label, parts, shape, (c, rx, ry), box)
 
 
 # ----------------------------------------------------------------------------- drawing

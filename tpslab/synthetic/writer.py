@@ -168,9 +168,10 @@ def _annotated_frames(n: int, rng: np.random.Generator) -> list[int]:
     return out
 
 
-def _place_people(spec: VideoSpec, label: str, rng: np.random.Generator) -> list[tuple[render.Body, bool]]:
+def _place_people(spec: VideoSpec, rng: np.random.Generator) -> list[tuple[render.Body, bool]]:
+    """The main person (True) and maybe a smaller bystander (False) beside them, on the floor."""
     w, h = spec.size
-    program = programs.PROGRAMS[label]
+    program = programs.PROGRAMS[spec.label]
     lively = program.lower in ("step_around", "hop", "kick") or program.torso == "hip_sway"
     scale = h * float(rng.uniform(0.56, 0.66))
     ground = h * float(rng.uniform(0.90, 0.95))
@@ -244,7 +245,7 @@ def plan_video(spec: VideoSpec) -> VideoPlan:
     n = spec.num_frames
     w, h = spec.size
     people = []
-    for body, is_main in _place_people(spec, spec.label, rng):
+    for body, is_main in _place_people(spec, rng):
         tl = programs.action_timeline(spec.label, n, rng) if is_main else programs.distractor_timeline(n, rng)
         people.append(Person(body, tl, [], [], is_main, 0.98 if is_main else 0.85, 0.05 if is_main else 0.25))
     camera = _camera_path(n, rng)
