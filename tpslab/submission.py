@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.errors import Problem
+from tpslab.metrics.official import gc_paused
 
 GT_VID, GT_PART = "gt_vid_result.json", "gt_part_result.json"
 PRED_VID, PRED_PART = "pred_vid_result.json", "pred_part_result.json"
@@ -113,18 +114,19 @@ def _dumps(obj) -> bytes:
 
 
 def _loads(data: bytes, name: str):
-    import orjson
+    from tpslab.metrics.official import ScoringError, loads_json
 
     try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as e:
-        raise SubmissionError(f"{name} is not valid JSON: {e}") from None
+        return loads_json(data, name)
+    except ScoringError as e:
+        raise SubmissionError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------------------------
 # Ground truth
 
 
+@gc_paused()  # builds or walks millions of small objects
 def export_ground_truth(dataset, out=None, videos: Iterable[str] | None = None, stride: int = SCORED_STRIDE):
     """The evaluation ground truth of ``videos`` (default: every train-split video) of a loaded dataset.
 
@@ -249,6 +251,7 @@ def _video_labels(videos) -> dict:
     return out
 
 
+@gc_paused()  # builds or walks millions of small objects
 def build_predictions(parts: pd.DataFrame, videos, frames=None, mode: str = "list",
                       max_humans: int = MAX_HUMANS, max_proposals: int = MAX_PROPOSALS):
     """``(pred_vid, pred_part)`` from prediction tables (see the module docstring for the long format).
@@ -498,6 +501,7 @@ def _is_box(b) -> bool:
     return isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b)
 
 
+@gc_paused()  # builds or walks millions of small objects
 def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=None, mode: str = "list",
                         max_humans: int = MAX_HUMANS, max_proposals: int = MAX_PROPOSALS) -> SubmissionReport:
     """Check a submission (dicts or paths) and return a :class:`SubmissionReport` (no exception).
