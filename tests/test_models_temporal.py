@@ -13,7 +13,7 @@ def train_labels(tiny):
 
 
 def fit(tiny, kind="gru", **kw):
-    kw = {"epochs": 30, "hidden": 32, "progress": False, **kw}
+    kw = {"epochs": 30, "hidden": 32, "threads": 1, "progress": False, **kw}
     return TemporalClassifier(kind, **kw).fit_parts(tiny.dataset.parts, train_labels(tiny), tiny.dataset.vocab)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -121,6 +122,26 @@ def torch_device(device):
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} asked for, but CUDA is not available here")
     return dev
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch CPU threads (None: leave the setting alone), then restore it.
+
+    On a machine whose cores are busy with other work, one thread is often several times faster
+    than oversubscribed ones.
+    """
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_generator(seed: int):

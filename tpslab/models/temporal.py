@@ -25,7 +25,8 @@ from torch import nn
 
 from tpslab.features import frame_sequences
 from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
-                                   labels_for, torch_device, torch_generator, vocab_from_names, vocab_names)
+                                   labels_for, torch_device, torch_generator, torch_threads, vocab_from_names,
+                                   vocab_names)
 from tpslab.vocab import Vocab
 
 KINDS = ("gru", "transformer")
@@ -101,16 +102,22 @@ class _Net(nn.Module):
 
 
 class TemporalClassifier:
-    """Action from a per-frame part-state sequence; see the module docstring."""
+    """Action from a per-frame part-state sequence; see the module docstring.
+
+    ``kind``: one of :data:`KINDS`; ``length``: steps per sequence; ``device``: where to train and
+    predict; ``threads``: torch CPU threads while training and predicting (None: torch's setting).
+    """
 
     def __init__(self, kind: str = "gru", *, hidden: int = 64, layers: int = 1, heads: int = 4, dropout: float = 0.2,
                  epochs: int = 40, lr: float = 3e-3, weight_decay: float = 1e-3, batch_size: int = 16,
-                 length: int = 32, seed: int = 0, device="cpu", progress: bool = True):
+                 length: int = 32, seed: int = 0, device="cpu", threads: int | None = None,
+                 progress: bool = True):
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
         self.config = TemporalConfig(kind, hidden, layers, heads, dropout, max(64, length))
         self.epochs, self.lr, self.weight_decay, self.batch_size = epochs, lr, weight_decay, batch_size
         self.length, self.seed, self.device, self.progress = length, seed, device, progress
+        self.threads = threads
         self.net_: _Net | None = None
         self.names_: list[str] | None = None
         self.classes_: list[str] | None = None
@@ -151,7 +158,7 @@ class TemporalClassifier:
         x, mask = self._tensors(seqs, dev)
         gen = torch_generator(self.seed)
         self.history_ = []
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(self.threads):
             torch.manual_seed(self.seed)
             net = _Net(x.shape[2], len(classes), self.config).to(dev)
             opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -195,7 +202,8 @@ class TemporalClassifier:
         self._check(seqs)
         dev = next(self.net_.parameters()).device
         x, mask = self._tensors(seqs, dev)
-        p = torch.softmax(self.net_(x, mask), -1).cpu().numpy()
+        with torch_threads(self.threads):
+            p = torch.softmax(self.net_(x, mask), -1).cpu().numpy()
         return pd.DataFrame(p, index=pd.Index(seqs.videos, name="video"), columns=self.classes_)
 
     def predict(self, seqs: Sequences) -> np.ndarray:
@@ -221,14 +229,14 @@ class TemporalClassifier:
         return path
 
     @classmethod
-    def load(cls, path, vocab: Vocab | None = None, device="cpu") -> "TemporalClassifier":
+    def load(cls, path, vocab: Vocab | None = None, device="cpu", threads: int | None = None) -> "TemporalClassifier":
         """Read a model written by :meth:`save` onto ``device``; ``vocab``, when given, must match."""
         data = check_saved(torch.load(path, map_location="cpu", weights_only=True), _KIND, path)
         if vocab is not None:
             check_vocab(data["vocab"], vocab, f"the temporal model in {path}")
         cfg = TemporalConfig(**data["config"])
         model = cls(cfg.kind, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
-                    length=data["length"], device=device)
+                    length=data["length"], device=device, threads=threads)
         model.config = cfg
         net = _Net(len(data["names"]), len(data["classes"]), cfg)
         net.load_state_dict(data["state_dict"])
