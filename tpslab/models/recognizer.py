@@ -394,18 +394,7 @@ class PartStateRecognizer:
         return model
 
 
-# ----------------------------------------------------------------------------- evaluation and smoothing
-
-
-def state_accuracy(true, pred) -> dict[str, float]:
-    """``top1`` (share of rows right) and ``mean_class`` (mean over the true states of their recall)."""
-    true = np.asarray(true, dtype=object)
-    pred = np.asarray(pred, dtype=object)
-    if len(true) != len(pred) or not len(true):
-        raise ValueError(f"need as many predictions as truths (and some): {len(pred)} vs {len(true)}")
-    right = true == pred
-    recalls = [right[true == s].mean() for s in pd.unique(true)]
-    return {"top1": float(right.mean()), "mean_class": float(np.mean(recalls))}
+# ----------------------------------------------------------------------------- tracks and smoothing
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
