@@ -476,15 +476,15 @@ class TPSScorer:
             names = list(frames)
             try:
                 humans = list(map(_get_humans, frames.values()))
-                sizes = list(map(len, humans))
+                sizes = list(map(list.__len__, humans))  # TypeError unless every 'humans' is a list
             except (KeyError, TypeError):
                 for name, fr in frames.items():
                     if not isinstance(fr, dict) or not isinstance(fr.get("humans"), list):
                         bad.append(Problem("gt_part_result.json", f"{video}/{name}", "expected {'humans': [...]}"))
                 continue
-            with_humans = [i for i, s in enumerate(sizes) if s]
-            counted[v] = len(with_humans)
-            if not with_humans:
+            scored = list(compress(names, sizes))  # frames with humans
+            counted[v] = len(scored)
+            if not scored:
                 continue
             pred_frames = pred_part.get(video)
             if pred_frames is None and video not in pred_part:
@@ -493,20 +493,25 @@ class TPSScorer:
             if not isinstance(pred_frames, dict):
                 bad.append(Problem("pred_part_result.json", str(video), "expected an object of frames"))
                 continue
-            for i in with_humans:
-                name = names[i]
-                if name not in pred_frames:
-                    missing_frames.append((v, name, humans[i]))
-                    continue
-                pf = pred_frames[name]
-                ph = pf.get("humans") if isinstance(pf, dict) else None
-                if not isinstance(ph, list):
-                    bad.append(Problem("pred_part_result.json", f"{video}/{name}", "expected {'humans': [...]}"))
-                    continue
-                f_video.append(v)
-                f_name.append(name)
-                f_gt.append(humans[i])
-                f_pred.append(ph)
+            scored_humans = list(compress(humans, sizes))
+            present = list(map(pred_frames.__contains__, scored))
+            if not all(present):
+                missing_frames += [(v, n, h) for n, h, p in zip(scored, scored_humans, present) if not p]
+                scored = list(compress(scored, present))
+                scored_humans = list(compress(scored_humans, present))
+            try:
+                pred_humans = list(map(_get_humans, map(pred_frames.__getitem__, scored)))
+                list(map(list.__len__, pred_humans))
+            except (KeyError, TypeError):
+                for name in scored:
+                    pf = pred_frames[name]
+                    if not isinstance(pf, dict) or not isinstance(pf.get("humans"), list):
+                        bad.append(Problem("pred_part_result.json", f"{video}/{name}", "expected {'humans': [...]}"))
+                continue
+            f_video += repeat(v, len(scored))
+            f_name += scored
+            f_gt += scored_humans
+            f_pred += pred_humans
         if missing_video:
             raise ScoringError(f"{len(missing_video)} ground-truth video(s) with annotated humans are missing "
                                "from pred_part_result",
@@ -550,7 +555,7 @@ class TPSScorer:
             problems = [Problem("gt_part_result.json", self._where_gt_human(k) + ".parts", "missing")
                         for k, h in enumerate(self.gh) if not isinstance(h, dict) or "parts" not in h]
             raise ScoringError("ground-truth humans without 'parts'", problems) from None
-        if not all(type(p) is dict for p in gparts):
+        if set(map(type, gparts)) - {dict}:
             gparts = [p if type(p) is dict else _parts_dict(p, "gt_part_result.json", self._where_gt_human(k))
                       for k, p in enumerate(gparts)]
         self.gh_parts = gparts
