@@ -532,3 +532,13 @@ def test_missing_keys_and_bad_thresholds():
         tps_score(*case(gt, gt), human_iou=1.5)
     with pytest.raises(ScoringError, match="no videos"):
         tps_score({}, {}, {}, {})
+
+
+def test_metrics_do_not_import_torch_or_models():
+    import subprocess
+    import sys
+
+    code = ("import sys, tpslab.metrics, tpslab.metrics.analysis, tpslab.submission; "
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith('tpslab.models')]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

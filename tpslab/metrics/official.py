@@ -7,7 +7,9 @@ the area under ``acc`` over the thresholds ``t = k/10000, k = 1..9999`` (a perfe
 decide the last digit are:
 
 - IoU on inclusive pixels (``x2 - x1 + 1``); disjoint boxes get IoU ``-1``.
-- Human IoUs are float32 at every step (the scorer casts human boxes to float32); part IoUs float64.
+- Human IoUs are float32 at every step (the scorer casts human boxes to float32 and computes with NumPy
+  scalars, which stay float32 under NumPy 2; under NumPy 1 its intermediates were float64, which can differ
+  for non-integer boxes); part IoUs are float64 (plain Python numbers in the scorer).
 - Per GT frame, GT and predicted humans are paired by ``scipy.optimize.linear_sum_assignment`` on
   ``1 - IoU``. A non-square matrix is padded with float64 zeros, a square one stays float32; a pair
   counts when its IoU is strictly above the human threshold, compared in that same precision.
@@ -23,7 +25,10 @@ decide the last digit are:
 Input limits (at most 10 predicted humans in a scored frame, 5 proposals for a scored part) are
 checked where the public scorer asserts them, and a violation raises :class:`ScoringError` listing
 every offending video and frame. Malformed input (a box that is not 4 finite numbers, a missing key,
-lists in ``mode="single"``) raises too, naming the video, frame and field.
+lists in ``mode="single"``, box and verb lists of different lengths) raises too, naming the video, frame
+and field. Like the public scorer, only what the score reads is inspected: the boxes of a predicted part
+are read only when one of its verbs is right (``validate_submission`` in ``tpslab.submission`` checks
+everything).
 
 ``mode="single"`` is the 2022 variant: one box and one verb per predicted part (N = 1).
 
