@@ -1,0 +1,326 @@
+"""End to end: video -> boxes -> part states -> action -> the two prediction files -> the official score.
+
+- Boxes come from the ground truth (:func:`boxes_from_dataset`) or from an external detections file
+  in the challenge's prediction format (:func:`boxes_from_predictions`; its verbs are ignored).
+- :class:`EndToEnd` crops every part box, reads its state with a
+  :class:`~tpslab.models.recognizer.PartStateRecognizer` (optionally smoothed along each person's
+  track), and classifies each video's action with a
+  :class:`~tpslab.models.compositional.CompositionalClassifier` on the (hard or soft) counts of those states.
+- :func:`majority_predictions` is the challenge's majority baseline on the same boxes and actions.
+- :class:`Predictions` turns either into ``pred_vid_result``/``pred_part_result`` (through
+  :mod:`tpslab.submission`); :func:`score_predictions` scores them against a dataset's ground truth.
+- :func:`part_ablation` retrains the compositional classifier with each part (or left/right pair)
+  removed, or with only that part kept, and tabulates the accuracy.
+
+Box tables have the columns of the dataset's ``parts`` table that a detector provides: ``video, frame,
+human, human_x1..human_y2, part, part_x1..part_y2`` (``part`` NA for a human without parts).
+torch is imported only when the recogniser runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tpslab.models._common import labels_for
+from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
+from tpslab.vocab import Vocab, part_groups
+
+BOX_COLUMNS = ["video", "frame", "human", "human_x1", "human_y1", "human_x2", "human_y2",
+               "part", "part_x1", "part_y1", "part_x2", "part_y2"]
+_HUMAN_BOX = BOX_COLUMNS[3:7]
+
+
+# ----------------------------------------------------------------------------- boxes
+
+
+def boxes_from_dataset(dataset, videos: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ground-truth boxes of ``videos`` (default: all annotated videos): ``(boxes, frames)``.
+
+    ``boxes`` holds the parts table's rows (same order, with its ``state`` column, handy to evaluate)
+    plus one row with ``part`` NA per human annotated without parts; ``frames`` lists every annotated
+    ``video, frame`` (frames without humans included: the score needs them in the prediction).
+    """
+    keep = None if videos is None else set(map(str, videos))
+
+    def sel(table):
+        return table if keep is None else table[table["video"].astype(str).isin(keep)]
+
+    parts = sel(dataset.parts)
+    humans = sel(dataset.humans)
+    partless = humans[humans["num_parts"].to_numpy() == 0]
+    boxes = parts.reset_index(drop=True)
+    if len(partless):
+        extra = pd.DataFrame({"video": partless["video"].astype(str).to_numpy(), "frame": partless["frame"].to_numpy(),
+                              "human": partless["human"].to_numpy(),
+                              **{f"human_{c}": partless[c].to_numpy() for c in ("x1", "y1", "x2", "y2")}})
+        boxes = pd.concat([boxes.astype({"video": str, "part": object, "state": object}), extra], ignore_index=True)
+    frames = sel(dataset.frames)[["video", "frame"]].astype({"video": str}).reset_index(drop=True)
+    return boxes, frames
+
+
+def _finite_box(value, where: str) -> list[float]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 4
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)):
+        raise ValueError(f"{where}: expected a box [x1, y1, x2, y2] of 4 finite numbers, got {value!r}")
+    return [float(v) for v in value]
+
+
+def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Boxes from a detections file in the prediction format: ``(boxes, frames)``.
+
+    ``source``: a ``pred_part_result`` dict, a path to such a JSON file, or a submission folder or zip
+    (read by :func:`tpslab.submission.read_submission`). Parts may be keyed by name or listed; a part
+    with several proposals contributes its first box. Verbs are ignored. ``frames`` lists every frame
+    of the file, with or without humans. Raises ValueError naming the video, frame and field of a bad box.
+    """
+    from tpslab.submission import frame_number, read_submission
+
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_file() and path.suffix.lower() == ".json":
+            source = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            source = read_submission(path)[1]
+    if not isinstance(source, Mapping):
+        raise TypeError(f"expected a pred_part_result mapping or a path, got {type(source).__name__}")
+    wanted = None if videos is None else set(map(str, videos))
+    rows, frames = [], []
+    for video, video_frames in source.items():
+        if wanted is not None and str(video) not in wanted:
+            continue
+        if not isinstance(video_frames, Mapping):
+            raise ValueError(f"detections: {video}: expected a mapping of frame files, got {type(video_frames).__name__}")
+        for key, frame_dict in video_frames.items():
+            frame = frame_number(key)
+            frames.append((str(video), frame))
+            humans = frame_dict.get("humans") if isinstance(frame_dict, Mapping) else None
+            if not isinstance(humans, list):
+                raise ValueError(f"detections: {video}/{key}: expected a 'humans' list")
+            for h, human in enumerate(humans):
+                where = f"detections: {video}/{key}/humans[{h}]"
+                hbox = _finite_box(human.get("box") if isinstance(human, Mapping) else None, f"{where}.box")
+                parts = human.get("parts") or {}
+                items = (parts.items() if isinstance(parts, Mapping) else
+                         [(p.get("name") if isinstance(p, Mapping) else None, p) for p in parts])
+                n_parts = 0
+                for name, part in items:
+                    if not isinstance(name, str) or not isinstance(part, Mapping):
+                        raise ValueError(f"{where}.parts: expected named parts with a box, got {name!r}")
+                    box = part.get("box")
+                    if isinstance(box, list) and box and isinstance(box[0], (list, tuple)):
+                        box = box[0]  # list mode: the first proposal
+                    rows.append((str(video), frame, h, *hbox, name, *_finite_box(box, f"{where}.parts.{name}.box")))
+                    n_parts += 1
+                if not n_parts:
+                    rows.append((str(video), frame, h, *hbox, None, *[np.nan] * 4))
+    boxes = pd.DataFrame(rows, columns=BOX_COLUMNS)
+    return boxes, pd.DataFrame(frames, columns=["video", "frame"])
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+@dataclass
+class Predictions:
+    """Predicted part states and actions on a box table.
+
+    ``boxes``: the input box rows (``BOX_COLUMNS``, same order) with the predicted ``state`` (NA on
+    part-less rows); ``probs``: state probabilities of the rows with a part (None for the baseline);
+    ``actions``: ``{video: action}``; ``frames``: frames to write even without a predicted human.
+    """
+
+    boxes: pd.DataFrame
+    actions: dict[str, str]
+    frames: pd.DataFrame | None = None
+    probs: np.ndarray | None = None
+
+    def files(self, *, scored_only: bool = True, mode: str = "list") -> tuple[dict, dict]:
+        """``(pred_vid, pred_part)`` via :func:`tpslab.submission.build_predictions` (one proposal per part).
+
+        ``scored_only`` keeps only the frames the official score reads (img_00001, img_00006, ...).
+        """
+        from tpslab.sampling import is_scored
+        from tpslab.submission import build_predictions
+
+        boxes, frames = self.boxes, self.frames
+        if scored_only:
+            boxes = boxes[is_scored(boxes["frame"].to_numpy())]
+            if frames is not None:
+                frames = frames[is_scored(frames["frame"].to_numpy())]
+        return build_predictions(boxes, self.actions, frames=frames, mode=mode)
+
+    def write(self, out, *, scored_only: bool = True, mode: str = "list") -> tuple[Path, Path]:
+        """Write ``pred_vid_result.json`` and ``pred_part_result.json`` into folder ``out``."""
+        from tpslab.submission import write_prediction_files
+
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return write_prediction_files(out, *self.files(scored_only=scored_only, mode=mode))
+
+
+def _with_states(boxes: pd.DataFrame, has_part: np.ndarray, states: np.ndarray) -> pd.DataFrame:
+    missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
+    if missing:
+        raise ValueError(f"the box table lacks columns {missing}")
+    out = boxes[BOX_COLUMNS].copy()
+    col = np.full(len(out), None, dtype=object)
+    col[has_part] = states
+    out["state"] = col
+    return out
+
+
+def majority_predictions(baseline, boxes: pd.DataFrame, actions: Mapping[str, str],
+                         frames: pd.DataFrame | None = None) -> Predictions:
+    """The majority baseline on ``boxes``: each part gets the (action, part) majority state."""
+    has_part = boxes["part"].notna().to_numpy()
+    states = baseline.predict(boxes[has_part], actions)
+    return Predictions(_with_states(boxes, has_part, states), dict(actions), frames)
+
+
+def score_predictions(predictions: Predictions, dataset, videos: Sequence[str] | None = None, **kwargs):
+    """The official score (:func:`tpslab.metrics.tps_score`) of ``predictions`` on ``videos`` of ``dataset``.
+
+    ``videos`` default: the videos of the predictions. Keyword arguments go to ``tps_score``.
+    """
+    from tpslab.metrics import tps_score
+    from tpslab.submission import export_ground_truth
+
+    videos = list(predictions.actions) if videos is None else list(videos)
+    gt_vid, gt_part = export_ground_truth(dataset, videos=videos)
+    pred_vid, pred_part = predictions.files()
+    return tps_score(gt_vid, gt_part, pred_vid, pred_part, **kwargs)
+
+
+class EndToEnd:
+    """Boxes -> part states (pixels) -> action (compositional classifier); see the module docstring.
+
+    ``recognizer``: a fitted :class:`~tpslab.models.recognizer.PartStateRecognizer`; ``classifier``: a
+    fitted :class:`~tpslab.models.compositional.CompositionalClassifier` whose features need states
+    only (no objects). ``window``/``video_level``: :func:`~tpslab.models.recognizer.smooth_probs`
+    arguments (0 and 0: no smoothing). ``counts``: how predicted states enter the classifier's bags:
+    ``"hard"`` (each part box counts one for its most probable state, as a ground-truth label does)
+    or ``"soft"`` (its probabilities). Hard counts are the default because a classifier trained on
+    ground-truth bags sees the same kind of input; a recogniser trained with the focal loss gives
+    flat probabilities, and their soft bags drift away from the ground-truth ones.
+    """
+
+    def __init__(self, recognizer, classifier: CompositionalClassifier, *, window: int = 0, video_level: float = 0.0,
+                 counts: str = "hard"):
+        if counts not in ("hard", "soft"):
+            raise ValueError(f"counts must be 'hard' or 'soft', got {counts!r}")
+        if recognizer.net_ is None or classifier.estimator_ is None:
+            raise ValueError("EndToEnd needs a fitted recogniser and a fitted classifier")
+        if classifier.config.objects:
+            raise ValueError("the classifier uses object bags, which the recogniser does not predict; "
+                             "train it with FeatureConfig(objects=False)")
+        r, c = recognizer.vocab, classifier.vocab
+        if r.parts != c.parts or r.states != c.states:
+            raise ValueError("the recogniser and the classifier were trained with different part or state "
+                             f"vocabularies ({len(r.parts)}/{len(r.states)} vs {len(c.parts)}/{len(c.states)} names)")
+        self.recognizer, self.classifier = recognizer, classifier
+        self.window, self.video_level, self.counts = window, video_level, counts
+
+    def predict(self, boxes: pd.DataFrame, paths: Mapping[str, str] | None = None, *,
+                frames: pd.DataFrame | None = None, crops: np.ndarray | None = None,
+                progress: bool = True) -> Predictions:
+        """Predict states and actions for every video of ``boxes``.
+
+        ``paths``: ``{video: file}`` to crop from (see :func:`~tpslab.models.recognizer.video_paths`);
+        ``crops``: the crops of the rows with a part, already made (then ``paths`` is not needed).
+        """
+        from tpslab.models.recognizer import smooth_probs
+
+        has_part = boxes["part"].notna().to_numpy()
+        with_part = boxes[has_part]
+        if crops is None:
+            if paths is None:
+                raise ValueError("give the video paths (or the crops)")
+            crops = self.recognizer.crops(with_part, paths, progress=progress)
+        probs = self.recognizer.predict_proba(crops, with_part)
+        if self.window or self.video_level:
+            probs = smooth_probs(with_part, probs, window=self.window, video_level=self.video_level)
+        videos = list(pd.unique(boxes["video"].astype(str)))
+        counts = probs
+        if self.counts == "hard":
+            counts = np.zeros_like(probs)
+            counts[np.arange(len(probs)), probs.argmax(1)] = 1
+        actions = self.classifier.predict_parts(with_part, probs=counts, videos=videos)
+        states = self.recognizer.states_of(probs)
+        return Predictions(_with_states(boxes, has_part, states), actions, frames, probs)
+
+    def save(self, folder) -> Path:
+        """Write the two models and the smoothing settings into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.recognizer.save(folder / "recognizer.pt")
+        self.classifier.save(folder / "classifier.joblib")
+        (folder / "pipeline.json").write_text(json.dumps({"window": self.window, "video_level": self.video_level,
+                                                                  "counts": self.counts}),
+                                              encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder, vocab: Vocab | None = None, device="cpu", threads: int | None = None) -> "EndToEnd":
+        """Read a pipeline written by :meth:`save`; ``vocab``, when given, must match both models."""
+        from tpslab.models.recognizer import PartStateRecognizer
+
+        folder = Path(folder)
+        settings = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
+        recognizer = PartStateRecognizer.load(folder / "recognizer.pt", vocab, device=device, threads=threads)
+        classifier = CompositionalClassifier.load(folder / "classifier.joblib", vocab)
+        return cls(recognizer, classifier, window=settings["window"], video_level=settings["video_level"],
+                   counts=settings["counts"])
+
+
+# ----------------------------------------------------------------------------- part ablation
+
+
+def part_ablation(parts: pd.DataFrame, labels, vocab: Vocab, splits: Sequence[tuple[Sequence[str], Sequence[str]]], *,
+                  groups: str = "pairs", mode: str = "drop", model="logreg", config: FeatureConfig = FeatureConfig(),
+                  probs=None, seed: int = 0) -> pd.DataFrame:
+    """Action accuracy with each part group removed (``mode="drop"``) or alone (``mode="keep"``).
+
+    ``splits``: ``(train_videos, val_videos)`` pairs; accuracies are averaged over them. ``groups``:
+    ``"pairs"`` (left/right pairs together: arm, hand, leg, foot, and head, hip) or ``"parts"`` (each
+    part). Each row retrains ``CompositionalClassifier(model, config=config)`` on the remaining parts'
+    rows of ``parts`` (soft counts with ``probs``, aligned with ``parts``). Returns one row per group
+    plus the reference (``all parts``) with columns ``group, parts, accuracy, change`` (accuracy minus
+    the reference), sorted with the most harmful removal (or the most useful kept part) first.
+    """
+    if groups not in ("pairs", "parts"):
+        raise ValueError(f"groups must be 'pairs' or 'parts', got {groups!r}")
+    if mode not in ("drop", "keep"):
+        raise ValueError(f"mode must be 'drop' or 'keep', got {mode!r}")
+    if not splits:
+        raise ValueError("give at least one (train_videos, val_videos) split")
+    if probs is not None and len(probs) != len(parts):
+        raise ValueError(f"probs has {len(probs)} rows for {len(parts)} part rows")
+    table = part_groups(vocab.parts.names) if groups == "pairs" else {p: [p] for p in vocab.parts.names}
+    part_col = parts["part"].astype(str).to_numpy()
+
+    def accuracy(rows: np.ndarray) -> float:
+        sub = parts[rows]
+        sub_probs = None if probs is None else np.asarray(probs)[rows]
+        accs = []
+        for train, val in splits:
+            clf = CompositionalClassifier(model, config=config, seed=seed)
+            clf.fit(video_features(sub, vocab, config, probs=sub_probs, videos=list(train)), labels, vocab)
+            feats = clf.features(sub, probs=sub_probs, videos=list(val))
+            accs.append(float(np.mean(clf.predict(feats) == labels_for(list(val), labels))))
+        return float(np.mean(accs))
+
+    reference = accuracy(np.ones(len(parts), bool))
+    out = [("all parts", ", ".join(vocab.parts.names), reference)]
+    for name, members in table.items():
+        inside = np.isin(part_col, members)
+        out.append((name, ", ".join(members), accuracy(~inside if mode == "drop" else inside)))
+    result = pd.DataFrame(out, columns=["group", "parts", "accuracy"])
+    result["change"] = result["accuracy"] - reference
+    body = result.iloc[1:].sort_values("change", ascending=(mode == "drop"), kind="stable")
+    return pd.concat([result.iloc[:1], body], ignore_index=True)
