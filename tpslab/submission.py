@@ -28,7 +28,6 @@ pairs to write even where no human was predicted; see :func:`build_predictions` 
 from __future__ import annotations
 
 import io
-import math
 import os
 import re
 import tempfile
@@ -43,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.errors import Problem
-from tpslab.metrics.official import gc_paused
+from tpslab.metrics.official import ScoringError, box_problem, gc_paused, loads_json
 
 GT_VID, GT_PART = "gt_vid_result.json", "gt_part_result.json"
 PRED_VID, PRED_PART = "pred_vid_result.json", "pred_part_result.json"
@@ -55,15 +54,8 @@ _FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
 _BOX_COLS = ("x1", "y1", "x2", "y2")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(ScoringError):
     """A submission or prediction table that cannot be used; ``problems`` lists every offending place."""
-
-    def __init__(self, summary: str, problems=()):
-        self.problems = list(problems)
-        lines = [summary] + [f"  {p.path}: {p.field}: {p.message}" for p in self.problems[:20]]
-        if len(self.problems) > 20:
-            lines.append(f"  ... and {len(self.problems) - 20} more")
-        super().__init__("\n".join(lines))
 
 
 def frame_key(frame: int) -> str:
@@ -114,8 +106,6 @@ def _dumps(obj) -> bytes:
 
 
 def _loads(data: bytes, name: str):
-    from tpslab.metrics.official import ScoringError, loads_json
-
     try:
         return loads_json(data, name)
     except ScoringError as e:
@@ -488,17 +478,8 @@ class SubmissionReport:
         return "\n".join(lines)
 
 
-def _is_number(v) -> bool:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return False
-    try:
-        return math.isfinite(v)
-    except OverflowError:
-        return False
-
-
 def _is_box(b) -> bool:
-    return isinstance(b, list) and len(b) == 4 and all(_is_number(v) for v in b)
+    return isinstance(b, list) and box_problem(b) is None
 
 
 @gc_paused()  # builds or walks millions of small objects

@@ -217,8 +217,8 @@ def _is_number(v) -> bool:
         return False
 
 
-def _box_problem(box) -> str | None:
-    """What is wrong with one box, or None."""
+def box_problem(box) -> str | None:
+    """What is wrong with one box (it must be a list of 4 finite numbers), or None."""
     if not isinstance(box, (list, tuple)):
         return f"expected a box [x1, y1, x2, y2], got {type(box).__name__}"
     if len(box) != 4:
@@ -248,7 +248,7 @@ def _box_array(boxes: list, where, file: str) -> np.ndarray:
     except (TypeError, ValueError, OverflowError):
         problems = []
         for i, box in enumerate(boxes):
-            msg = _box_problem(box)
+            msg = box_problem(box)
             if msg:
                 problems.append(Problem(file, where(i), msg))
         if problems:
