@@ -196,6 +196,19 @@ def test_explorer_figure_has_frame_and_timeline(ds):
     assert image.get_array().shape == (10, 12)  # all 12 frames of the video along x
 
 
+def test_image_grid_shows_each_image_with_its_title_and_hides_spare_axes():
+    images = [np.full((4, 4, 3), 40 * i, np.uint8) for i in range(5)]
+    fig = viz.plot_image_grid(images, [f"s{i}" for i in range(5)], cols=3, title="crops")
+    assert len(fig.axes) == 6
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == ["s0", "s1", "s2", "s3", "s4"]
+    np.testing.assert_array_equal(shown[2].images[0].get_array(), images[2])
+    assert not fig.axes[5].images and not fig.axes[5].axison
+    assert fig._suptitle.get_text() == "crops"
+    with pytest.raises(ValueError, match="titles"):
+        viz.plot_image_grid(images, ["a"])
+
+
 # ----------------------------------------------------------------------------------- results
 class _Result:
     def __init__(self, acc, area):

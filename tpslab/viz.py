@@ -9,7 +9,7 @@ Dataset: :func:`plot_videos_per_class`, :func:`plot_frames_per_video`, :func:`pl
 :func:`plot_objects`, :func:`plot_state_timeline`.
 Frames: :func:`draw_frame` (an image with human, part and object boxes and state labels),
 :func:`plot_frame` (the same, reading the frame from a dataset), :func:`plot_comparison`
-(ground truth against a prediction, side by side).
+(ground truth against a prediction, side by side), :func:`plot_image_grid` (e.g. part crops).
 Results: :func:`plot_acc_curve` (the official acc(t) curve with its area shaded),
 :func:`plot_confusion`, :func:`plot_weights`, :func:`plot_bars` (ablation, oracle or comparison
 tables), :func:`plot_scatter` (one labelled point per row, e.g. per-class accuracy against PSC).
@@ -347,6 +347,34 @@ def plot_comparison(image, truth: pd.DataFrame, predicted: pd.DataFrame, *, huma
     if title:
         axes[0].figure.suptitle(title, fontsize=10)
     return axes
+
+
+def plot_image_grid(images, titles: Sequence[str] | None = None, *, cols: int = 8, size: float = 1.4,
+                    title: str | None = None, axes=None) -> plt.Figure:
+    """Small images in a grid (e.g. part crops), each with its title; returns the figure.
+
+    ``images``: a sequence (or array) of RGB images; ``axes``: Axes to draw into (at least one per
+    image; the rest are hidden), default a new figure with ``cols`` columns of ``size`` inches.
+    """
+    images = list(images)
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+    if axes is None:
+        rows = max(1, -(-len(images) // cols))
+        _, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.3)), squeeze=False)
+    axes = list(np.ravel(axes))
+    if len(axes) < len(images):
+        raise ValueError(f"{len(axes)} axes for {len(images)} images")
+    for i, ax in enumerate(axes):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(np.asarray(images[i]), interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    fig = axes[0].figure
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------- results
