@@ -366,6 +366,7 @@ def test_legacy_pairing_scores_the_ith_prediction():
 # Random cross-checks against the reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_random_cases_match_the_reference_exactly(seed):
     rng = np.random.default_rng(seed)
