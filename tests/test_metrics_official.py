@@ -133,6 +133,18 @@ def test_human_iou_is_computed_in_float32(score):
     assert score(c)[0] == [1.0]
 
 
+def test_int_and_float_boxes_score_alike(score):
+    # The same boxes written as ints and as floats (and a half-pixel box that only floats can hold):
+    # part IoU of (0,0,4,4) and (0,0,4,2.5): (5 * 3.5) / 25 = 0.7 -> right at 0.7, wrong at 0.71.
+    as_int = case({F1: {"humans": [gt_human(BOX, head=(HEAD, "none"))]}},
+                  {F1: {"humans": [pred_human(BOX, head=[([0, 0, 4, 2.5], "none")])]}})
+    as_float = case({F1: {"humans": [gt_human([float(v) for v in BOX], head=([0.0, 0.0, 4.0, 4.0], "none"))]}},
+                    {F1: {"humans": [pred_human([0.0, 0.0, 9.0, 9.0], head=[([0.0, 0.0, 4.0, 2.5], "none")])]}})
+    for c in (as_int, as_float):
+        assert score(c, part_iou=0.7)[0] == [1.0]
+        assert score(c, part_iou=0.71)[0] == [0.0]
+
+
 def test_ties_are_broken_as_scipy_breaks_them(score):
     # Two identical predictions; only one carries the right state. Which one the GT human gets is
     # SciPy's choice on the padded cost matrix, asked here directly.
