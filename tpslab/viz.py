@@ -485,7 +485,7 @@ def plot_bars(table, value: str | None = None, *, label: str | None = None, low:
     _barh(ax, list(labels), values, color=color or "#4c72b0", annotate_fmt=fmt, xerr=xerr)
     if reference is not None:
         ax.axvline(reference, color="black", linestyle="--", linewidth=1, label=f"{reference_label} ({reference:{fmt}})")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     ax.set_xlabel(xlabel or str(value))
     if title:
         ax.set_title(title)
