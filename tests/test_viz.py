@@ -270,6 +270,7 @@ def test_bars_widths_errors_and_reference():
     assert tick_labels(ax.yaxis) == ["none", "hands", "feet"]
     assert ax.get_title() == "ablation"
     assert [t.get_text() for t in ax.texts] == ["0.600", "0.400", "0.500"]
+    assert [t.get_position()[0] > h for t, h in zip(ax.texts, [0.65, 0.45, 0.6])] == [True] * 3  # clear of the errors
     errs = [c for c in ax.collections if c.get_segments()]  # the error bar segments
     segs = np.array(errs[0].get_segments())
     np.testing.assert_allclose(segs[:, :, 0], [[0.55, 0.65], [0.3, 0.45], [0.45, 0.6]])

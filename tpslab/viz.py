@@ -106,8 +106,9 @@ def _barh(ax, labels, values, *, color=None, annotate_fmt=None, xerr=None):
     ax.invert_yaxis()
     if annotate_fmt:
         span = max((abs(v) for v in values), default=1.0) or 1.0
-        for yi, v in zip(y, values):
-            ax.text(v + 0.01 * span, yi, format(v, annotate_fmt), va="center", fontsize=8)
+        ends = np.asarray(values, np.float64) + (np.asarray(xerr)[1] if xerr is not None else 0)
+        for yi, v, end in zip(y, values, ends):  # right of the bar, or of its error bar
+            ax.text(end + 0.01 * span, yi, format(v, annotate_fmt), va="center", fontsize=8)
     return ax
 
 
