@@ -15,7 +15,7 @@ details of the public scorer, one box at a time, with no vectorisation, so that 
   IoU >= part threshold and the same verb, else 0; sums in file order; frame and video means;
 - acc(t) over thresholds k/10000 for k = 1..9999, area = running sum of ``0.0001 * acc``.
 
-``legacy_pairing=True`` reproduces the 2021 public script's indexing slip, where the i-th valid match
+``legacy_pairing=True`` (the default in ``mode="list"``, as in tpslab) reproduces the 2021 public script's indexing slip, where the i-th valid match
 (in GT order) is scored against the i-th predicted human of the frame instead of its matched one.
 """
 
@@ -102,7 +102,7 @@ def human_score(gt_human, pred_human, part_threshold, mode):
     return total
 
 
-def video_psc(gt_frames, pred_frames, human_threshold, part_threshold, mode, legacy_pairing=False):
+def video_psc(gt_frames, pred_frames, human_threshold, part_threshold, mode, legacy_pairing):
     """Mean frame PSC of one video; ``pred_frames`` is a callable returning the video's predicted frames
     (called only when a frame needs them, as the public scorer looks the video up only then)."""
     counted = len(gt_frames)
@@ -133,8 +133,10 @@ def video_psc(gt_frames, pred_frames, human_threshold, part_threshold, mode, leg
 
 
 def score(gt_vid, gt_part, pred_vid, pred_part, human_iou=0.5, part_iou=0.3, mode="list",
-          legacy_pairing=False):
+          legacy_pairing=None):
     """{"per_video": [(video, psc, correct)], "area": float, "acc": [acc(k/10000) for k in 1..9999]}."""
+    if legacy_pairing is None:  # as the public script of the mode: 2021 (list) index pairing, 2022 matched
+        legacy_pairing = mode == "list"
     rows = []
     for video, label in gt_vid.items():
         correct = 1 if label == pred_vid[video] else 0

@@ -34,7 +34,8 @@ def test_bootstrap_replicates_are_areas_of_resampled_videos(small):
         assert ci.samples[i] == pytest.approx(curve(psc[idx], correct[idx])[2], abs=1e-12)
     assert bootstrap_area(r, n_boot=50, seed=7).samples.tolist() == ci.samples.tolist()
     assert bootstrap_area(r, n_boot=50, seed=8).samples.tolist() != ci.samples.tolist()
-    assert np.quantile(ci.samples, 0.025) == ci.low
+    alpha = (1 - ci.level) / 2  # the percentile interval of the replicates
+    assert np.quantile(ci.samples, [alpha, 1 - alpha]).tolist() == [ci.low, ci.high]
 
 
 def test_bootstrap_of_a_perfect_submission_has_no_spread():
@@ -75,15 +76,19 @@ def _substitute(gt_part, pred_part, what):
 
 def test_oracle_rows_match_substituted_predictions(small):
     gt_vid, gt_part, pred_vid, pred_part = small
-    table = oracle_study(*small)
+    assert oracle_study(*small, oracles=()).iloc[0]["area"] == tps_score(*small).area  # default pairing
+    # The substitutions below are made on matched pairs, so score with matched pairing throughout.
+    table = oracle_study(*small, legacy_pairing=False)
     assert len(table) == 16
     assert table.iloc[0][["humans", "part_boxes", "part_states", "actions"]].tolist() == [False] * 4
-    assert table.iloc[0]["area"] == tps_score(*small).area and table.iloc[0]["gain"] == 0
+    assert table.iloc[0]["area"] == tps_score(*small, legacy_pairing=False).area and table.iloc[0]["gain"] == 0
     alone = table[table[["humans", "part_boxes", "part_states", "actions"]].sum(axis=1) == 1]
     for what in ("humans", "part_boxes", "part_states"):
-        expected = ref.score(gt_vid, gt_part, pred_vid, _substitute(gt_part, pred_part, what))["area"]
+        expected = ref.score(gt_vid, gt_part, pred_vid, _substitute(gt_part, pred_part, what),
+                             legacy_pairing=False)["area"]
         assert alone[alone[what]]["area"].iloc[0] == round(expected, 6), what
-    assert alone[alone["actions"]]["area"].iloc[0] == round(ref.score(gt_vid, gt_part, gt_vid, pred_part)["area"], 6)
+    assert alone[alone["actions"]]["area"].iloc[0] == round(
+        ref.score(gt_vid, gt_part, gt_vid, pred_part, legacy_pairing=False)["area"], 6)
     full = table.iloc[-1]
     assert full[["humans", "part_boxes", "part_states", "actions"]].all()
     assert full["area"] >= table["area"].max() - 1e-9 and full["accuracy"] == 1.0

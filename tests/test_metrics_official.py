@@ -96,7 +96,10 @@ def test_assignment_is_optimal_not_greedy(score):
     p1, p2 = [15, 17, 50, 37], [17, 11, 40, 39]
     c = case({F1: {"humans": [gt_human(a, head=(HEAD, "none")), gt_human(b, hip=(HEAD, "bend"))]}},
              {F1: {"humans": [pred_human(p1, hip=[(HEAD, "bend")]), pred_human(p2, head=[(HEAD, "none")])]}})
-    assert score(c)[0] == [1.0]
+    assert score(c, legacy_pairing=False)[0] == [1.0]
+    # The 2021 script (list mode's default) scores the k-th valid match against prediction k: A (match 0)
+    # against P1, which lacks the head, and B (match 1) against P2, which lacks the hip.
+    assert score(c)[0] == [0.0]
 
 
 def test_human_iou_must_exceed_the_threshold_strictly(score):
@@ -361,7 +364,7 @@ def test_curve_helper_matches_a_python_loop():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The 2021 script's pairing slip (opt-in)
+# The 2021 script's pairing slip (the default in list mode, as the script that scored that format)
 
 
 def test_legacy_pairing_scores_the_ith_prediction():
@@ -369,9 +372,17 @@ def test_legacy_pairing_scores_the_ith_prediction():
     # against prediction 1 (right); the 2021 script's slip scores it against prediction 0 (no parts).
     c = case({F1: {"humans": [gt_human(BOX, head=(HEAD, "none"))]}},
              {F1: {"humans": [pred_human([100, 100, 120, 120]), pred_human(BOX, head=[(HEAD, "none")])]}})
-    assert tps_score(*c).per_video["psc"].tolist() == [1.0]
+    assert tps_score(*c).per_video["psc"].tolist() == [0.0]  # list mode: as the 2021 script
     assert tps_score(*c, legacy_pairing=True).per_video["psc"].tolist() == [0.0]
-    assert [p for _, p, _ in ref.score(*c, legacy_pairing=True)["per_video"]] == [0.0]
+    assert tps_score(*c, legacy_pairing=False).per_video["psc"].tolist() == [1.0]
+    assert [p for _, p, _ in ref.score(*c)["per_video"]] == [0.0]
+    assert [p for _, p, _ in ref.score(*c, legacy_pairing=False)["per_video"]] == [1.0]
+    # single mode (the 2022 script) pairs with the matched prediction
+    single = case({F1: {"humans": [gt_human(BOX, head=(HEAD, "none"))]}},
+                  {F1: {"humans": [{"box": [100, 100, 120, 120], "parts": {}},
+                                   {"box": BOX, "parts": {"head": {"box": HEAD, "verb": "none"}}}]}})
+    assert tps_score(*single, mode="single").per_video["psc"].tolist() == [1.0]
+    assert [p for _, p, _ in ref.score(*single, mode="single")["per_video"]] == [1.0]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -84,7 +84,8 @@ def _cmd_evaluate(args) -> int:
     try:
         gt_vid, gt_part = read_ground_truth(args.gt_dir)
         pred_vid, pred_part = read_submission(args.pred)
-        scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode)
+        legacy = None if args.pairing == "official" else False
+        scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode, legacy_pairing=legacy)
         result = scorer.score(args.human_iou, args.part_iou)
         grid = scorer.grid() if args.grid else None
     except (ScoringError, SubmissionError, ValueError) as e:
@@ -100,7 +101,7 @@ def _cmd_evaluate(args) -> int:
     print(f"accuracy  {result.accuracy:.6f}")
     print(f"mean PSC  {result.mean_psc:.6f}")
     print(f"({len(result.per_video)} videos, human IoU {result.human_iou}, part IoU {result.part_iou}, "
-          f"mode {result.mode})")
+          f"mode {result.mode}, {args.pairing} pairing)")
     if grid is not None:
         print(grid.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0
@@ -204,6 +205,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("pred", help="submission folder or zip")
     p.add_argument("--mode", choices=["list", "single"], default="list",
                    help="list: up to 5 box/verb proposals per part (2021); single: one each (2022)")
+    p.add_argument("--pairing", choices=["official", "matched"], default="official",
+                   help="official: as the public script of the mode (the 2021 list-mode script scores the "
+                   "k-th matched GT human against the k-th predicted human); matched: against the prediction "
+                   "it was matched to (default: %(default)s)")
     p.add_argument("--human-iou", type=float, default=0.5, help="human IoU threshold (default: %(default)s)")
     p.add_argument("--part-iou", type=float, default=0.3, help="part IoU threshold (default: %(default)s)")
     p.add_argument("--grid", action="store_true", help="also the 5x5 grid of IoU thresholds the official "

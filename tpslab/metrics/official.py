@@ -32,10 +32,15 @@ everything).
 
 ``mode="single"`` is the 2022 variant: one box and one verb per predicted part (N = 1).
 
-``legacy_pairing=True`` reproduces a slip of the 2021 public script (``xiadingZ/Kinetics-TPS-evaluation``,
-``match_humans``): the i-th valid match of a frame (in GT order) is scored against the i-th predicted
-human of the frame instead of the predicted human it was matched to. The rules document describes the
-matched pairing, which is the default.
+Pairing, and why the default depends on the mode: the 2021 public script (``xiadingZ/Kinetics-TPS-evaluation``,
+``match_humans``), which scored the list-format challenge, scores the i-th valid match of a frame (in GT
+order) against the i-th predicted human of the frame instead of the predicted human it was matched to;
+the 2022 script (single format) fixed that. ``legacy_pairing=None`` (the default) reproduces the script
+of the chosen mode: index pairing in ``mode="list"``, matched pairing in ``mode="single"``.
+``legacy_pairing=False`` scores every GT human against its matched prediction in both modes (the rule
+as the README and the rules document state it); ``True`` forces the 2021 behaviour. The two agree
+whenever the valid matches of a frame pair GT human k with predicted human k (e.g. predictions listed
+in the GT humans' order, or one person per frame).
 """
 
 from __future__ import annotations
@@ -420,7 +425,7 @@ class TPSScorer:
     :class:`TPSResult`. The human assignment does not depend on the thresholds, so it is computed once.
     """
 
-    def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", legacy_pairing=False, videos=None):
+    def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", legacy_pairing=None, videos=None):
         """``gt_vid=None`` prepares the human matching only (for ``videos``, default all of ``gt_part``)."""
         with gc_paused():
             self._setup(gt_vid, gt_part, pred_vid, pred_part, mode, legacy_pairing, videos)
@@ -429,7 +434,8 @@ class TPSScorer:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        self.legacy_pairing = bool(legacy_pairing)
+        # None: as the public script of this mode (see the module docstring).
+        self.legacy_pairing = (mode == "list") if legacy_pairing is None else bool(legacy_pairing)
         self.gt_part = load_json(gt_part, "gt_part_result")
         self.pred_part = load_json(pred_part, "pred_part_result")
         if gt_vid is None:
@@ -1016,7 +1022,7 @@ class TPSScorer:
 
 
 def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part_iou: float = 0.3,
-              mode: str = "list", *, legacy_pairing: bool = False, details: bool = False,
+              mode: str = "list", *, legacy_pairing: bool | None = None, details: bool = False,
               oracle=()) -> TPSResult:
     """The official Kinetics-TPS score of a submission.
 
@@ -1038,6 +1044,9 @@ def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part
     a predicted part with a GT name gets the GT box; ``"part_states"``: ... the GT verb; ``"actions"``:
     every video's class is right. Missing humans, parts and frames stay missing.
 
+    ``legacy_pairing``: None (default) pairs humans as the public script of ``mode`` does (index
+    pairing for "list", the 2021 script; matched pairing for "single"); see the module docstring.
+
     Raises :class:`ScoringError` (a ``ValueError``) listing every offending video/frame for GT videos
     missing from the prediction, over-limit frames or parts, and malformed input.
     """
@@ -1046,7 +1055,7 @@ def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part
 
 
 def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_ious=GRID_IOUS,
-             mode: str = "list", *, legacy_pairing: bool = False, psc_thresholds=GRID_PSC):
+             mode: str = "list", *, legacy_pairing: bool | None = None, psc_thresholds=GRID_PSC):
     """The grid the public script prints: for every (human IoU, part IoU), the area and acc(t).
 
     Returns a DataFrame with columns ``human_iou, part_iou, area, area_raw, accuracy, mean_psc`` and one
