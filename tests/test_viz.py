@@ -183,8 +183,11 @@ def test_plot_comparison_lists_wrong_states(ds):
     assert "left_arm: bend (not unbend)" in right.get_title()
     assert "head" not in right.get_title()
     assert len(_frame_rects(right)) == 4 + 1
-    _, right = viz.plot_comparison(image, truth, truth)
-    assert "all states right" in right.get_title()
+    _, right = viz.plot_comparison(image, truth, truth, predicted_title="mine")
+    assert right.get_title() == "mine\nall states right"
+    predicted["state"] = "lift"  # all four wrong: three listed, then a count
+    _, right = viz.plot_comparison(image, truth, predicted, max_listed=3)
+    assert right.get_title().endswith(", and 1 more") and right.get_title().count("(not ") == 3
 
 
 def test_explorer_figure_has_frame_and_timeline(ds):
@@ -285,6 +288,8 @@ def test_scatter_labels_each_point():
     np.testing.assert_allclose(ax.collections[0].get_offsets(), [[0.2, 0.5], [0.7, 0.9]])
     assert [t.get_text() for t in ax.texts] == ["a", "b"]
     assert ax.get_xlabel() == "psc" and ax.get_title() == "per class"
+    ax = viz.plot_scatter(table, "psc", "acc", annotate=["b"])
+    assert [t.get_text() for t in ax.texts] == ["b"] and len(ax.collections[0].get_offsets()) == 2
 
 
 def test_same_data_gives_the_same_picture(ds):

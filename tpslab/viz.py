@@ -327,26 +327,26 @@ def plot_frame(dataset, video: str, frame: int, *, reader=None, ax=None, **show)
 
 
 def plot_comparison(image, truth: pd.DataFrame, predicted: pd.DataFrame, *, humans: pd.DataFrame | None = None,
-                    predicted_humans: pd.DataFrame | None = None, part_names=None, title: str | None = None,
-                    axes=None):
+                    predicted_humans: pd.DataFrame | None = None, part_names=None, truth_title: str = "ground truth",
+                    predicted_title: str = "prediction", max_listed: int = 3, axes=None):
     """Ground truth (left) against a prediction (right) on the same frame; returns the two Axes.
 
     ``truth``/``predicted``: parts tables of the frame (predictions in the same columns, one state per
-    part). Parts whose predicted state differs from the truth of the same human and part are listed
-    in the right panel's title.
+    part). The right panel's title lists the parts whose predicted state differs from the truth of
+    the same human and part (the first ``max_listed``, then how many more).
     """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 4))
-    draw_frame(image, humans, truth, part_names=part_names, ax=axes[0], title="ground truth")
+    draw_frame(image, humans, truth, part_names=part_names, ax=axes[0], title=truth_title)
     keys = ["human", "part"]
     merged = truth.astype({"part": str}).merge(predicted.astype({"part": str}), on=keys, how="left",
                                                suffixes=("", "_pred"))
     wrong = merged[merged["state"].astype(str) != merged["state_pred"].astype(str)]
-    listed = ", ".join(f"{r.part}: {r.state_pred} (not {r.state})" for r in wrong.itertuples(index=False))
+    listed = ", ".join(f"{r.part}: {r.state_pred} (not {r.state})" for r in wrong.head(max_listed).itertuples(index=False))
+    if len(wrong) > max_listed:
+        listed += f", and {len(wrong) - max_listed} more"
     draw_frame(image, predicted_humans, predicted, part_names=part_names, ax=axes[1],
-               title="prediction" + (f"\nwrong: {listed}" if listed else "\nall states right"))
-    if title:
-        axes[0].figure.suptitle(title, fontsize=10)
+               title=predicted_title + (f"\nwrong: {listed}" if listed else "\nall states right"))
     return axes
 
 
@@ -407,7 +407,7 @@ def plot_acc_curve(result=None, *, thresholds=None, acc=None, area: float | None
     ax.set_xlabel("PSC threshold t")
     ax.set_ylabel("acc(t): correct class and PSC >= t")
     ax.set_title("Official score: area under acc(t)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower left")
     ax.grid(alpha=0.3)
     return ax
 
@@ -493,15 +493,20 @@ def plot_bars(table, value: str | None = None, *, label: str | None = None, low:
     return ax
 
 
-def plot_scatter(table: pd.DataFrame, x: str, y: str, *, label: str | None = None, title: str | None = None,
-                 xlabel: str | None = None, ylabel: str | None = None, ax=None) -> plt.Axes:
-    """One point per row of ``table`` at (``x``, ``y``), written with its ``label`` (default the index)."""
+def plot_scatter(table: pd.DataFrame, x: str, y: str, *, label: str | None = None, annotate=None,
+                 title: str | None = None, xlabel: str | None = None, ylabel: str | None = None, ax=None) -> plt.Axes:
+    """One point per row of ``table`` at (``x``, ``y``), written with its ``label`` (default the index).
+
+    ``annotate``: the labels to write (default all; fewer keep a crowded plot readable).
+    """
     ax = _axes(ax, (6, 4.5))
     xs, ys = table[x].to_numpy(np.float64), table[y].to_numpy(np.float64)
-    names = table[label] if label is not None else table.index
+    names = [str(n) for n in (table[label] if label is not None else table.index)]
+    written = set(names) if annotate is None else {str(a) for a in annotate}
     ax.scatter(xs, ys, color="#4c72b0", zorder=3)
     for xi, yi, name in zip(xs, ys, names):
-        ax.annotate(str(name), (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        if name in written:
+            ax.annotate(name, (xi, yi), xytext=(3, 3), textcoords="offset points", fontsize=7)
     ax.set_xlabel(xlabel or x)
     ax.set_ylabel(ylabel or y)
     if title:
