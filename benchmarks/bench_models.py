@@ -158,16 +158,15 @@ def run(args) -> int:
     for window, level in smoothing:
         sm = state_metrics(smooth_probs(val_parts, probs, window=window, video_level=level))
         add("pixels", f"+ smoothing window={window} video_level={level}", "state top-1", sm["accuracy"], prior_top1)
-    if not args.quick:
-        ce = PartStateRecognizer(epochs=4, max_crops=20000, loss="ce", seed=args.seed, device=args.device,
-                                 threads=args.threads, progress=True)
-        _, t = _timed(lambda: ce.fit(train_crops, train_boxes, vocab))
-        ce_probs = ce.predict_proba(val_crops, val_parts)
+    for loss in () if args.quick else ("ce", "focal"):
+        other = PartStateRecognizer(epochs=4, max_crops=20000, loss=loss, seed=args.seed, device=args.device,
+                                    threads=args.threads, progress=True)
+        _, t = _timed(lambda: other.fit(train_crops, train_boxes, vocab))
         table = pd.DataFrame({"part": val_parts["part"].astype(str).to_numpy(), "gt_state": truth,
-                              "pred_state": ce.states_of(ce_probs)})
-        mc = part_state_metrics(table).summary()
-        add("pixels", "CNN recogniser (plain cross-entropy)", "state top-1", mc["accuracy"], prior_top1, t)
-        add("pixels", "CNN recogniser (plain cross-entropy)", "state mean-class", mc["mean_state_accuracy"])
+                              "pred_state": other.predict(val_crops, val_parts)})
+        mo = part_state_metrics(table).summary()
+        add("pixels", f"CNN recogniser ({loss} loss)", "state top-1", mo["accuracy"], prior_top1, t)
+        add("pixels", f"CNN recogniser ({loss} loss)", "state mean-class", mo["mean_state_accuracy"])
 
     # ------------------------------------------------------------- end to end
     pipeline = EndToEnd(recognizer, logreg)

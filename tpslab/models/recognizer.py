@@ -9,8 +9,8 @@ boxes of an external detections file read by :func:`tpslab.models.pipeline.boxes
 - :func:`box_geometry` describes each part box relative to its human box (size, shape, position);
 - :class:`PartStateRecognizer` embeds the crop with a small CNN, adds the part identity and the
   geometry, and predicts a state. States never seen for a part in training are masked out, the
-  loss copes with the dominant ``none`` state (``focal``, class-``weighted`` cross-entropy, or
-  plain ``ce``), and training flips crops left-right while swapping the part (``left_arm`` <-> ``right_arm``);
+  loss copes with the dominant ``none`` state (see :data:`LOSSES`), and training flips crops
+  left-right while swapping the part (``left_arm`` <-> ``right_arm``);
 - :func:`link_humans` and :func:`smooth_probs` link humans across annotated frames and smooth each
   part's probabilities along a person's track, optionally blending in the person's video-level
   distribution (one state per part for the whole video when ``video_level=1``).
@@ -36,7 +36,10 @@ from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, nam
                                    vocab_names)
 from tpslab.vocab import Vocab, mirror_part
 
-LOSSES = ("focal", "weighted", "ce")
+#: ``weighted``: cross-entropy with class weights 1/sqrt(frequency) (the default: frequent states such
+#: as ``none`` weigh less, rare ones more); ``focal``: focal loss (easy, mostly frequent, examples
+#: weigh less); ``weighted_focal``: both; ``ce``: plain cross-entropy (best top-1, worst on rare states).
+LOSSES = ("weighted", "focal", "weighted_focal", "ce")
 _KIND = "tpslab.PartStateRecognizer"
 _PART_BOX = ["part_x1", "part_y1", "part_x2", "part_y2"]
 _HUMAN_BOX = ["human_x1", "human_y1", "human_x2", "human_y2"]
@@ -196,7 +199,7 @@ class PartStateRecognizer:
 
     ``size``/``context``: the crops it expects (:func:`crop_parts` arguments, recorded so that saved
     models crop the same way); ``width``: channels of the first convolutions; ``loss``: one of
-    :data:`LOSSES` (``gamma`` for focal); ``max_crops``: crops drawn per epoch (default: all);
+    :data:`LOSSES` (``gamma`` for the focal ones); ``max_crops``: crops drawn per epoch (default: all);
     ``flip``: left-right flip with part swap as augmentation; ``shift``: random shift in pixels;
     ``geometry``: use :func:`box_geometry`; ``stem_stride``: 2 (fast) or 1 (a full-resolution stem);
     ``device``: where to train and predict; ``threads``: torch CPU threads while training and
@@ -204,8 +207,8 @@ class PartStateRecognizer:
     """
 
     def __init__(self, *, size: int = 32, context: float = 1.5, width: int = 16, hidden: int = 128,
-                 dropout: float = 0.2, geometry: bool = True, stem_stride: int = 2, loss: str = "focal", gamma: float = 2.0,
-                 epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 dropout: float = 0.2, geometry: bool = True, stem_stride: int = 2, loss: str = "weighted",
+                 gamma: float = 2.0, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4,
                  max_crops: int | None = None, flip: bool = True, shift: int = 2, seed: int = 0, device="cpu",
                  threads: int | None = None, progress: bool = True):
         if loss not in LOSSES:
@@ -266,7 +269,7 @@ class PartStateRecognizer:
                                  for i, p in enumerate(vocab.parts.names)])
             allowed |= allowed[mirror]
         weight = None
-        if self.loss == "weighted" or self.loss == "focal":
+        if self.loss.startswith("weighted"):
             # Inverse square-root frequency, mean 1 over the training rows: `none` no longer dominates.
             w = np.where(counts > 0, 1 / np.sqrt(np.maximum(counts, 1)), 0.0)
             w /= (w[states]).mean()
@@ -309,7 +312,7 @@ class PartStateRecognizer:
                             g[:, 3] = torch.where(flip, -g[:, 3], g[:, 3])
                     logits = net(x.to(dev), p.to(dev), g.to(dev) if g is not None else None)
                     y = y.to(dev)
-                    if self.loss == "focal":
+                    if self.loss.endswith("focal"):
                         loss = _focal(logits, y, self.gamma, weight)
                     else:
                         loss = nn.functional.cross_entropy(logits, y, weight=weight)
