@@ -158,15 +158,33 @@ def run(args) -> int:
     for window, level in smoothing:
         sm = state_metrics(smooth_probs(val_parts, probs, window=window, video_level=level))
         add("pixels", f"+ smoothing window={window} video_level={level}", "state top-1", sm["accuracy"], prior_top1)
-    for loss in () if args.quick else ("ce", "focal"):
-        other = PartStateRecognizer(epochs=4, max_crops=20000, loss=loss, seed=args.seed, device=args.device,
-                                    threads=args.threads, progress=True)
+    per_part = part_state_metrics(pd.DataFrame({"part": val_parts["part"].astype(str).to_numpy(), "gt_state": truth,
+                                                "pred_state": recognizer.states_of(probs)})).per_part
+    variants = [] if args.quick else [("ce loss", {"loss": "ce"}), ("focal loss", {"loss": "focal"}),
+                                      ("weighted loss, pixels only: no box geometry", {"geometry": False})]
+    for name, options in variants:
+        other = PartStateRecognizer(epochs=4, max_crops=20000, seed=args.seed, device=args.device,
+                                    threads=args.threads, progress=True, **options)
         _, t = _timed(lambda: other.fit(train_crops, train_boxes, vocab))
         table = pd.DataFrame({"part": val_parts["part"].astype(str).to_numpy(), "gt_state": truth,
                               "pred_state": other.predict(val_crops, val_parts)})
         mo = part_state_metrics(table).summary()
-        add("pixels", f"CNN recogniser ({loss} loss)", "state top-1", mo["accuracy"], prior_top1, t)
-        add("pixels", f"CNN recogniser ({loss} loss)", "state mean-class", mo["mean_state_accuracy"])
+        add("pixels", f"CNN recogniser ({name})", "state top-1", mo["accuracy"], prior_top1, t)
+        add("pixels", f"CNN recogniser ({name})", "state mean-class", mo["mean_state_accuracy"])
+    if not args.quick:  # how much the boxes alone tell, without pixels
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        from tpslab.models.recognizer import box_geometry
+
+        def geometry(boxes):
+            onehot = np.eye(len(vocab.parts))[vocab.parts.ids(boxes["part"].astype(str))]
+            return np.hstack([box_geometry(boxes), onehot])
+
+        gbm = HistGradientBoostingClassifier(max_iter=100, random_state=args.seed)
+        all_train = parts.iloc[train_rows]
+        _, t = _timed(lambda: gbm.fit(geometry(all_train), all_train["state"].astype(str).to_numpy()))
+        add("pixels", "no pixels: part + box geometry (gradient boosting)", "state top-1",
+            float(np.mean(gbm.predict(geometry(val_parts)) == truth)), prior_top1, t)
 
     # ------------------------------------------------------------- end to end
     pipeline = EndToEnd(recognizer, logreg)
@@ -191,6 +209,8 @@ def run(args) -> int:
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 160, "display.max_colwidth", 60, "display.float_format", "{:.3f}".format):
         print(table.astype(object).where(table.notna(), "").to_string(index=False))
+        print("\nstate top-1 of the CNN recogniser per part:")
+        print(per_part.to_string(index=False))
         for (groups, mode), ab in ablations.items():
             print(f"\npart ablation, {mode} {groups} (action accuracy, logistic regression on GT state bags):")
             print(ab.to_string(index=False))
