@@ -96,8 +96,17 @@ def test_errors(tiny, tmp_path):
         CompositionalClassifier.load(clf.save(tmp_path / "c.joblib"), vocab=other)
 
 
-def test_importing_the_scikit_learn_models_does_not_import_torch():
-    code = ("import sys, tpslab.models, tpslab.models.compositional, tpslab.models.baselines; "
+def test_importing_the_scikit_learn_models_and_the_pipeline_does_not_import_torch():
+    code = ("import sys, tpslab.models, tpslab.models.compositional, tpslab.models.baselines, tpslab.models.pipeline; "
             "from tpslab.models import CompositionalClassifier; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_package_names_resolve_lazily():
+    import tpslab.models as models
+
+    assert models.CompositionalClassifier is CompositionalClassifier
+    assert set(models.__all__) <= set(dir(models))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        models.Nope

@@ -6,8 +6,8 @@
 - :mod:`tpslab.models.recognizer`: :class:`PartStateRecognizer` (a small CNN on part crops from pixels);
 - :mod:`tpslab.models.pipeline`: the end-to-end predictor, its prediction files and score, the part ablation.
 
-Names are imported on first use, so ``import tpslab.models`` (and the scikit-learn modules) never
-import torch.
+Names are imported on first use, so ``import tpslab.models`` (and the scikit-learn modules and the
+pipeline module) never import torch; the recogniser and the temporal model do.
 """
 
 from __future__ import annotations
@@ -24,6 +24,11 @@ _LAZY = {
     "crop_parts": "recognizer",
     "smooth_probs": "recognizer",
     "EndToEnd": "pipeline",
+    "Predictions": "pipeline",
+    "boxes_from_dataset": "pipeline",
+    "boxes_from_predictions": "pipeline",
+    "majority_predictions": "pipeline",
+    "score_predictions": "pipeline",
     "part_ablation": "pipeline",
     "video_labels": "_common",
 }
