@@ -29,7 +29,7 @@ from tpslab.errors import Problem
 from tpslab.home import cache_home
 from tpslab.vocab import LIST_FILES, Vocab
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 TABLES = ("frames", "humans", "parts")
 ANNOTATION_TOP = "train_annotations"
 # Below this many files the index is parsed in-process: starting workers would cost more than it saves.
@@ -186,7 +186,8 @@ def _remap(codes: np.ndarray, batch_names: list[str], categories: list[str]) -> 
 
 
 def _assemble(dirs: list[AnnotationDir], batches: list[dict], vocab: Vocab) -> dict[str, pd.DataFrame]:
-    """Concatenate worker batches into the frames/humans/parts tables with shared categories."""
+    """Concatenate worker batches into the frames/humans/parts tables with shared categories
+    (parts in the stored form, see :func:`expand_parts`)."""
     frame_off = human_off = 0
     for b in batches:  # make row pointers global
         b["human_frame"] = b["human_frame"] + frame_off
@@ -227,17 +228,32 @@ def _assemble(dirs: list[AnnotationDir], batches: list[dict], vocab: Vocab) -> d
     ph = cat("part_human").astype(np.int64)
     pbox = np.concatenate([b["part_box"] for b in batches]) if batches else np.zeros((0, 4))
     obox = np.concatenate([b["object_box"] for b in batches]) if batches else np.zeros((0, 4))
-    parts = pd.DataFrame({
-        "video": humans["video"].values.take(ph), "frame": humans["frame"].values[ph],
-        "human": humans["human"].values[ph],
-        "human_x1": hbox[ph, 0], "human_y1": hbox[ph, 1], "human_x2": hbox[ph, 2], "human_y2": hbox[ph, 3],
+    own = pd.DataFrame({
         "part": names("part_name", "part_names", "part"),
         "part_x1": pbox[:, 0], "part_y1": pbox[:, 1], "part_x2": pbox[:, 2], "part_y2": pbox[:, 3],
         "state": names("part_state", "state_names", "state"),
         "object": names("part_object", "object_names", "object"),
         "object_x1": obox[:, 0], "object_y1": obox[:, 1], "object_x2": obox[:, 2], "object_y2": obox[:, 3],
+        HUMAN_ROW: ph,
     })
-    return {"frames": frames, "humans": humans, "parts": parts}
+    return {"frames": frames, "humans": humans, "parts": own}
+
+
+# The parts table repeats its human's keys and box on every row. The cache stores a row number into
+# the humans table instead (HUMAN_ROW) and :func:`expand_parts` rebuilds the columns on load: a smaller
+# file and a faster reload than decoding the repeated columns.
+HUMAN_ROW = "human_row"
+_FROM_HUMANS = {"video": "video", "frame": "frame", "human": "human",
+                "human_x1": "x1", "human_y1": "y1", "human_x2": "x2", "human_y2": "y2"}
+
+
+def expand_parts(humans: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The contract's parts table from its stored form (own columns + ``human_row``)."""
+    rows = stored[HUMAN_ROW].to_numpy()
+    cols = {name: humans[src].array.take(rows) if isinstance(humans[src].dtype, pd.CategoricalDtype)
+            else humans[src].to_numpy()[rows] for name, src in _FROM_HUMANS.items()}
+    cols.update({c: stored[c] for c in stored.columns if c != HUMAN_ROW})
+    return pd.DataFrame(cols, copy=False)
 
 
 def _parse_parallel(tasks, workers: int, bar) -> list[dict]:
@@ -270,7 +286,8 @@ def _parse_serial(tasks, bar, results: list) -> list[dict]:
 
 def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None = None,
                  progress: bool = True) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
-    """Parse every annotation file of ``dirs``; returns the tables and the problems found."""
+    """Parse every annotation file of ``dirs``; returns the tables (parts in the stored form, see
+    :func:`expand_parts`) and the problems found."""
     from tqdm.auto import tqdm
 
     total = sum(len(d.names) for d in dirs)
@@ -393,15 +410,20 @@ def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, 
         path = where / f"index-{fp[:24]}"
         if path.exists():
             try:
-                tables, problems = _read_cache(path, fp)
-                return Index(tables, problems, dirs, path, True)
+                stored, problems = _read_cache(path, fp)
+                return Index(_expand(stored), problems, dirs, path, True)
             except Exception as e:  # any damage: rebuild, never trust
                 warnings.warn(f"index cache {path} is unusable ({e}); rebuilding", stacklevel=2)
-    tables, problems = build_tables(dirs, vocab, workers=workers, progress=progress)
+    stored, problems = build_tables(dirs, vocab, workers=workers, progress=progress)
     path = None
     if where is not None:
         try:
-            path = _write_cache(where, fp, tables, problems)
+            path = _write_cache(where, fp, stored, problems)
         except OSError as e:
             warnings.warn(f"could not write the index cache in {where}: {e}", stacklevel=2)
-    return Index(tables, problems, dirs, path, False)
+    return Index(_expand(stored), problems, dirs, path, False)
+
+
+def _expand(stored: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {"frames": stored["frames"], "humans": stored["humans"],
+            "parts": expand_parts(stored["humans"], stored["parts"])}
