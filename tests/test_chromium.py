@@ -158,7 +158,8 @@ def test_jupyterlab_renders_the_explorer(tmp_path):
         shot = tmp_path / "explorer.png"
         browser = subprocess.run(
             [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'profile'}",
              f"--window-size={WINDOW[0]},{WINDOW[1]}", "--force-device-scale-factor=1", "--force-color-profile=srgb",
              "--hide-scrollbars", "--virtual-time-budget=30000", f"--screenshot={shot}",
              f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={TOKEN}"],

@@ -2,17 +2,19 @@
 
 Every ``plot_*`` function takes data (dataset tables, a metrics result, a matrix or a table) and an
 optional ``ax``; it draws on ``ax`` (or on a new figure sized for the content), labels axes and
-title, and returns the Axes. Nothing is random, so the same data always gives the same picture.
+title, and returns the Axes (multi-panel pictures take and return several Axes, or the Figure).
+Nothing is random, so the same data always gives the same picture.
 
-Dataset: :func:`plot_videos_per_class`, :func:`plot_frames_per_video`, :func:`plot_humans_per_frame`, :func:`plot_parts_per_human`,
-:func:`plot_missing_parts`, :func:`plot_state_distribution`, :func:`plot_state_by_action`,
-:func:`plot_objects`, :func:`plot_state_timeline`.
+Dataset: :func:`plot_videos_per_class`, :func:`plot_frames_per_video`, :func:`plot_humans_per_frame`,
+:func:`plot_parts_per_human`, :func:`plot_missing_parts`, :func:`plot_state_distribution`,
+:func:`plot_state_by_action`, :func:`plot_objects`, :func:`plot_state_timeline`.
 Frames: :func:`draw_frame` (an image with human, part and object boxes and state labels),
 :func:`plot_frame` (the same, reading the frame from a dataset), :func:`plot_comparison`
 (ground truth against a prediction, side by side), :func:`plot_image_grid` (e.g. part crops).
 Results: :func:`plot_acc_curve` (the official acc(t) curve with its area shaded),
 :func:`plot_confusion`, :func:`plot_weights`, :func:`plot_bars` (ablation, oracle or comparison
 tables), :func:`plot_scatter` (one labelled point per row, e.g. per-class accuracy against PSC).
+The explorer's view: :func:`explorer_figure` (a frame above its video's part-state timeline).
 
 Boxes are drawn on inclusive pixel corners as the release defines them: pixel ``x`` covers
 ``[x - 0.5, x + 0.5]`` in image coordinates, so a box ``x1..x2`` is ``x2 - x1 + 1`` pixels wide.
@@ -89,7 +91,8 @@ def _heatmap(table: pd.DataFrame, ax, size_per_cell, *, cmap, xlabel=None, ylabe
     (per_col, margin_x), (per_row, margin_y) = size_per_cell
     ax = _axes(ax, (per_col * table.shape[1] + margin_x, per_row * table.shape[0] + margin_y))
     sns.heatmap(table, ax=ax, cmap=cmap, center=center, vmin=vmin, vmax=vmax, annot=annot, fmt=fmt,
-                xticklabels=True, yticklabels=True, linewidths=0, cbar_kws={"label": cbar_label} if cbar_label else None)
+                xticklabels=True, yticklabels=True, linewidths=0,
+                cbar_kws={"label": cbar_label} if cbar_label else None)
     ax.tick_params(axis="x", labelrotation=90)
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel(xlabel if xlabel is not None else ax.get_xlabel())
@@ -342,7 +345,8 @@ def plot_comparison(image, truth: pd.DataFrame, predicted: pd.DataFrame, *, huma
     merged = truth.astype({"part": str}).merge(predicted.astype({"part": str}), on=keys, how="left",
                                                suffixes=("", "_pred"))
     wrong = merged[merged["state"].astype(str) != merged["state_pred"].astype(str)]
-    listed = ", ".join(f"{r.part}: {r.state_pred} (not {r.state})" for r in wrong.head(max_listed).itertuples(index=False))
+    listed = ", ".join(f"{r.part}: {r.state_pred} (not {r.state})"
+                       for r in wrong.head(max_listed).itertuples(index=False))
     if len(wrong) > max_listed:
         listed += f", and {len(wrong) - max_listed} more"
     draw_frame(image, predicted_humans, predicted, part_names=part_names, ax=axes[1],
@@ -419,7 +423,10 @@ def _labelled_matrix(matrix, labels=None, col_labels=None) -> pd.DataFrame:
     if m.ndim != 2:
         raise ValueError(f"expected a 2-d matrix, got shape {m.shape}")
     rows = list(labels) if labels is not None else list(range(m.shape[0]))
-    cols = list(col_labels) if col_labels is not None else (rows if m.shape[0] == m.shape[1] else list(range(m.shape[1])))
+    if col_labels is not None:
+        cols = list(col_labels)
+    else:  # a square matrix shares its labels (a confusion matrix)
+        cols = rows if m.shape[0] == m.shape[1] else list(range(m.shape[1]))
     if len(rows) != m.shape[0] or len(cols) != m.shape[1]:
         raise ValueError(f"{len(rows)} row and {len(cols)} column labels for a matrix of shape {m.shape}")
     return pd.DataFrame(m, index=rows, columns=cols)
@@ -485,7 +492,8 @@ def plot_bars(table, value: str | None = None, *, label: str | None = None, low:
     ax = _axes(ax, (6, 0.35 * len(table) + 1.3))
     _barh(ax, list(labels), values, color=color or "#4c72b0", annotate_fmt=fmt, xerr=xerr)
     if reference is not None:
-        ax.axvline(reference, color="black", linestyle="--", linewidth=1, label=f"{reference_label} ({reference:{fmt}})")
+        ax.axvline(reference, color="black", linestyle="--", linewidth=1,
+                   label=f"{reference_label} ({reference:{fmt}})")
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel(xlabel or str(value))
     if title:
