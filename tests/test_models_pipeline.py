@@ -190,3 +190,15 @@ def test_ablation_errors():
         part_ablation(parts, labels, vocab, [])
     with pytest.raises(ValueError, match="probs has"):
         part_ablation(parts, labels, vocab, [(["cap0"], ["cap1"])], probs=np.zeros((3, 66)))
+
+
+def test_predicting_in_chunks_of_videos_changes_nothing(tiny, models):
+    recognizer, classifier, _ = models
+    boxes, frames = boxes_from_dataset(tiny.dataset, tiny.train[:5])
+    paths = video_paths(tiny.dataset)
+    pipeline = EndToEnd(recognizer, classifier, window=1)
+    whole = pipeline.predict(boxes, paths, frames=frames, chunk_videos=100, progress=False)
+    chunked = pipeline.predict(boxes, paths, frames=frames, chunk_videos=2, progress=False)
+    assert chunked.actions == whole.actions
+    np.testing.assert_allclose(chunked.probs, whole.probs, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(chunked.boxes, whole.boxes)

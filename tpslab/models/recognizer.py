@@ -278,8 +278,8 @@ class PartStateRecognizer:
         p_all = torch.from_numpy(parts)
         y_all = torch.from_numpy(states)
         g_all = torch.from_numpy(geo) if geo is not None else None
-        mean = x_all[: 20000].float().mean((0, 1, 2)) / 255
-        std = x_all[: 20000].float().std((0, 1, 2)) / 255
+        sample = x_all[:: max(1, len(x_all) // 20000)].float()  # colour statistics from up to ~20k crops
+        mean, std = sample.mean((0, 1, 2)) / 255, sample.std((0, 1, 2)) / 255
         gen = torch_generator(self.seed)
         per_epoch = min(len(y_all), self.max_crops or len(y_all))
         steps = self.epochs * math.ceil(per_epoch / self.batch_size)
