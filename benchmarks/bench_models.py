@@ -119,7 +119,8 @@ def run(args) -> int:
     for groups, mode in ([("pairs", "drop")] if args.quick else
                          [("pairs", "drop"), ("parts", "drop"), ("pairs", "keep")]):
         ablations[(groups, mode)], t = _timed(lambda: part_ablation(parts, labels, vocab, splits, groups=groups,
-                                                                   mode=mode, seed=args.seed))
+                                                                   mode=mode, seed=args.seed,
+                                                                   progress=not args.quick))
         add("part ablation", f"{mode} {groups} ({len(splits)} split(s))", "seconds", t)
 
     # ------------------------------------------------------------- part states from pixels

@@ -295,7 +295,7 @@ class EndToEnd:
 
 def part_ablation(parts: pd.DataFrame, labels, vocab: Vocab, splits: Sequence[tuple[Sequence[str], Sequence[str]]], *,
                   groups: str = "pairs", mode: str = "drop", model="logreg", config: FeatureConfig = FeatureConfig(),
-                  probs=None, seed: int = 0) -> pd.DataFrame:
+                  probs=None, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Action accuracy with each part group removed (``mode="drop"``) or alone (``mode="keep"``).
 
     ``splits``: ``(train_videos, val_videos)`` pairs; accuracies are averaged over them. ``groups``:
@@ -304,7 +304,10 @@ def part_ablation(parts: pd.DataFrame, labels, vocab: Vocab, splits: Sequence[tu
     rows of ``parts`` (soft counts with ``probs``, aligned with ``parts``). Returns one row per group
     plus the reference (``all parts``) with columns ``group, parts, accuracy, change`` (accuracy minus
     the reference), sorted with the most harmful removal (or the most useful kept part) first.
+    ``progress`` shows a bar over the retrainings.
     """
+    from tqdm.auto import tqdm
+
     if groups not in ("pairs", "parts"):
         raise ValueError(f"groups must be 'pairs' or 'parts', got {groups!r}")
     if mode not in ("drop", "keep"):
@@ -327,11 +330,16 @@ def part_ablation(parts: pd.DataFrame, labels, vocab: Vocab, splits: Sequence[tu
             accs.append(float(np.mean(clf.predict(feats) == labels_for(list(val), labels))))
         return float(np.mean(accs))
 
+    bar = tqdm(total=len(table) + 1, desc=f"part ablation ({mode} {groups})", unit="fit", disable=not progress,
+               leave=False)
     reference = accuracy(np.ones(len(parts), bool))
+    bar.update(1)
     out = [("all parts", ", ".join(vocab.parts.names), reference)]
     for name, members in table.items():
         inside = np.isin(part_col, members)
         out.append((name, ", ".join(members), accuracy(~inside if mode == "drop" else inside)))
+        bar.update(1)
+    bar.close()
     result = pd.DataFrame(out, columns=["group", "parts", "accuracy"])
     result["change"] = result["accuracy"] - reference
     body = result.iloc[1:].sort_values("change", ascending=(mode == "drop"), kind="stable")
