@@ -31,6 +31,19 @@ def category_names(series: pd.Series, names: Sequence[str] | None = None) -> lis
     return sorted(str(v) for v in series.dropna().unique())
 
 
+def _codes(series: pd.Series, names: Sequence[str]) -> np.ndarray:
+    """The position of each value of ``series`` in ``names`` (-1 when absent or NA).
+
+    A categorical column is translated once per category, so large tables need no per-row strings.
+    """
+    index = {str(n): i for i, n in enumerate(names)}
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        per_category = np.array([index.get(str(c), -1) for c in series.cat.categories] + [-1], np.int64)
+        return per_category[series.cat.codes.to_numpy()]  # code -1 (NA) picks the trailing -1
+    values = series.astype(object)
+    return np.array([index.get(str(v), -1) if pd.notna(v) else -1 for v in values], np.int64)
+
+
 def videos_per_class(videos: pd.DataFrame) -> pd.DataFrame:
     """Videos per class and split: index ``label``, one column per split and ``total``.
 
@@ -76,8 +89,11 @@ def missing_parts(parts: pd.DataFrame, humans: pd.DataFrame, part_names: Sequenc
     ``missing = len(humans) - present``.
     """
     names = category_names(parts["part"], part_names)
-    keys = parts[["video", "frame", "human", "part"]].astype({"video": str, "part": str}).drop_duplicates()
-    present = keys["part"].value_counts().reindex(names, fill_value=0).to_numpy(np.int64)
+    keys = pd.DataFrame({"video": _codes(parts["video"], category_names(parts["video"])),
+                         "frame": parts["frame"].to_numpy(), "human": parts["human"].to_numpy(),
+                         "part": _codes(parts["part"], names)}).drop_duplicates()
+    part = keys["part"].to_numpy()
+    present = np.bincount(part[part >= 0], minlength=len(names)).astype(np.int64)
     total = len(humans)
     missing = total - present
     share = missing / total if total else np.zeros(len(names))
@@ -90,10 +106,14 @@ def state_counts(parts: pd.DataFrame, part_names: Sequence[str] | None = None, *
     most frequent first, ties by name). ``normalize`` divides each row by its sum (a part's state
     distribution; a part never annotated stays all zeros)."""
     names = category_names(parts["part"], part_names)
-    table = pd.crosstab(parts["part"].astype(str), parts["state"].astype(str)).reindex(index=names, fill_value=0)
-    totals = table.sum(axis=0)
-    order = sorted(table.columns, key=lambda s: (-totals[s], s))
-    table = table[order].astype(np.int64)
+    states = category_names(parts["state"])
+    p, st = _codes(parts["part"], names), _codes(parts["state"], states)
+    ok = (p >= 0) & (st >= 0)
+    counts = np.bincount(p[ok] * len(states) + st[ok], minlength=len(names) * len(states))
+    counts = counts.reshape(len(names), len(states)).astype(np.int64)
+    totals = counts.sum(axis=0)
+    order = sorted(np.flatnonzero(totals), key=lambda j: (-totals[j], states[j]))
+    table = pd.DataFrame(counts[:, order], index=names, columns=[states[j] for j in order])
     if normalize:
         rows = table.sum(axis=1).to_numpy(np.float64)[:, None]
         table = pd.DataFrame(np.divide(table.to_numpy(np.float64), rows, out=np.zeros(table.shape), where=rows > 0),
@@ -111,20 +131,30 @@ def state_by_action(parts: pd.DataFrame, videos: pd.DataFrame, *, top: int | Non
     first: the part states that tell actions apart. Rows seen fewer than ``min_count`` times are dropped.
     """
     label_of = dict(zip(videos["video"].astype(str), videos["label"].astype(str)))
-    action = parts["video"].astype(str).map(label_of)
-    if action.isna().any():
-        unknown = sorted(parts.loc[action.isna(), "video"].astype(str).unique())[:5]
+    video_names = category_names(parts["video"])
+    actions = sorted(set(label_of.values()))
+    action_id = {a: i for i, a in enumerate(actions)}
+    per_video = np.array([action_id.get(label_of.get(v), -1) for v in video_names] + [-1], np.int64)
+    video = _codes(parts["video"], video_names)
+    action = per_video[video]
+    if (action < 0).any():
+        unknown = sorted({video_names[v] for v in np.unique(video[action < 0]) if v >= 0})[:5]
         raise KeyError(f"parts of videos missing from the videos table: {unknown}")
-    frame = pd.DataFrame({"action": action.to_numpy(), "part": parts["part"].astype(str).to_numpy(),
-                          "state": parts["state"].astype(str).to_numpy()})
-    counts = frame.groupby(["part", "state", "action"]).size()
-    per_part = frame.groupby(["part", "action"]).size()
-    share = counts / per_part.reindex(counts.index.droplevel("state")).to_numpy()
-    table = share.unstack("action", fill_value=0.0)
-    row_totals = counts.groupby(level=["part", "state"]).sum()
-    table = table[row_totals.reindex(table.index).to_numpy() >= min_count]
-    table.index = [f"{p}:{s}" for p, s in table.index]
-    table = table.reindex(columns=sorted(table.columns))
+    part_names, states = category_names(parts["part"]), category_names(parts["state"])
+    p, st = _codes(parts["part"], part_names), _codes(parts["state"], states)
+    ok = (p >= 0) & (st >= 0)
+    shape = (len(part_names), len(states), len(actions))
+    flat = (p[ok] * shape[1] + st[ok]) * shape[2] + action[ok]
+    counts = np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape).astype(np.float64)
+    per_part = counts.sum(axis=1, keepdims=True)  # (part, 1, action)
+    share = np.divide(counts, per_part, out=np.zeros(shape), where=per_part > 0)
+    seen = counts.sum(axis=2)
+    rows = np.argwhere((seen > 0) & (seen >= min_count))  # (part, state) pairs, in vocabulary order
+    used = np.flatnonzero(counts.sum(axis=(0, 1)) > 0)  # actions that have parts
+    order = sorted(used, key=lambda a: actions[a])
+    table = pd.DataFrame(share[rows[:, 0], rows[:, 1]][:, order],
+                         index=[f"{part_names[i]}:{states[j]}" for i, j in rows],
+                         columns=[actions[a] for a in order])
     if top is not None:
         spread = table.std(axis=1, ddof=0)
         order = sorted(table.index, key=lambda r: (-spread[r], r))[:top]
@@ -176,23 +206,29 @@ def box_jitter(parts: pd.DataFrame, frames: pd.DataFrame, part_names: Sequence[s
     (NaN for a part without pairs); a large ``p95`` relative to ``median`` points to jittery boxes.
     """
     names = category_names(parts["part"], part_names)
-    one = frames.loc[frames["num_humans"].to_numpy() == 1, ["video", "frame"]].astype({"video": str})
-    keys = pd.MultiIndex.from_frame(one)
-    single = parts[pd.MultiIndex.from_arrays([parts["video"].astype(str), parts["frame"]]).isin(keys)]
-    single = single.drop_duplicates(["video", "frame", "part"], keep=False)
-    rows = []
-    for part in names:
-        p = single[single["part"].astype(str) == part].sort_values(["video", "frame"], kind="stable")
-        video = p["video"].astype(str).to_numpy()
-        frame = p["frame"].to_numpy(np.int64)
-        box = p[_PART_BOX].to_numpy(np.float64)
-        hbox = p[_HUMAN_BOX].to_numpy(np.float64)
-        centre = (box[:, :2] + box[:, 2:]) / 2
-        diag = np.hypot(hbox[:, 2] - hbox[:, 0] + 1, hbox[:, 3] - hbox[:, 1] + 1)
-        same = video[1:] == video[:-1]
+    video_names = category_names(parts["video"])
+    video = _codes(parts["video"], video_names)
+    frame = parts["frame"].to_numpy(np.int64)
+    stride = int(max(frame.max(initial=0), frames["frame"].max() if len(frames) else 0)) + 1
+    one = frames["num_humans"].to_numpy() == 1
+    one_keys = _codes(frames["video"], video_names)[one] * stride + frames["frame"].to_numpy(np.int64)[one]
+    single = (video >= 0) & np.isin(video * stride + frame, one_keys)
+    part = _codes(parts["part"], names)
+    rows = pd.DataFrame({"video": video, "frame": frame, "part": part})[single]
+    rows = rows[~rows.duplicated(["video", "frame", "part"], keep=False)]  # a part listed twice: ambiguous
+    box = parts[_PART_BOX].to_numpy(np.float64)[rows.index]
+    hbox = parts[_HUMAN_BOX].to_numpy(np.float64)[rows.index]
+    video, frame, part = (rows[c].to_numpy() for c in ("video", "frame", "part"))
+    out = []
+    for k, name in enumerate(names):
+        sel = np.flatnonzero(part == k)
+        sel = sel[np.lexsort((frame[sel], video[sel]))]
+        v, f, b, h = video[sel], frame[sel], box[sel], hbox[sel]
+        centre = (b[:, :2] + b[:, 2:]) / 2
+        diag = np.hypot(h[:, 2] - h[:, 0] + 1, h[:, 3] - h[:, 1] + 1)
         move = np.hypot(*(centre[1:] - centre[:-1]).T)
-        rel = move / ((diag[1:] + diag[:-1]) / 2) / np.maximum(frame[1:] - frame[:-1], 1)
-        rel = rel[same]
-        stats = (np.median(rel), np.quantile(rel, 0.95), rel.max()) if len(rel) else (np.nan,) * 3
-        rows.append((part, len(rel), *stats))
-    return pd.DataFrame(rows, columns=["part", "pairs", "median", "p95", "max"])
+        rel = move / ((diag[1:] + diag[:-1]) / 2) / np.maximum(f[1:] - f[:-1], 1)
+        rel = rel[v[1:] == v[:-1]]
+        summary = (np.median(rel), np.quantile(rel, 0.95), rel.max()) if len(rel) else (np.nan,) * 3
+        out.append((name, len(rel), *summary))
+    return pd.DataFrame(out, columns=["part", "pairs", "median", "p95", "max"])
