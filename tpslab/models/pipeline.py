@@ -34,7 +34,6 @@ from tpslab.vocab import Vocab, part_groups
 
 BOX_COLUMNS = ["video", "frame", "human", "human_x1", "human_y1", "human_x2", "human_y2",
                "part", "part_x1", "part_y1", "part_x2", "part_y2"]
-_HUMAN_BOX = BOX_COLUMNS[3:7]
 
 
 # ----------------------------------------------------------------------------- boxes
@@ -66,9 +65,11 @@ def boxes_from_dataset(dataset, videos: Sequence[str] | None = None) -> tuple[pd
 
 
 def _finite_box(value, where: str) -> list[float]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 4
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in value)):
-        raise ValueError(f"{where}: expected a box [x1, y1, x2, y2] of 4 finite numbers, got {value!r}")
+    from tpslab.metrics.official import box_problem
+
+    problem = box_problem(value)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
     return [float(v) for v in value]
 
 
