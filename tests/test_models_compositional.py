@@ -32,7 +32,8 @@ def test_learns_above_chance(tiny, model, config):
 def test_votes_read_as_part_states_for_actions(tiny):
     clf = CompositionalClassifier().fit_parts(tiny.dataset.parts, train_labels(tiny), tiny.dataset.vocab)
     votes = clf.votes()
-    assert votes.shape == (len(clf.feature_names_), 4) and list(votes.columns) == sorted(set(train_labels(tiny).values()))
+    assert votes.shape == (len(clf.feature_names_), 4)
+    assert list(votes.columns) == sorted(set(train_labels(tiny).values()))
     # In the tiny preset only push_up presses the floor with its hands (its upper-body motif).
     top = clf.top_votes(k=8)
     push_up = top[top["action"] == "push_up"]["feature"].tolist()

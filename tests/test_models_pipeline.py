@@ -74,7 +74,8 @@ def test_boxes_from_a_detections_file_round_trip(tiny, tmp_path):
     entry["verb"] = ["nonsense", "bend"]
     one, _ = boxes_from_predictions(pred_part, videos=[video])
     row = one[(one["frame"] == int(first_key[4:9])) & (one["human"] == 0) & (one["part"] == name)]
-    assert set(one["video"]) == {video} and row[["part_x1", "part_y1", "part_x2", "part_y2"]].to_numpy().tolist() == [[1, 2, 30, 40]]
+    assert set(one["video"]) == {video}
+    assert row[["part_x1", "part_y1", "part_x2", "part_y2"]].to_numpy().tolist() == [[1, 2, 30, 40]]
     entry["box"] = [[1, 2, 30]]
     with pytest.raises(ValueError, match=f"{video}/{first_key}/humans\\[0\\].parts.{name}.box"):
         boxes_from_predictions(pred_part)

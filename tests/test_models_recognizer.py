@@ -99,8 +99,9 @@ def test_seeded_and_save_load_round_trip(tiny, fitted, tiny_crops, tmp_path):
     again = PartStateRecognizer.load(fitted.save(tmp_path / "r.pt"), vocab=tiny.dataset.vocab, threads=1)
     assert again.config == fitted.config
     np.testing.assert_array_equal(again.predict_proba(test_crops, test), fitted.predict_proba(test_crops, test))
-    a = PartStateRecognizer(epochs=1, max_crops=300, threads=1, progress=False, loss="weighted_focal").fit(crops, boxes, tiny.dataset.vocab)
-    b = PartStateRecognizer(epochs=1, max_crops=300, threads=1, progress=False, loss="weighted_focal").fit(crops, boxes, tiny.dataset.vocab)
+    options = dict(epochs=1, max_crops=300, threads=1, progress=False, loss="weighted_focal")
+    a = PartStateRecognizer(**options).fit(crops, boxes, tiny.dataset.vocab)
+    b = PartStateRecognizer(**options).fit(crops, boxes, tiny.dataset.vocab)
     np.testing.assert_array_equal(a.predict_proba(test_crops, test), b.predict_proba(test_crops, test))
 
 

@@ -76,7 +76,8 @@ def check_names(expected: Sequence[str], got: Sequence[str], what: str = "featur
     missing = [n for n in expected if n not in set(got)][:3]
     extra = [n for n in got if n not in set(expected)][:3]
     raise ValueError(f"{what} do not match the ones the model was trained on: {detail}"
-                     + (f"; missing e.g. {missing}" if missing else "") + (f"; unexpected e.g. {extra}" if extra else "")
+                     + (f"; missing e.g. {missing}" if missing else "")
+                     + (f"; unexpected e.g. {extra}" if extra else "")
                      + ". Build them with the same vocabulary and options.")
 
 

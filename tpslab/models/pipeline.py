@@ -97,7 +97,8 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
         if wanted is not None and str(video) not in wanted:
             continue
         if not isinstance(video_frames, Mapping):
-            raise ValueError(f"detections: {video}: expected a mapping of frame files, got {type(video_frames).__name__}")
+            raise ValueError(f"detections: {video}: expected a mapping of frame files, "
+                             f"got {type(video_frames).__name__}")
         for key, frame_dict in video_frames.items():
             frame = frame_number(key)
             frames.append((str(video), frame))

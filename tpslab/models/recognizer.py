@@ -208,7 +208,8 @@ class PartStateRecognizer:
 
     def __init__(self, *, size: int = 32, context: float = 1.5, width: int = 16, hidden: int = 128,
                  dropout: float = 0.2, geometry: bool = True, stem_stride: int = 2, loss: str = "weighted",
-                 gamma: float = 2.0, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 gamma: float = 2.0, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3,
+                 weight_decay: float = 1e-4,
                  max_crops: int | None = None, flip: bool = True, shift: int = 2, seed: int = 0, device="cpu",
                  threads: int | None = None, progress: bool = True):
         if loss not in LOSSES:

@@ -152,7 +152,8 @@ class TemporalClassifier:
         if len(classes) < 2:
             raise ValueError(f"need videos of at least two actions to fit, got {classes}")
         if seqs.X.shape[1] > self.config.max_steps:
-            raise ValueError(f"sequences have {seqs.X.shape[1]} steps; this model takes at most {self.config.max_steps}")
+            raise ValueError(f"sequences have {seqs.X.shape[1]} steps; this model takes at most "
+                             f"{self.config.max_steps}")
         dev = torch_device(self.device)
         y = torch.as_tensor([classes.index(c) for c in y_names], device=dev)
         x, mask = self._tensors(seqs, dev)
