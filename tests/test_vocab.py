@@ -70,3 +70,22 @@ def test_mirror_and_groups():
     groups = part_groups(PARTS)
     assert groups["hand"] == ["left_hand", "right_hand"] and groups["head"] == ["head"]
     assert len(groups) == 6
+
+
+def test_codes_of_a_column():
+    import pandas as pd
+
+    v = Vocab.default().states
+    plain = pd.Series(["bend", None, "none"], dtype=object)
+    assert v.codes(plain).tolist() == [v.id("bend"), -1, 0]
+    assert v.codes(plain.astype("category")).tolist() == [v.id("bend"), -1, 0]
+    assert v.codes(["hold"]).tolist() == [v.id("hold")]
+    with pytest.raises(ValueError, match=r"part state names not in the vocabulary: \['bnd'\]"):
+        v.codes(["bnd", "none"])
+
+
+def test_name_codes_marks_unknown_values():
+    from tpslab.vocab import name_codes
+
+    assert name_codes(["b", "z", None, "a"], ["a", "b"]).tolist() == [1, -1, -1, 0]
+    assert name_codes(["z"], ["a"], unknown=-2).tolist() == [-2]

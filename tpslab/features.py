@@ -60,24 +60,6 @@ class Features:
         return Features(self.X[[pos[v] for v in videos]], list(videos), self.names)
 
 
-def _codes(series: pd.Series, names: Sequence[str], what: str) -> np.ndarray:
-    """Codes of a column's values in ``names`` (-1 for NA); unknown values raise with the names."""
-    lookup = {n: i for i, n in enumerate(names)}
-    values = series.astype(object).to_numpy()
-    out = np.full(len(values), -1, np.int64)
-    unknown = set()
-    for i, v in enumerate(values):
-        if isinstance(v, str):
-            c = lookup.get(v)
-            if c is None:
-                unknown.add(v)
-            else:
-                out[i] = c
-    if unknown:
-        raise ValueError(f"{what} names not in the vocabulary: {sorted(unknown)[:10]}")
-    return out
-
-
 def _video_order(parts: pd.DataFrame, videos: Sequence[str] | None) -> list[str]:
     if videos is not None:
         return list(videos)
@@ -105,7 +87,7 @@ def _state_weights(parts: pd.DataFrame, vocab: Vocab, probs) -> np.ndarray:
                              f"part row, one column per state of the vocabulary")
         return probs
     w = np.zeros((len(parts), n_states))
-    w[np.arange(len(parts)), _codes(parts["state"], vocab.states.names, "state")] = 1.0
+    w[np.arange(len(parts)), vocab.states.codes(parts["state"])] = 1.0
     return w
 
 
@@ -135,10 +117,10 @@ def state_bags(parts: pd.DataFrame, vocab: Vocab, *, probs=None, objects: bool =
     """
     order = _video_order(parts, videos)
     parts, probs, vid = _restrict(parts, probs, order)
-    part = _codes(parts["part"], vocab.parts.names, "part")
+    part = vocab.parts.codes(parts["part"])
     blocks = [("state", _state_weights(parts, vocab, probs), list(vocab.states.names))]
     if objects:
-        obj = _codes(parts["object"], vocab.objects.names, "object")
+        obj = vocab.objects.codes(parts["object"])
         w = np.zeros((len(parts), len(vocab.objects) + 1))
         w[np.arange(len(parts)), np.where(obj < 0, len(vocab.objects), obj)] = 1.0
         blocks.append(("object", w, list(vocab.objects.names) + ["<no object>"]))
@@ -164,7 +146,7 @@ def _frame_distributions(parts, vocab, probs, order):
     parts, probs, vid = _restrict(parts, probs, order)
     w = _state_weights(parts, vocab, probs)
     frame = parts["frame"].to_numpy(np.int64)
-    part = _codes(parts["part"], vocab.parts.names, "part")
+    part = vocab.parts.codes(parts["part"])
     if len(parts):
         uniq, inv = np.unique(np.stack([vid, frame], 1), axis=0, return_inverse=True)
     else:

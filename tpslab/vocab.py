@@ -105,6 +105,33 @@ class Vocabulary:
     def ids(self, names: Iterable[str]) -> np.ndarray:
         return np.fromiter((self.id(n) for n in names), dtype=np.int64)
 
+    def codes(self, values) -> np.ndarray:
+        """Ids of a column of names (a Series, categorical or not, or any sequence), -1 for NA.
+
+        Vectorised for table columns; names outside the vocabulary raise a ValueError listing them.
+        """
+        codes = name_codes(values, self.names, unknown=-2)
+        if (codes == -2).any():
+            values = np.asarray(values, dtype=object)
+            unknown = sorted({str(v) for v in values[codes == -2]})
+            raise ValueError(f"{self.kind} names not in the vocabulary: {unknown[:10]}"
+                             + (f" (did you mean {self.suggest(unknown[0])}?)" if self.suggest(unknown[0]) else ""))
+        return codes
+
+
+def name_codes(values, names: Sequence[str], *, unknown: int = -1) -> np.ndarray:
+    """The position of each value in ``names``: -1 for NA, ``unknown`` for a value not in ``names``.
+
+    A categorical column is translated once per category, so large tables need no per-row lookups.
+    """
+    import pandas as pd
+
+    index = {str(n): i for i, n in enumerate(names)}
+    cat = values.array if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype) \
+        else pd.Categorical(values)
+    per_category = np.array([index.get(str(c), unknown) for c in cat.categories] + [-1], np.int64)
+    return per_category[cat.codes]  # code -1 (NA) picks the trailing -1
+
 
 def read_list_file(path) -> list[str]:
     """Names from a ``list/*.txt`` file: one per line; an index column (``3 bend``, ``bend,3``) is dropped."""

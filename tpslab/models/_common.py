@@ -13,21 +13,6 @@ from tpslab.vocab import Vocab
 FORMAT_VERSION = 1  # of the files the models save; bump when their content changes
 
 
-def name_ids(values, vocabulary, what: str) -> np.ndarray:
-    """Vocabulary ids of a column of names (-1 for NA), vectorised through categorical codes.
-
-    Unknown names raise a ValueError that lists them.
-    """
-    cat = pd.Categorical(values)
-    lookup = np.asarray([vocabulary.id(c) if c in vocabulary else -2 for c in cat.categories]
-                        + [-1], dtype=np.int64)
-    ids = lookup[cat.codes]  # code -1 (NA) picks the trailing -1
-    if (ids == -2).any():
-        unknown = sorted({str(c) for c, i in zip(cat.categories, lookup) if i == -2})
-        raise ValueError(f"{what} names not in the vocabulary: {unknown[:10]}")
-    return ids
-
-
 def video_labels(dataset, videos: Sequence[str] | None = None) -> dict[str, str]:
     """``{video: action}`` from a dataset's ``videos`` table (optionally only ``videos``)."""
     table = dataset.videos

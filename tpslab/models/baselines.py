@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.models._common import (FORMAT_VERSION, check_actions, check_saved, check_vocab, labels_for,
-                                   name_ids, vocab_from_names, vocab_names)
+                                   vocab_from_names, vocab_names)
 from tpslab.vocab import Vocab
 
 _KIND = "tpslab.MajorityBaseline"
@@ -46,8 +46,8 @@ class MajorityBaseline:
         check_actions(actions, vocab, "MajorityBaseline.fit")
         action_of = {v: vocab.actions.id(a) for v, a in zip(pd.unique(videos[keep]), actions)}
         a = videos[keep].map(action_of).to_numpy(np.int64)
-        p = name_ids(sel["part"], vocab.parts, "part")
-        s = name_ids(sel["state"], vocab.states, "state")
+        p = vocab.parts.codes(sel["part"])
+        s = vocab.states.codes(sel["state"])
         ok = (p >= 0) & (s >= 0)
         counts = np.zeros((len(vocab.actions), len(vocab.parts), len(vocab.states)), np.int64)
         np.add.at(counts, (a[ok], p[ok], s[ok]), 1)
@@ -92,7 +92,7 @@ class MajorityBaseline:
         acts = labels_for(uniq, actions)
         check_actions(acts, self.vocab, "MajorityBaseline.predict")
         a = videos.map({v: self.vocab.actions.id(x) for v, x in zip(uniq, acts)}).to_numpy(np.int64)
-        p = name_ids(boxes["part"], self.vocab.parts, "part")
+        p = self.vocab.parts.codes(boxes["part"])
         if (p < 0).any():
             raise ValueError("boxes has rows without a part name")
         return np.asarray(self.vocab.states.names, dtype=object)[self.states_[a, p]]

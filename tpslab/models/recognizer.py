@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, name_ids, torch_device,
+from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, torch_device,
                                    torch_generator, torch_threads, vocab_from_names,
                                    vocab_names)
 from tpslab.vocab import Vocab, mirror_part
@@ -241,7 +241,7 @@ class PartStateRecognizer:
         if len(crops) != len(boxes):
             raise ValueError(f"{len(crops)} crops for {len(boxes)} box rows")
         _need(boxes, ["part"], "the recogniser")
-        parts = name_ids(boxes["part"], vocab.parts, "part")
+        parts = vocab.parts.codes(boxes["part"])
         if (parts < 0).any():
             raise ValueError(f"{(parts < 0).sum()} box row(s) have no part name")
         geo = box_geometry(boxes) if self.config.geometry else None
@@ -254,7 +254,7 @@ class PartStateRecognizer:
 
         _need(boxes, ["state"], "training the recogniser")
         crops, parts, geo = self._inputs(crops, boxes, vocab)
-        states = name_ids(boxes["state"], vocab.states, "state")
+        states = vocab.states.codes(boxes["state"])
         keep = states >= 0
         if not keep.any():
             raise ValueError("no box row has a state to learn from")
