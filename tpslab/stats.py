@@ -18,6 +18,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from tpslab.vocab import name_codes
+
 _PART_BOX = ["part_x1", "part_y1", "part_x2", "part_y2"]
 _HUMAN_BOX = ["human_x1", "human_y1", "human_x2", "human_y2"]
 
@@ -29,19 +31,6 @@ def category_names(series: pd.Series, names: Sequence[str] | None = None) -> lis
     if isinstance(series.dtype, pd.CategoricalDtype):
         return [str(c) for c in series.cat.categories]
     return sorted(str(v) for v in series.dropna().unique())
-
-
-def _codes(series: pd.Series, names: Sequence[str]) -> np.ndarray:
-    """The position of each value of ``series`` in ``names`` (-1 when absent or NA).
-
-    A categorical column is translated once per category, so large tables need no per-row strings.
-    """
-    index = {str(n): i for i, n in enumerate(names)}
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        per_category = np.array([index.get(str(c), -1) for c in series.cat.categories] + [-1], np.int64)
-        return per_category[series.cat.codes.to_numpy()]  # code -1 (NA) picks the trailing -1
-    values = series.astype(object)
-    return np.array([index.get(str(v), -1) if pd.notna(v) else -1 for v in values], np.int64)
 
 
 def videos_per_class(videos: pd.DataFrame) -> pd.DataFrame:
@@ -89,9 +78,9 @@ def missing_parts(parts: pd.DataFrame, humans: pd.DataFrame, part_names: Sequenc
     ``missing = len(humans) - present``.
     """
     names = category_names(parts["part"], part_names)
-    keys = pd.DataFrame({"video": _codes(parts["video"], category_names(parts["video"])),
+    keys = pd.DataFrame({"video": name_codes(parts["video"], category_names(parts["video"])),
                          "frame": parts["frame"].to_numpy(), "human": parts["human"].to_numpy(),
-                         "part": _codes(parts["part"], names)}).drop_duplicates()
+                         "part": name_codes(parts["part"], names)}).drop_duplicates()
     part = keys["part"].to_numpy()
     present = np.bincount(part[part >= 0], minlength=len(names)).astype(np.int64)
     total = len(humans)
@@ -107,7 +96,7 @@ def state_counts(parts: pd.DataFrame, part_names: Sequence[str] | None = None, *
     distribution; a part never annotated stays all zeros)."""
     names = category_names(parts["part"], part_names)
     states = category_names(parts["state"])
-    p, st = _codes(parts["part"], names), _codes(parts["state"], states)
+    p, st = name_codes(parts["part"], names), name_codes(parts["state"], states)
     ok = (p >= 0) & (st >= 0)
     counts = np.bincount(p[ok] * len(states) + st[ok], minlength=len(names) * len(states))
     counts = counts.reshape(len(names), len(states)).astype(np.int64)
@@ -135,13 +124,13 @@ def state_by_action(parts: pd.DataFrame, videos: pd.DataFrame, *, top: int | Non
     actions = sorted(set(label_of.values()))
     action_id = {a: i for i, a in enumerate(actions)}
     per_video = np.array([action_id.get(label_of.get(v), -1) for v in video_names] + [-1], np.int64)
-    video = _codes(parts["video"], video_names)
+    video = name_codes(parts["video"], video_names)
     action = per_video[video]
     if (action < 0).any():
         unknown = sorted({video_names[v] for v in np.unique(video[action < 0]) if v >= 0})[:5]
         raise KeyError(f"parts of videos missing from the videos table: {unknown}")
     part_names, states = category_names(parts["part"]), category_names(parts["state"])
-    p, st = _codes(parts["part"], part_names), _codes(parts["state"], states)
+    p, st = name_codes(parts["part"], part_names), name_codes(parts["state"], states)
     ok = (p >= 0) & (st >= 0)
     shape = (len(part_names), len(states), len(actions))
     flat = (p[ok] * shape[1] + st[ok]) * shape[2] + action[ok]
@@ -207,13 +196,13 @@ def box_jitter(parts: pd.DataFrame, frames: pd.DataFrame, part_names: Sequence[s
     """
     names = category_names(parts["part"], part_names)
     video_names = category_names(parts["video"])
-    video = _codes(parts["video"], video_names)
+    video = name_codes(parts["video"], video_names)
     frame = parts["frame"].to_numpy(np.int64)
     stride = int(max(frame.max(initial=0), frames["frame"].max() if len(frames) else 0)) + 1
     one = frames["num_humans"].to_numpy() == 1
-    one_keys = _codes(frames["video"], video_names)[one] * stride + frames["frame"].to_numpy(np.int64)[one]
+    one_keys = name_codes(frames["video"], video_names)[one] * stride + frames["frame"].to_numpy(np.int64)[one]
     single = (video >= 0) & np.isin(video * stride + frame, one_keys)
-    part = _codes(parts["part"], names)
+    part = name_codes(parts["part"], names)
     rows = pd.DataFrame({"video": video, "frame": frame, "part": part})[single]
     rows = rows[~rows.duplicated(["video", "frame", "part"], keep=False)]  # a part listed twice: ambiguous
     box = parts[_PART_BOX].to_numpy(np.float64)[rows.index]
