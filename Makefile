@@ -33,5 +33,9 @@ demo: mini
 	$(PY) -m jupyter nbconvert --to html --execute --output-dir build \
 		--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.store_widget_state=True notebooks/*.ipynb
 
+# Every benchmark in its quick mode (each under a minute); the full runs take their --quick off.
+bench: mini
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
+
 clean:
 	rm -rf build .pytest_cache
