@@ -29,7 +29,7 @@ from tpslab.errors import Problem
 from tpslab.home import cache_home
 from tpslab.vocab import LIST_FILES, Vocab
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 TABLES = ("frames", "humans", "parts")
 ANNOTATION_TOP = "train_annotations"
 # Below this many files the index is parsed in-process: starting workers would cost more than it saves.
@@ -234,25 +234,33 @@ def _assemble(dirs: list[AnnotationDir], batches: list[dict], vocab: Vocab) -> d
         "state": names("part_state", "state_names", "state"),
         "object": names("part_object", "object_names", "object"),
         "object_x1": obox[:, 0], "object_y1": obox[:, 1], "object_x2": obox[:, 2], "object_y2": obox[:, 3],
-        HUMAN_ROW: ph,
     })
+    # expand_parts relies on parts being stored human after human, num_parts rows each.
+    assert np.array_equal(ph, np.repeat(np.arange(len(hf)), humans["num_parts"].to_numpy()))
     return {"frames": frames, "humans": humans, "parts": own}
 
 
-# The parts table repeats its human's keys and box on every row. The cache stores a row number into
-# the humans table instead (HUMAN_ROW) and :func:`expand_parts` rebuilds the columns on load: a smaller
-# file and a faster reload than decoding the repeated columns.
-HUMAN_ROW = "human_row"
+# The parts table repeats its human's keys and box on every row. The cache stores only the parts' own
+# columns, human after human, and :func:`expand_parts` repeats each human's values ``num_parts`` times
+# on load: a smaller file and a faster reload than decoding the repeated columns.
 _FROM_HUMANS = {"video": "video", "frame": "frame", "human": "human",
                 "human_x1": "x1", "human_y1": "y1", "human_x2": "x2", "human_y2": "y2"}
 
 
 def expand_parts(humans: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """The contract's parts table from its stored form (own columns + ``human_row``)."""
-    rows = stored[HUMAN_ROW].to_numpy()
-    cols = {name: humans[src].array.take(rows) if isinstance(humans[src].dtype, pd.CategoricalDtype)
-            else humans[src].to_numpy()[rows] for name, src in _FROM_HUMANS.items()}
-    cols.update({c: stored[c] for c in stored.columns if c != HUMAN_ROW})
+    """The contract's parts table from its stored form (the parts' own columns, in human order)."""
+    counts = humans["num_parts"].to_numpy()
+    if counts.sum() != len(stored):
+        raise ValueError(f"humans announce {counts.sum()} parts, the parts table has {len(stored)}")
+    cols = {}
+    for name, src in _FROM_HUMANS.items():
+        column = humans[src]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            cols[name] = pd.Categorical.from_codes(np.repeat(column.cat.codes.to_numpy(), counts),
+                                                   dtype=column.dtype)
+        else:
+            cols[name] = np.repeat(column.to_numpy(), counts)
+    cols.update({c: stored[c] for c in stored.columns})
     return pd.DataFrame(cols, copy=False)
 
 
