@@ -78,7 +78,6 @@ def run(args) -> int:
     parts, vocab = ds.parts, ds.vocab
     video_of = parts["video"].astype(str)
     train_rows = np.flatnonzero(video_of.isin(set(train)).to_numpy())
-    val_rows = np.flatnonzero(video_of.isin(set(val)).to_numpy())
     print(f"{root}: {len(train)} train / {len(val)} validation videos, {len(parts)} part rows"
           f"{' (quick)' if args.quick else ''}")
     rows = []

@@ -1,4 +1,3 @@
-import json
 
 import av
 import numpy as np

@@ -28,9 +28,7 @@ pairs to write even where no human was predicted; see :func:`build_predictions` 
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 import zipfile
 import zlib
 from collections import Counter
@@ -41,6 +39,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from tpslab.fileio import atomic_write_bytes
 from tpslab.errors import Problem
 from tpslab.metrics.official import ScoringError, box_problem, gc_paused, loads_json
 
@@ -84,19 +83,6 @@ def _number(v):
 
 def _box(values) -> list:
     return [_number(v) for v in values]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _dumps(obj) -> bytes:
@@ -195,8 +181,8 @@ def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict) -
     """Write two JSON files into folder ``out`` (atomically: each appears only when complete)."""
     out = Path(out)
     paths = out / vid_name, out / part_name
-    _atomic_write(paths[1], _dumps(part))
-    _atomic_write(paths[0], _dumps(vid))
+    atomic_write_bytes(paths[1], _dumps(part))
+    atomic_write_bytes(paths[0], _dumps(vid))
     return paths
 
 
@@ -352,7 +338,7 @@ def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr(PRED_VID, _dumps(pred_vid))
         z.writestr(PRED_PART, _dumps(pred_part))
-    _atomic_write(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 

@@ -9,13 +9,13 @@ state over all actions, and a part never seen at all to ``none``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
+from tpslab.fileio import atomic_path
 from tpslab.models._common import (FORMAT_VERSION, check_actions, check_saved, check_vocab, labels_for,
                                    vocab_from_names, vocab_names)
 from tpslab.vocab import Vocab
@@ -106,9 +106,8 @@ class MajorityBaseline:
                 "counts": {f"{a}|{p}": {s: int(c) for s, c in zip(self.vocab.states.names, row) if c}
                            for a, arow in zip(self.vocab.actions.names, self.counts_)
                            for p, row in zip(self.vocab.parts.names, arow) if row.any()}}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data), encoding="utf-8")
         return path
 
     @classmethod

@@ -13,7 +13,6 @@ Saved models are joblib (pickle) files: load only files you trust.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.features import Features, state_bags, transition_counts
+from tpslab.fileio import atomic_path
 from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
                                    labels_for, vocab_from_names, vocab_names)
 from tpslab.vocab import Vocab
@@ -235,9 +235,8 @@ class CompositionalClassifier:
                 "model": self.model if isinstance(self.model, str) else None, "C": self.C,
                 "config": asdict(self.config), "seed": self.seed, "feature_names": self.feature_names_,
                 "vocab": vocab_names(self.vocab)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        joblib.dump(data, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            joblib.dump(data, tmp)
         return path
 
     @classmethod

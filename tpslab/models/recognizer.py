@@ -21,7 +21,6 @@ Training is seeded and leaves the caller's global torch random state untouched.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -31,6 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tpslab.fileio import atomic_path
 from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, torch_device,
                                    torch_generator, torch_threads, vocab_from_names,
                                    vocab_names)
@@ -375,9 +375,8 @@ class PartStateRecognizer:
         data = {"kind": _KIND, "format": FORMAT_VERSION, "config": asdict(self.config),
                 "state_dict": {k: v.cpu() for k, v in self.net_.state_dict().items()},
                 "vocab": vocab_names(self.vocab)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(data, tmp)
         return path
 
     @classmethod

@@ -13,7 +13,6 @@ Saved files hold a state_dict and plain metadata and are read with ``torch.load(
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from tpslab.features import frame_sequences
+from tpslab.fileio import atomic_path
 from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
                                    labels_for, torch_device, torch_generator, torch_threads, vocab_from_names,
                                    vocab_names)
@@ -224,9 +224,8 @@ class TemporalClassifier:
         data = {"kind": _KIND, "format": FORMAT_VERSION, "config": asdict(self.config), "length": self.length,
                 "state_dict": {k: v.cpu() for k, v in self.net_.state_dict().items()}, "names": self.names_,
                 "classes": self.classes_, "vocab": vocab_names(self.vocab)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(data, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(data, tmp)
         return path
 
     @classmethod
