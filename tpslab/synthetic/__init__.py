@@ -8,8 +8,8 @@ in the cache folder and returns its root. Everything is deterministic for a seed
 Actions are compositions of per-body-group motifs (:mod:`tpslab.synthetic.programs`), drawn as limb
 figures whose part states show in the pixels (:mod:`tpslab.synthetic.render`) and written in the
 release layout (:mod:`tpslab.synthetic.writer`). Presets: ``default`` (24 classes, 6-10 train and 2
-test videos each, 40-56 frames at 256x192) and ``tiny`` (4 classes, 3 train and 1 test video each,
-18-22 frames at 160x120, for tests).
+test videos each, 56-72 frames at 256x192) and ``tiny`` (4 classes, 4 train and 2 test videos each,
+28-36 frames at 192x144, for tests).
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 Geometry and drawing are separate. :func:`pose` turns one person's part states in one frame into
 joint positions (every state of a part has its own joint angles, so a bent arm is bent, a lifted arm
-points up, a kicking leg is raised); :func:`part_boxes` and :func:`object_instances` give the boxes
-the annotations are made from. :func:`draw_person` and :func:`draw_object` paint with Pillow, and
-:func:`render_frame` composes a frame over a textured background with camera noise.
+points up, a kicking leg is raised; each person, each phase occurrence (:data:`POSTURE_SD`) and each
+frame add their own variation). :func:`part_boxes` gives the tight extent of every drawn part and
+:func:`object_instances` the objects; annotation boxes are not tight: :func:`annotation_box` draws a
+near-square box around the part, sized by the person, as annotators do (a tight box's shape would
+give the joint angles away without a look at the pixels). :func:`draw_person` and :func:`draw_object`
+paint with Pillow, and :func:`render_frame` composes a frame over a textured background with camera noise.
 
 The figure faces the camera: the person's left side is on the image's right. Angles are in degrees,
 measured from straight down and turning *outward* (away from the body's midline), in image
@@ -20,12 +23,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tpslab.synthetic.programs import part_kind
+
 # Joint angles per state: arm (upper arm, forearm), leg (thigh, shin), foot, hip (torso lean).
 ARM_ANGLES = {"none": (12.0, 6.0), "bend": (30.0, 160.0), "unbend": (88.0, 92.0),
               "lift": (165.0, 172.0), "swing": (-35.0, -55.0)}
 LEG_ANGLES = {"stand": (4.0, 2.0), "step": (28.0, 26.0), "bend": (58.0, 4.0), "kick": (82.0, 96.0)}
 FOOT_ANGLES = {"step_on": 92.0, "tiptoe": 10.0, "none": 140.0}
 HIP_ANGLES = {"none": 0.0, "bend": 50.0, "sway": 22.0, "sit": 0.0}
+
+# How much a person's pose varies between occurrences of a phase (standard deviations, degrees, of the
+# angles above; hands and the head have none).
+POSTURE_SD = {"arm": (25.0, 25.0), "leg": (10.0, 10.0), "foot": (15.0,), "hip": (4.0,), "hand": (), "head": ()}
 
 # Body proportions as fractions of the figure scale (about the standing height).
 LENGTHS = {"torso": 0.30, "shoulder": 0.085, "hip": 0.06, "neck": 0.035, "head": 0.07,
@@ -91,6 +100,7 @@ class Pose:
     torso_dir: Point
     lengths: dict[str, float]
     facing: int
+    scale: float  # the figure scale of the person, in pixels
     extras: dict = field(default_factory=dict)  # seat box, board line
 
     def hand_centre(self, side: str) -> Point:
@@ -129,12 +139,15 @@ def _angles(table, kind, state, body, prev, nxt, wprev, wnext):
 
 def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | None],
          prev_states: dict[str, str] | None, next_states: dict[str, str] | None,
-         sway_sign: int, camera: Point, rng: np.random.Generator) -> Pose:
+         sway_sign: int, camera: Point, rng: np.random.Generator,
+         posture: dict[str, tuple[float, ...]] | None = None) -> Pose:
     """Place one person's joints for frame ``t``.
 
     At a phase boundary the pose is blended a third of the way toward the neighbouring frame's
     state, as real motion is continuous while the label switches at once. ``sway_sign`` alternates the
-    side of a hip sway between phase occurrences. ``rng`` adds the per-frame angle noise.
+    side of a hip sway between phase occurrences. ``posture`` adds per-part angle offsets (degrees, in
+    the order of the part's angle table), how this person does the current phase. ``rng`` adds the
+    per-frame angle noise.
     """
     L = body.lengths
     prev_states = prev_states or {}
@@ -145,7 +158,10 @@ def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | No
 
     def angles(part, kind, table):
         st = states[part]
-        return jit(_angles(table, kind, st, body, prev_states.get(part), next_states.get(part), 0.35, 0.35))
+        value = _angles(table, kind, st, body, prev_states.get(part), next_states.get(part), 0.35, 0.35)
+        if posture and part in posture:
+            value = tuple(v + o for v, o in zip(value, posture[part]))
+        return jit(value)
 
     hip_state = states["hip"]
     (lean,) = angles("hip", "hip", HIP_ANGLES)
@@ -188,7 +204,7 @@ def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | No
         ground -= 0.05 * body.scale
     dy = ground - lowest
     pts = {k: (x + camera[0], y + dy + camera[1]) for k, (x, y) in pts.items()}
-    p = Pose(pts, dict(states), dict(objects), up, L, body.facing)
+    p = Pose(pts, dict(states), dict(objects), up, L, body.facing, body.scale)
     if objects.get("hip") is not None:  # a seat under the pelvis, down to the floor
         px, py = pts["pelvis"]
         w = 0.14 * body.scale
@@ -215,7 +231,8 @@ def hand_reach(state: str, r: float) -> float:
 
 
 def part_boxes(p: Pose) -> dict[str, tuple[float, float, float, float]]:
-    """The tight box of every drawn part, in pixels (floats, before annotation jitter)."""
+    """The tight box of every drawn part, in pixels (floats): what a person's box is made of, and
+    where :func:`annotation_box` centres a part's box."""
     L, pts = p.lengths, p.points
     half = 0.5 * L["limb"] + 1.0
     r = L["head"]
@@ -233,6 +250,26 @@ def part_boxes(p: Pose) -> dict[str, tuple[float, float, float, float]]:
         boxes[f"{side}_leg"] = _bbox([pts[f"{side}_hip"], pts[f"{side}_knee"], pts[f"{side}_ankle"]], half)
         boxes[f"{side}_foot"] = _bbox([pts[f"{side}_ankle"], pts[f"{side}_toe"]], 0.6 * L["limb"] + 1.0)
     return boxes
+
+
+# Annotators draw a roughly square box around each part, sized by the person rather than by the drawn
+# limb (whose extent would give the joint angles away): the side of each kind's box as a fraction of
+# the figure scale, before the annotator's own habits and jitter (see :func:`annotation_box`).
+PART_BOX_SIDE = {"head": 0.2, "hip": 0.2, "arm": 0.3, "hand": 0.13, "leg": 0.36, "foot": 0.14}
+
+
+def annotation_box(tight: tuple[float, float, float, float], part: str, scale: float, size: float,
+                   aspect: float, shift: Point) -> tuple[float, float, float, float]:
+    """The box an annotator draws around a part whose drawn extent is ``tight``.
+
+    Centred on the middle of the drawn part, moved by ``shift`` (fractions of the side), with a side of
+    ``PART_BOX_SIDE[kind] * scale * size`` and a width/height ratio of ``aspect``.
+    """
+    side = PART_BOX_SIDE[part_kind(part)] * scale * size
+    w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+    cx = (tight[0] + tight[2]) / 2 + shift[0] * side
+    cy = (tight[1] + tight[3]) / 2 + shift[1] * side
+    return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 
 @dataclass

@@ -7,7 +7,9 @@ identical; :func:`plan_video` alone (no pixels) reproduces every annotation.
 
 Annotations vary as the real ones do: integer boxes in most videos and floats in some, "no object"
 written as a missing key, ``null`` or ``""`` (the annotator's habit, per video), the object label
-``"none"`` with a box, jittered boxes, parts left out (at random, and when out of the picture),
+``"none"`` with a box, part boxes that are near-square boxes around each part sized by the person (not
+the part's tight extent; each annotator draws them a little looser or tighter), person boxes with some
+room around the figure, jittered boxes, parts left out (at random, and when out of the picture),
 now and then a frame with ``"humans": []`` or a human with an empty parts list, and an irregular set of
 annotated frames (runs and gaps, no fixed stride).
 """
@@ -26,11 +28,16 @@ from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
 
 # Bump when the output for a given preset and seed changes: cached mini datasets are keyed by it.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 FLIST_HEADER = "class,video,frames"
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 _CAMERA_MARGIN = 4
+# How annotators draw boxes (see _Annotator): room left around a person on each side (up to this
+# fraction of the figure scale); for part boxes, the spread (log-normal sigma) of each box's size and
+# width/height ratio, and of its centre's shift (a fraction of the side) from the middle of the part.
+HUMAN_BOX_SLACK = 0.08
+PART_BOX_SIZE_SPREAD, PART_BOX_ASPECT_SPREAD, PART_BOX_SHIFT = 0.1, 0.15, 0.08
 _GEOMETRY, _PIXELS = 0, 1  # generator streams per video
 
 
@@ -50,9 +57,9 @@ class Preset:
 
 
 PRESETS = {
-    "default": Preset("default", ACTIONS, (6, 10), 2, (40, 56), (256, 192)),
+    "default": Preset("default", ACTIONS, (6, 10), 2, (56, 72), (256, 192)),
     "tiny": Preset("tiny", ("clean_and_jerk", "juggling_balls", "push_up", "salsa_dancing"),
-                   (3, 3), 1, (18, 22), (160, 120)),
+                   (4, 4), 2, (28, 36), (192, 144)),
 }
 
 
@@ -130,6 +137,7 @@ class PartAnn:
 class HumanAnn:
     box: list
     parts: list[PartAnn]
+    person: int  # index of the annotated person in ``VideoPlan.people``
 
 
 @dataclass
@@ -218,6 +226,20 @@ class _Annotator:
         weights[main] = 0.8
         self.no_object_weights = (habits, weights / weights.sum())
         self.main_first = rng.random() < 0.7
+        self.box_size = float(rng.uniform(0.85, 1.2))  # some annotators draw looser boxes than others
+
+    def human_box(self, tight, scale: float) -> list | None:
+        """The box around a whole person: the figure's extent with some room on each side."""
+        slack = self.rng.uniform(0.0, HUMAN_BOX_SLACK, 4) * scale
+        return self.box((tight[0] - slack[0], tight[1] - slack[1], tight[2] + slack[2], tight[3] + slack[3]), 1.2)
+
+    def part_box(self, tight, part: str, scale: float) -> list | None:
+        """A near-square box around the part (see :func:`render.annotation_box`), jittered and rounded."""
+        rng = self.rng
+        size = self.box_size * float(rng.lognormal(0.0, PART_BOX_SIZE_SPREAD))
+        aspect = float(rng.lognormal(0.0, PART_BOX_ASPECT_SPREAD))
+        exact = render.annotation_box(tight, part, scale, size, aspect, tuple(rng.normal(0.0, PART_BOX_SHIFT, 2)))
+        return self.box(exact, 1.0)
 
     def no_object_form(self) -> str:
         habits, weights = self.no_object_weights
@@ -239,6 +261,18 @@ class _Annotator:
         return out
 
 
+_GROUP_OF = {part: group for group, parts in programs.GROUPS.items() for part in parts}
+
+
+def _posture(timeline: programs.Timeline, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per part, angle offsets (degrees) for each phase occurrence: how this person does this phase."""
+    out = {}
+    for part, group in _GROUP_OF.items():
+        sd = render.POSTURE_SD[programs.part_kind(part)]
+        out[part] = rng.normal(0.0, 1.0, (int(timeline.phase_index[group][-1]) + 1, len(sd))) * np.asarray(sd)
+    return out
+
+
 def plan_video(spec: VideoSpec) -> VideoPlan:
     """Everything about one video except its pixels: timelines, poses, objects, camera, annotations."""
     rng = spec.rng(_GEOMETRY)
@@ -251,11 +285,13 @@ def plan_video(spec: VideoSpec) -> VideoPlan:
     camera = _camera_path(n, rng)
     for person in people:
         tl = person.timeline
+        posture = _posture(tl, rng)
         for t in range(n):
             sway_sign = 1 if tl.phase_index["torso"][t] % 2 == 0 else -1
             p = render.pose(person.body, t, tl.states[t], tl.objects[t],
                             tl.states[t - 1] if t > 0 else None, tl.states[t + 1] if t + 1 < n else None,
-                            sway_sign, camera[t], rng)
+                            sway_sign, camera[t], rng,
+                            {part: posture[part][tl.phase_index[group][t]] for part, group in _GROUP_OF.items()})
             person.poses.append(p)
             person.objects.append(render.object_instances(p))
     annotated = _annotated_frames(n, rng)
@@ -266,10 +302,10 @@ def plan_video(spec: VideoSpec) -> VideoPlan:
         if rng.random() < 0.012:  # a frame the annotator left empty
             annotations[t] = humans
             continue
-        for person in people:
+        for k, person in enumerate(people):
             if rng.random() > person.annotate_prob:
                 continue
-            ann = _annotate_person(person, t, annotator, rng)
+            ann = _annotate_person(person, k, t, annotator, rng)
             if ann is not None:
                 humans.append(ann)
         if not annotator.main_first:
@@ -278,12 +314,12 @@ def plan_video(spec: VideoSpec) -> VideoPlan:
     return VideoPlan(spec, people, camera, annotated, annotations)
 
 
-def _annotate_person(person: Person, t: int, annotator: _Annotator, rng) -> HumanAnn | None:
+def _annotate_person(person: Person, index: int, t: int, annotator: _Annotator, rng) -> HumanAnn | None:
     pose = person.poses[t]
     boxes = render.part_boxes(pose)
     union = (min(b[0] for b in boxes.values()), min(b[1] for b in boxes.values()),
              max(b[2] for b in boxes.values()), max(b[3] for b in boxes.values()))
-    human_box = annotator.box(union, 1.2)
+    human_box = annotator.human_box(union, pose.scale)
     if human_box is None:
         return None
     by_part = {part: o for o in person.objects[t] for part in o.parts}
@@ -293,7 +329,7 @@ def _annotate_person(person: Person, t: int, annotator: _Annotator, rng) -> Huma
         for name in PARTS:
             if rng.random() < person.drop_part_prob:
                 continue
-            box = annotator.box(boxes[name], 1.0)
+            box = annotator.part_box(boxes[name], name, pose.scale)
             if box is None:
                 continue
             obj = person.timeline.objects[t].get(name)
@@ -304,7 +340,7 @@ def _annotate_person(person: Person, t: int, annotator: _Annotator, rng) -> Huma
                 if obj_box is None:  # the object is out of the picture: the annotator skips it
                     obj = None
             parts.append(PartAnn(name, box, labels[name], obj, obj_box, annotator.no_object_form()))
-    return HumanAnn(human_box, parts)
+    return HumanAnn(human_box, parts, index)
 
 
 def frame_json(humans: list[HumanAnn]) -> dict:
