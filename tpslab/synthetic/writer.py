@@ -28,7 +28,7 @@ from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
 
 # Bump when the output for a given preset and seed changes: cached mini datasets are keyed by it.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 FLIST_HEADER = "class,video,frames"
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -36,8 +36,8 @@ _CAMERA_MARGIN = 4
 # How annotators draw boxes (see _Annotator): room left around a person on each side (up to this
 # fraction of the figure scale); for part boxes, the spread (log-normal sigma) of each box's size and
 # width/height ratio, and of its centre's shift (a fraction of the side) from the middle of the part.
-HUMAN_BOX_SLACK = 0.08
-PART_BOX_SIZE_SPREAD, PART_BOX_ASPECT_SPREAD, PART_BOX_SHIFT = 0.1, 0.15, 0.08
+HUMAN_BOX_SLACK = 0.1
+PART_BOX_SIZE_SPREAD, PART_BOX_ASPECT_SPREAD, PART_BOX_SHIFT = 0.1, 0.15, 0.1
 _GEOMETRY, _PIXELS = 0, 1  # generator streams per video
 
 
