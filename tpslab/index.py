@@ -27,6 +27,7 @@ import pandas as pd
 from tpslab.annotations import FRAME_FILE, ColumnSink, parse_frame_bytes
 from tpslab.errors import Problem
 from tpslab.home import cache_home
+from tpslab.memory import gc_paused
 from tpslab.vocab import LIST_FILES, Vocab
 
 INDEX_VERSION = 3
@@ -435,7 +436,8 @@ def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, 
         path = where / f"index-{fp[:24]}"
         if path.exists():
             try:
-                tables, problems = _read_cache(path, fp)
+                with gc_paused():
+                    tables, problems = _read_cache(path, fp)
                 return Index(tables, problems, dirs, path, True)
             except Exception as e:  # any damage: rebuild, never trust
                 warnings.warn(f"index cache {path} is unusable ({e}); rebuilding", stacklevel=2)

@@ -41,7 +41,8 @@ import pandas as pd
 
 from tpslab.fileio import atomic_write_bytes
 from tpslab.errors import Problem
-from tpslab.metrics.official import ScoringError, box_problem, gc_paused, loads_json
+from tpslab.memory import gc_paused
+from tpslab.metrics.official import ScoringError, box_problem, loads_json
 
 GT_VID, GT_PART = "gt_vid_result.json", "gt_part_result.json"
 PRED_VID, PRED_PART = "pred_vid_result.json", "pred_part_result.json"
