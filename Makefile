@@ -19,8 +19,11 @@ setup: $(STAMP)
 mini: setup
 	$(PY) -m tpslab mini
 
+# JupyterLab refuses to start as root unless told (containers, CI machines): say so only then.
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: mini
-	cd notebooks && ../$(PY) -m jupyter lab
+	cd notebooks && ../$(PY) -m jupyter lab $(LAB_ARGS)
 
 # Unit tests (tests/, from pyproject's testpaths), then every notebook under nbval in fast mode.
 test: mini
