@@ -28,6 +28,11 @@ FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
 _NUMBER_TYPES = (int, float)
 
 
+def frame_key(frame: int) -> str:
+    """The annotation file name of a 1-based frame number: ``img_00001.json`` for frame 1."""
+    return f"img_{int(frame):05d}.json"
+
+
 def frame_number(filename: str) -> int:
     """The frame number in an ``img_00042.json`` name (42). Raises ValueError for other names."""
     m = FRAME_FILE.match(Path(filename).name)

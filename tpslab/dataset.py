@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from tpslab.annotations import frame_key
 from tpslab.errors import AnnotationError, Problem
 from tpslab.home import resolve_root
 from tpslab.index import ANNOTATION_TOP, AnnotationDir, Index, load_index
@@ -179,7 +180,7 @@ class TPSDataset:
         self.parts = parts
         self.problems = list(problems or [])
         self.index = index
-        self._rows: dict[str, dict] = {}
+        self._rows: dict = {}  # lazily built lookups: row positions per video, the video names
 
     def __repr__(self) -> str:
         split_counts = self.videos["split"].value_counts().to_dict()
@@ -196,7 +197,9 @@ class TPSDataset:
         return self._rows[table]
 
     def _select(self, table: str, video: str, frame: int | None) -> pd.DataFrame:
-        if video not in set(self.videos["video"]):
+        if "names" not in self._rows:  # built once: the explorer selects on every frame change
+            self._rows["names"] = frozenset(self.videos["video"])
+        if video not in self._rows["names"]:
             raise KeyError(f"unknown video {video!r}")
         rows = self._video_rows(table).get(video, np.zeros(0, np.int64))
         df = getattr(self, table).iloc[rows]
@@ -227,7 +230,7 @@ class TPSDataset:
         d = self.root / ANNOTATION_TOP / label / video / video
         if not d.is_dir():
             d = d.parent
-        return d / f"img_{int(frame):05d}.json"
+        return d / frame_key(frame)
 
     # ------------------------------------------------------------- subsets
     def subset(self, videos: Iterable[str]) -> "TPSDataset":

@@ -39,6 +39,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from tpslab.annotations import frame_key
 from tpslab.fileio import atomic_write_bytes
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
@@ -56,11 +57,6 @@ _BOX_COLS = ("x1", "y1", "x2", "y2")
 
 class SubmissionError(ScoringError):
     """A submission or prediction table that cannot be used; ``problems`` lists every offending place."""
-
-
-def frame_key(frame: int) -> str:
-    """``img_00001.json`` for frame 1 (1-based, as the annotation files)."""
-    return f"img_{int(frame):05d}.json"
 
 
 def frame_number(key: str) -> int:
