@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiny_models import tiny  # noqa: F401 (session fixture)
+from tiny_models import tiny, with_extra_state  # noqa: F401 (session fixture)
 from tpslab.features import Features
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
-from tpslab.vocab import Vocab, Vocabulary
 
 
 def train_labels(tiny):
@@ -75,8 +74,7 @@ def test_errors(tiny, tmp_path):
     clf = CompositionalClassifier().fit_parts(tiny.dataset.parts, train_labels(tiny), vocab)
     with pytest.raises(RuntimeError, match="not fitted"):
         CompositionalClassifier().predict(clf.features(tiny.test_parts))
-    other = Vocab(vocab.actions, vocab.parts, Vocabulary("part state", list(vocab.states.names) + ["extra"]),
-                  vocab.objects)
+    other = with_extra_state(vocab)
     with pytest.raises(ValueError, match="do not match.*expected 660 columns, got 670"):
         clf.predict(video_features(tiny.test_parts, other))
     with_objects = video_features(tiny.test_parts, vocab, FeatureConfig(objects=True))

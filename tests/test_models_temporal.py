@@ -3,9 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tiny_models import tiny  # noqa: F401 (session fixture)
+from tiny_models import tiny, with_extra_state  # noqa: F401 (session fixture)
 from tpslab.models.temporal import Sequences, TemporalClassifier, sequences
-from tpslab.vocab import Vocab, Vocabulary
 
 
 def train_labels(tiny):
@@ -67,8 +66,7 @@ def test_errors(tiny, tmp_path):
         TemporalClassifier("lstm")
     with pytest.raises(RuntimeError, match="not fitted"):
         TemporalClassifier().predict(model.sequences(tiny.test_parts))
-    other = Vocab(vocab.actions, vocab.parts, Vocabulary("part state", list(vocab.states.names) + ["extra"]),
-                  vocab.objects)
+    other = with_extra_state(vocab)
     with pytest.raises(ValueError, match="sequence features do not match"):
         model.predict(sequences(tiny.test_parts, other))
     with pytest.raises(ValueError, match="states vocabulary"):

@@ -28,3 +28,11 @@ def tiny(tmp_path_factory):
     train = sorted(v.loc[v["split"] == "train", "video"].astype(str))
     test = sorted(v.loc[v["split"] == "test", "video"].astype(str))
     return Tiny(ds, record, train, test, labels, record.test_parts)
+
+
+def with_extra_state(vocab):
+    """The same vocabularies with one more part state: features built with it must be refused."""
+    from tpslab.vocab import Vocab, Vocabulary
+
+    return Vocab(vocab.actions, vocab.parts, Vocabulary("part state", list(vocab.states.names) + ["extra"]),
+                 vocab.objects)
