@@ -15,8 +15,9 @@ details of the public scorer, one box at a time, with no vectorisation, so that 
   IoU >= part threshold and the same verb, else 0; sums in file order; frame and video means;
 - acc(t) over thresholds k/10000 for k = 1..9999, area = running sum of ``0.0001 * acc``.
 
-``legacy_pairing=True`` (the default in ``mode="list"``, as in tpslab) reproduces the 2021 public script's indexing slip, where the i-th valid match
-(in GT order) is scored against the i-th predicted human of the frame instead of its matched one.
+Each matched GT human is scored against the prediction it was matched to (the public scripts' current
+revisions). ``legacy_pairing=True`` reproduces the 2021 script before commit 4cd5815 (2021-06-13), where the
+i-th valid match (in GT order) is scored against the i-th predicted human of the frame instead.
 """
 
 from __future__ import annotations
@@ -133,10 +134,8 @@ def video_psc(gt_frames, pred_frames, human_threshold, part_threshold, mode, leg
 
 
 def score(gt_vid, gt_part, pred_vid, pred_part, human_iou=0.5, part_iou=0.3, mode="list",
-          legacy_pairing=None):
+          legacy_pairing=False):
     """{"per_video": [(video, psc, correct)], "area": float, "acc": [acc(k/10000) for k in 1..9999]}."""
-    if legacy_pairing is None:  # as the public script of the mode: 2021 (list) index pairing, 2022 matched
-        legacy_pairing = mode == "list"
     rows = []
     for video, label in gt_vid.items():
         correct = 1 if label == pred_vid[video] else 0

@@ -77,18 +77,19 @@ def _substitute(gt_part, pred_part, what):
 def test_oracle_rows_match_substituted_predictions(small):
     gt_vid, gt_part, pred_vid, pred_part = small
     assert oracle_study(*small, oracles=()).iloc[0]["area"] == tps_score(*small).area  # default pairing
-    # The substitutions below are made on matched pairs, so score with matched pairing throughout.
-    table = oracle_study(*small, legacy_pairing=False)
+    assert oracle_study(*small, oracles=(), pairing="pre-fix-2021").iloc[0]["area"] == \
+        tps_score(*small, pairing="pre-fix-2021").area
+    # The substitutions below are made on matched pairs (the default pairing).
+    table = oracle_study(*small)
     assert len(table) == 16
     assert table.iloc[0][["humans", "part_boxes", "part_states", "actions"]].tolist() == [False] * 4
-    assert table.iloc[0]["area"] == tps_score(*small, legacy_pairing=False).area and table.iloc[0]["gain"] == 0
+    assert table.iloc[0]["area"] == tps_score(*small).area and table.iloc[0]["gain"] == 0
     alone = table[table[["humans", "part_boxes", "part_states", "actions"]].sum(axis=1) == 1]
     for what in ("humans", "part_boxes", "part_states"):
-        expected = ref.score(gt_vid, gt_part, pred_vid, _substitute(gt_part, pred_part, what),
-                             legacy_pairing=False)["area"]
+        expected = ref.score(gt_vid, gt_part, pred_vid, _substitute(gt_part, pred_part, what))["area"]
         assert alone[alone[what]]["area"].iloc[0] == round(expected, 6), what
     assert alone[alone["actions"]]["area"].iloc[0] == round(
-        ref.score(gt_vid, gt_part, gt_vid, pred_part, legacy_pairing=False)["area"], 6)
+        ref.score(gt_vid, gt_part, gt_vid, pred_part)["area"], 6)
     full = table.iloc[-1]
     assert full[["humans", "part_boxes", "part_states", "actions"]].all()
     assert full["area"] >= table["area"].max() - 1e-9 and full["accuracy"] == 1.0

@@ -51,6 +51,7 @@ def score(request):
         if request.param == "fast":
             r = tps_score(*c, **kw)
             return r.per_video["psc"].tolist(), r.area_raw
+        kw["legacy_pairing"] = kw.pop("pairing", "matched") == "pre-fix-2021"
         r = ref.score(*c, **kw)
         return [p for _, p, _ in r["per_video"]], r["area"]
 
@@ -96,10 +97,10 @@ def test_assignment_is_optimal_not_greedy(score):
     p1, p2 = [15, 17, 50, 37], [17, 11, 40, 39]
     c = case({F1: {"humans": [gt_human(a, head=(HEAD, "none")), gt_human(b, hip=(HEAD, "bend"))]}},
              {F1: {"humans": [pred_human(p1, hip=[(HEAD, "bend")]), pred_human(p2, head=[(HEAD, "none")])]}})
-    assert score(c, legacy_pairing=False)[0] == [1.0]
-    # The 2021 script (list mode's default) scores the k-th valid match against prediction k: A (match 0)
+    assert score(c)[0] == [1.0]
+    # The 2021 script before its fix scores the k-th valid match against prediction k: A (match 0)
     # against P1, which lacks the head, and B (match 1) against P2, which lacks the hip.
-    assert score(c)[0] == [0.0]
+    assert score(c, pairing="pre-fix-2021")[0] == [0.0]
 
 
 def test_human_iou_must_exceed_the_threshold_strictly(score):
@@ -364,20 +365,42 @@ def test_curve_helper_matches_a_python_loop():
 
 
 # ---------------------------------------------------------------------------------------------------
-# The 2021 script's pairing slip (the default in list mode, as the script that scored that format)
+# Pairing: matched by default (the scripts' current revisions); the 2021 pre-fix slip only on request
 
 
-def test_legacy_pairing_scores_the_ith_prediction():
+def test_default_pairs_each_gt_person_with_its_matched_prediction(score):
+    # A perfect two-person prediction listed in reverse order: every real detector lists people in its
+    # own order. The current 2021 script (since 4cd5815) and the 2022 script score it perfect.
+    a, b = [0, 0, 9, 9], [50, 50, 69, 69]
+    gt = {F1: {"humans": [gt_human(a, head=(HEAD, "none")), gt_human(b, hip=([50, 50, 54, 54], "bend"))]}}
+    pred = {F1: {"humans": [pred_human(b, hip=[([50, 50, 54, 54], "bend")]), pred_human(a, head=[(HEAD, "none")])]}}
+    c = case(gt, pred)
+    assert score(c)[0] == [1.0]
+    assert tps_score(*c).area == 0.9999
+    assert tps_score(*c, mode="list").pairing == "matched"
+    # the pre-fix revision scored GT person 0 against predicted person 0 (the other one): 0
+    assert score(c, pairing="pre-fix-2021")[0] == [0.0]
+    assert tps_score(*c, pairing="pre-fix-2021").area == 0.0
+    single = ({"v": "lunge"}, {"v": gt}, {"v": "lunge"},
+              {"v": {F1: {"humans": [{"box": b, "parts": {"hip": {"box": [50, 50, 54, 54], "verb": "bend"}}},
+                                     {"box": a, "parts": {"head": {"box": HEAD, "verb": "none"}}}]}}})
+    assert tps_score(*single, mode="single").area == 0.9999
+
+
+def test_pre_fix_pairing_scores_the_ith_prediction():
     # GT human 0 is matched to prediction 1 (prediction 0 is far away). Matched pairing scores it
-    # against prediction 1 (right); the 2021 script's slip scores it against prediction 0 (no parts).
+    # against prediction 1 (right); the 2021 script before its fix scores it against prediction 0.
     c = case({F1: {"humans": [gt_human(BOX, head=(HEAD, "none"))]}},
              {F1: {"humans": [pred_human([100, 100, 120, 120]), pred_human(BOX, head=[(HEAD, "none")])]}})
-    assert tps_score(*c).per_video["psc"].tolist() == [0.0]  # list mode: as the 2021 script
-    assert tps_score(*c, legacy_pairing=True).per_video["psc"].tolist() == [0.0]
-    assert tps_score(*c, legacy_pairing=False).per_video["psc"].tolist() == [1.0]
-    assert [p for _, p, _ in ref.score(*c)["per_video"]] == [0.0]
-    assert [p for _, p, _ in ref.score(*c, legacy_pairing=False)["per_video"]] == [1.0]
-    # single mode (the 2022 script) pairs with the matched prediction
+    assert tps_score(*c).per_video["psc"].tolist() == [1.0]
+    assert tps_score(*c, pairing="pre-fix-2021").per_video["psc"].tolist() == [0.0]
+    assert [p for _, p, _ in ref.score(*c)["per_video"]] == [1.0]
+    assert [p for _, p, _ in ref.score(*c, legacy_pairing=True)["per_video"]] == [0.0]
+    with pytest.warns(DeprecationWarning):  # the old spelling still works, and says what to use
+        assert tps_score(*c, legacy_pairing=True).per_video["psc"].tolist() == [0.0]
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        tps_score(*c, pairing="official")
+    # single mode pairs with the matched prediction too
     single = case({F1: {"humans": [gt_human(BOX, head=(HEAD, "none"))]}},
                   {F1: {"humans": [{"box": [100, 100, 120, 120], "parts": {}},
                                    {"box": BOX, "parts": {"head": {"box": HEAD, "verb": "none"}}}]}})
@@ -403,11 +426,11 @@ def test_random_cases_match_the_reference_exactly(seed):
         pi = float(rng.choice([0.3, 0.5, 0.001, 0.9, 0.25]))
         expected = ref.score(*c, human_iou=hi, part_iou=pi, mode=mode, legacy_pairing=legacy)
         if i % 3 == 1:  # parts read once for every overlapping pair, then selected for the threshold
-            scorer = TPSScorer(*c, mode=mode, legacy_pairing=legacy)
+            scorer = TPSScorer(*c, mode=mode, pairing="pre-fix-2021" if legacy else "matched")
             scorer.prepare(full=bool(i % 2))
             got = scorer.score(hi, pi)
         else:
-            got = tps_score(*c, human_iou=hi, part_iou=pi, mode=mode, legacy_pairing=legacy)
+            got = tps_score(*c, human_iou=hi, part_iou=pi, mode=mode, pairing="pre-fix-2021" if legacy else "matched")
         assert got.per_video["psc"].tolist() == [p for _, p, _ in expected["per_video"]], (seed, i)
         assert got.per_video["correct"].tolist() == [bool(x) for _, _, x in expected["per_video"]]
         assert got.area_raw == expected["area"], (seed, i)

@@ -84,8 +84,7 @@ def _cmd_evaluate(args) -> int:
     try:
         gt_vid, gt_part = read_ground_truth(args.gt_dir)
         pred_vid, pred_part = read_submission(args.pred)
-        legacy = None if args.pairing == "official" else False
-        scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode, legacy_pairing=legacy)
+        scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode, pairing=args.pairing)
         result = scorer.score(args.human_iou, args.part_iou)
         grid = scorer.grid() if args.grid else None
     except (ScoringError, SubmissionError, ValueError) as e:
@@ -101,7 +100,8 @@ def _cmd_evaluate(args) -> int:
     print(f"accuracy  {result.accuracy:.6f}")
     print(f"mean PSC  {result.mean_psc:.6f}")
     print(f"({len(result.per_video)} videos, human IoU {result.human_iou}, part IoU {result.part_iou}, "
-          f"mode {result.mode}, {args.pairing} pairing)")
+          f"mode {result.mode}, {result.pairing} pairing)")
+    print(f"reproduces {result.summary()['reproduces']}")
     if grid is not None:
         print(grid.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     return 0
@@ -204,11 +204,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("gt_dir", help="folder with gt_vid_result.json and gt_part_result.json")
     p.add_argument("pred", help="submission folder or zip")
     p.add_argument("--mode", choices=["list", "single"], default="list",
-                   help="list: up to 5 box/verb proposals per part (2021); single: one each (2022)")
-    p.add_argument("--pairing", choices=["official", "matched"], default="official",
-                   help="official: as the public script of the mode (the 2021 list-mode script scores the "
-                   "k-th matched GT human against the k-th predicted human); matched: against the prediction "
-                   "it was matched to (default: %(default)s)")
+                   help="list: up to 5 box/verb proposals per part (the 2021 script, xiadingZ); single: one "
+                   "box and one verb per part (the 2022 script, Andy1621, scored with its asserts off)")
+    p.add_argument("--pairing", choices=["matched", "pre-fix-2021"], default="matched",
+                   help="matched: each GT human against the prediction it was matched to, as the public "
+                   "scripts' current revisions (2021 since commit 4cd5815 of 2021-06-13, and 2022); "
+                   "pre-fix-2021: the 2021 script before that fix (the k-th match against the k-th predicted "
+                   "human), only to reproduce scores computed before June 2021 (default: %(default)s)")
     p.add_argument("--human-iou", type=float, default=0.5, help="human IoU threshold (default: %(default)s)")
     p.add_argument("--part-iou", type=float, default=0.3, help="part IoU threshold (default: %(default)s)")
     p.add_argument("--grid", action="store_true", help="also the 5x5 grid of IoU thresholds the official "

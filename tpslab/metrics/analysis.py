@@ -74,21 +74,22 @@ def bootstrap_area(result, n_boot: int = 1000, seed: int = 0, level: float = 0.9
 
 
 def oracle_study(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part_iou: float = 0.3,
-                 mode: str = "list", oracles=ORACLES, *, legacy_pairing: bool | None = None) -> pd.DataFrame:
+                 mode: str = "list", oracles=ORACLES, *, pairing: str = "matched") -> pd.DataFrame:
     """The score with parts of the prediction replaced by the ground truth, alone and in combination.
 
     One row per subset of ``oracles`` (default all four: ``humans, part_boxes, part_states, actions``; see
     :func:`tpslab.metrics.tps_score` for what each replaces), from none to all, with one boolean column
     per oracle and ``area, accuracy, mean_psc, gain`` (area minus the unchanged submission's area).
     What is still lost with every oracle on is coverage: people, parts and frames never predicted, and
-    the 1/N cost of extra proposals. ``legacy_pairing`` is passed to the scorer (default: as the public
-    script of ``mode``); the ``humans`` oracle always scores each GT human against its matched prediction.
+    the 1/N cost of extra proposals. ``pairing`` is passed to the scorer (default ``"matched"``, the
+    public scripts' current rule); the ``humans`` oracle always scores each GT human against its matched
+    prediction.
     """
     oracles = tuple(oracles)
     unknown = set(oracles) - set(ORACLES)
     if unknown:
         raise ValueError(f"unknown oracle(s) {sorted(unknown)}; known: {ORACLES}")
-    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, pairing=pairing)
     scorer.prepare(full=True)  # every overlapping pair, all boxes: each row below only selects from it
     rows = []
     for k in range(len(oracles) + 1):

@@ -32,15 +32,23 @@ everything).
 
 ``mode="single"`` is the 2022 variant: one box and one verb per predicted part (N = 1).
 
-Pairing, and why the default depends on the mode: the 2021 public script (``xiadingZ/Kinetics-TPS-evaluation``,
-``match_humans``), which scored the list-format challenge, scores the i-th valid match of a frame (in GT
-order) against the i-th predicted human of the frame instead of the predicted human it was matched to;
-the 2022 script (single format) fixed that. ``legacy_pairing=None`` (the default) reproduces the script
-of the chosen mode: index pairing in ``mode="list"``, matched pairing in ``mode="single"``.
-``legacy_pairing=False`` scores every GT human against its matched prediction in both modes (the rule
-as the README and the rules document state it); ``True`` forces the 2021 behaviour. The two agree
-whenever the valid matches of a frame pair GT human k with predicted human k (e.g. predictions listed
-in the GT humans' order, or one person per frame).
+Pairing, and which script revision each choice reproduces (``pairing=``):
+
+- ``"matched"`` (the default, both modes): every GT human is scored against the prediction the assignment
+  matched it to. This is the public 2021 script (``xiadingZ/Kinetics-TPS-evaluation``) at its current
+  revision, from commit 4cd5815 "fix match pred_human info wrong bug" (merged 2021-06-13, while the
+  challenge ran), the 2022 script (``Andy1621/Kinetics-TPS-evaluation``), and the rule as both READMEs
+  state it.
+- ``"pre-fix-2021"`` (opt-in): the 2021 script *before* that commit, whose ``match_humans`` scored the k-th
+  valid match of a frame (in GT order) against the frame's k-th *predicted* human instead of its matched
+  one. Use it only to reproduce scores computed before June 2021. It agrees with ``"matched"`` whenever the
+  valid matches pair GT human k with predicted human k (predictions listed in GT order, one person per
+  frame); with real detector output, whose people come in any order, it does not.
+
+The 2022 script asserts ``len(verb) <= 5`` on the verb *string* of a single-mode part before wrapping it
+in a list, so as published it crashes on any scored part whose verb is longer than 5 characters
+(``unbend``, ``step_on``, ...). tpslab scores ``mode="single"`` as that script does with its asserts off
+(one proposal, N = 1); the limits it means (10 humans, 5 proposals) are checked as in list mode.
 """
 
 from __future__ import annotations
@@ -65,6 +73,16 @@ GRID_IOUS = (0.001, 0.3, 0.5, 0.9, 0.99)
 #: The PSC thresholds at which the public script prints acc(t) for each grid cell.
 GRID_PSC = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MODES = ("list", "single")
+#: How GT humans are paired with predictions: ``matched`` (default; the scripts' current revisions) or
+#: ``pre-fix-2021`` (the 2021 script before commit 4cd5815, 2021-06-13); see the module docstring.
+PAIRINGS = ("matched", "pre-fix-2021")
+#: The public script revision that each (mode, pairing) reproduces, in words.
+SCRIPT_REVISIONS = {
+    ("list", "matched"): "xiadingZ/Kinetics-TPS-evaluation (2021) at 4cd5815 and later (current head)",
+    ("list", "pre-fix-2021"): "xiadingZ/Kinetics-TPS-evaluation (2021) before 4cd5815 (before 2021-06-13)",
+    ("single", "matched"): "Andy1621/Kinetics-TPS-evaluation (2022), its asserts off",
+    ("single", "pre-fix-2021"): "no public script: the 2021 pre-fix pairing on the 2022 single format",
+}
 #: What ``oracle=`` can replace with the ground truth.
 ORACLES = ("humans", "part_boxes", "part_states", "actions")
 
@@ -119,6 +137,7 @@ class TPSResult:
     part_iou: float = 0.3
     mode: str = "list"
     per_part: Any = None
+    pairing: str = "matched"
 
     def acc_at(self, t: float) -> float:
         """acc(t): share of GT videos that are correct with PSC >= t (any t, like the public script)."""
@@ -128,12 +147,13 @@ class TPSResult:
     def summary(self) -> dict:
         return {"area": self.area, "area_raw": self.area_raw, "accuracy": self.accuracy,
                 "mean_psc": self.mean_psc, "videos": int(len(self.per_video)),
-                "human_iou": self.human_iou, "part_iou": self.part_iou, "mode": self.mode}
+                "human_iou": self.human_iou, "part_iou": self.part_iou, "mode": self.mode,
+                "pairing": self.pairing, "reproduces": SCRIPT_REVISIONS[(self.mode, self.pairing)]}
 
     def __str__(self) -> str:
         return (f"TPS score {self.area:.6f} (accuracy {self.accuracy:.4f}, mean PSC {self.mean_psc:.4f}, "
                 f"{len(self.per_video)} videos, human IoU {self.human_iou}, part IoU {self.part_iou}, "
-                f"mode {self.mode})")
+                f"mode {self.mode}, {self.pairing} pairing)")
 
 
 def curve(psc, correct):
@@ -183,6 +203,19 @@ def load_json(obj, name: str = "input"):
             raise ScoringError(f"cannot read {name} from {path}: {e}") from e
         return loads_json(data, f"{name} ({path})")
     raise TypeError(f"{name} must be a dict (as loaded from JSON) or a path, got {type(obj).__name__}")
+
+
+def _resolve_pairing(pairing: str, legacy_pairing: bool | None = None) -> str:
+    """The pairing rule, checked; ``legacy_pairing`` (deprecated) overrides it when given."""
+    if legacy_pairing is not None:
+        import warnings
+
+        warnings.warn("legacy_pairing is deprecated: pass pairing='pre-fix-2021' (or 'matched', the default)",
+                      DeprecationWarning, stacklevel=4)
+        pairing = "pre-fix-2021" if legacy_pairing else "matched"
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    return pairing
 
 
 def _check_threshold(value, name):
@@ -407,17 +440,23 @@ class TPSScorer:
     :class:`TPSResult`. The human assignment does not depend on the thresholds, so it is computed once.
     """
 
-    def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", legacy_pairing=None, videos=None):
+    def __init__(self, gt_vid, gt_part, pred_vid, pred_part, mode="list", pairing="matched", videos=None, *,
+                 legacy_pairing=None):
         """``gt_vid=None`` prepares the human matching only (for ``videos``, default all of ``gt_part``)."""
+        pairing = _resolve_pairing(pairing, legacy_pairing)
         with gc_paused():
-            self._setup(gt_vid, gt_part, pred_vid, pred_part, mode, legacy_pairing, videos)
+            self._setup(gt_vid, gt_part, pred_vid, pred_part, mode, pairing, videos)
 
-    def _setup(self, gt_vid, gt_part, pred_vid, pred_part, mode, legacy_pairing, videos):
+    @property
+    def legacy_pairing(self) -> bool:
+        """True when humans are paired as the 2021 script before its fix (``pairing="pre-fix-2021"``)."""
+        return self.pairing == "pre-fix-2021"
+
+    def _setup(self, gt_vid, gt_part, pred_vid, pred_part, mode, pairing, videos):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        # None: as the public script of this mode (see the module docstring).
-        self.legacy_pairing = (mode == "list") if legacy_pairing is None else bool(legacy_pairing)
+        self.pairing = pairing
         self.gt_part = load_json(gt_part, "gt_part_result")
         self.pred_part = load_json(pred_part, "pred_part_result")
         if gt_vid is None:
@@ -904,7 +943,7 @@ class TPSScorer:
                                   "label": self.labels, "predicted": predicted})
         result = TPSResult(area=round(area_raw, 6), area_raw=area_raw, accuracy=float(correct.mean()),
                            mean_psc=float(psc.mean()), per_video=per_video, thresholds=thresholds, acc=acc,
-                           human_iou=human_iou, part_iou=part_iou, mode=self.mode)
+                           human_iou=human_iou, part_iou=part_iou, mode=self.mode, pairing=self.pairing)
         if details:
             result.per_part = self._per_part(g, al, score, box_ok, same)
         return result
@@ -1004,8 +1043,8 @@ class TPSScorer:
 
 
 def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part_iou: float = 0.3,
-              mode: str = "list", *, legacy_pairing: bool | None = None, details: bool = False,
-              oracle=()) -> TPSResult:
+              mode: str = "list", *, pairing: str = "matched", details: bool = False,
+              oracle=(), legacy_pairing: bool | None = None) -> TPSResult:
     """The official Kinetics-TPS score of a submission.
 
     ``gt_vid``/``pred_vid`` are ``{video: class}``; ``gt_part``/``pred_part`` are
@@ -1026,24 +1065,29 @@ def tps_score(gt_vid, gt_part, pred_vid, pred_part, human_iou: float = 0.5, part
     a predicted part with a GT name gets the GT box; ``"part_states"``: ... the GT verb; ``"actions"``:
     every video's class is right. Missing humans, parts and frames stay missing.
 
-    ``legacy_pairing``: None (default) pairs humans as the public script of ``mode`` does (index
-    pairing for "list", the 2021 script; matched pairing for "single"); see the module docstring.
+    ``pairing``: ``"matched"`` (default) scores each GT human against its matched prediction, as the
+    public 2021 script since commit 4cd5815 (2021-06-13, its current revision) and the 2022 script do;
+    ``"pre-fix-2021"`` reproduces the 2021 script before that fix (see the module docstring).
+    ``legacy_pairing`` is the deprecated spelling (True: ``"pre-fix-2021"``, False: ``"matched"``).
 
     Raises :class:`ScoringError` (a ``ValueError``) listing every offending video/frame for GT videos
     missing from the prediction, over-limit frames or parts, and malformed input.
     """
-    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, pairing=pairing,
+                       legacy_pairing=legacy_pairing)
     return scorer.score(human_iou, part_iou, details=details, oracle=oracle)
 
 
 def tps_grid(gt_vid, gt_part, pred_vid, pred_part, human_ious=GRID_IOUS, part_ious=GRID_IOUS,
-             mode: str = "list", *, legacy_pairing: bool | None = None, psc_thresholds=GRID_PSC):
+             mode: str = "list", *, pairing: str = "matched", psc_thresholds=GRID_PSC,
+             legacy_pairing: bool | None = None):
     """The grid the public script prints: for every (human IoU, part IoU), the area and acc(t).
 
     Returns a DataFrame with columns ``human_iou, part_iou, area, area_raw, accuracy, mean_psc`` and one
     ``acc@t`` column per PSC threshold ``t``. The submission is flattened and matched once.
     """
-    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, legacy_pairing=legacy_pairing)
+    scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=mode, pairing=pairing,
+                       legacy_pairing=legacy_pairing)
     return scorer.grid(human_ious, part_ious, psc_thresholds)
 
 
