@@ -239,7 +239,8 @@ def test_decord_and_pyav_give_the_same_pixels(videos):
 
 def test_pyav_without_timestamps_decodes_in_order(videos):
     path, expected = videos["cut17"]
-    info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None)
+    info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None,
+                   untrusted_times="simulated: no timestamps")
     from tpslab.video import PyAVReader
 
     with PyAVReader(path, info) as reader:
@@ -377,9 +378,11 @@ def test_auto_switches_to_pyav_when_decord_fails(videos, monkeypatch):
         assert reader.active_backend == "decord"
         assert read(reader, [7, 3]) == [expected[7], expected[3]]
         assert reader.active_backend == "pyav" and "simulated" in reader.fallback_reason
-    info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None)
+    info = replace(probe(path), pts=None, seek_pts=None, gop=None, key_pts=None,
+                   untrusted_times="simulated: no timestamps")
     with AutoReader(path, info) as reader:  # no timestamps: decoded in order by PyAV
         assert reader.active_backend == "pyav" and read(reader, [9]) == [expected[9]]
+        assert reader.fallback_reason == "frames are numbered in decoding order: simulated: no timestamps"
 
 
 def test_remembered_probe_follows_file_changes(videos, tmp_path):
@@ -399,3 +402,145 @@ def test_remembered_probe_follows_file_changes(videos, tmp_path):
     with pytest.raises(VideoError, match="empty"):
         open_video(path)
     clear_probe_cache()
+
+
+# ----------------------------------------------------------------------------- other containers and codecs
+
+X264_B = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+          "-x264-params", "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-adapt=0"]
+XVID_B = ["-c:v", "libxvid", "-bf", "2", "-q:v", "2"]  # AVI: packed B-frames ("DivX503b...p")
+# kind -> (file name, ffmpeg output options); every file encodes frames 0..FOOTAGE_N-1
+FOOTAGE = {
+    "h264_bframes_mp4": ("h264.mp4", X264_B),
+    "h264_bframes_mkv": ("h264.mkv", X264_B),
+    "h264_bframes_avi": ("h264.avi", X264_B),
+    "h264_bframes_ts": ("h264.ts", X264_B),
+    "xvid_packed_avi": ("xvid.avi", XVID_B),
+    "xvid_packed_gop12_avi": ("xvid_gop12.avi", [*XVID_B, "-g", "12"]),
+    "mpeg4_bframes_mp4": ("mpeg4.mp4", ["-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "2"]),
+    "hevc_bframes_mp4": ("hevc.mp4", ["-c:v", "libx265", "-crf", "18",
+                                      "-x265-params", "keyint=12:bframes=3:log-level=error"]),
+    "vp9_webm": ("vp9.webm", ["-c:v", "libvpx-vp9", "-g", "24", "-crf", "10", "-b:v", "0", "-cpu-used", "8",
+                              "-auto-alt-ref", "1", "-lag-in-frames", "16"]),
+    "vp8_webm": ("vp8.webm", ["-c:v", "libvpx", "-g", "12", "-crf", "4", "-b:v", "1M"]),
+    "xvid_no_bframes_avi": ("xvid_ip.avi", ["-c:v", "libxvid", "-bf", "0", "-g", "12", "-q:v", "2"]),
+}
+FOOTAGE_N = 100
+
+
+@pytest.fixture(scope="session")
+def footage_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("footage")
+
+
+@pytest.fixture(scope="session")
+def footage(footage_dir):
+    """kind -> (path, what FFmpeg's sequential decode shows), each file made on first use."""
+    made = {}
+
+    def get(kind):
+        if kind not in made:
+            name, args = FOOTAGE[kind]
+            encoder = args[args.index("-c:v") + 1]
+            if encoder not in vg.ffmpeg_encoders():
+                pytest.skip(f"the bundled ffmpeg has no {encoder} encoder")
+            path = vg.write_video_ffmpeg(footage_dir / name, FOOTAGE_N, args)
+            made[kind] = (path, decode_all(path))
+        return made[kind]
+
+    return get
+
+
+@pytest.mark.parametrize("kind", FOOTAGE)
+def test_footage_is_what_a_player_shows(footage, kind):
+    path, shown = footage(kind)
+    # a player shows the encoded frames in order (libxvid's packed B-frames lose the last two)
+    assert shown == list(range(len(shown))) and len(shown) >= FOOTAGE_N - 2
+    info = probe(path)
+    assert info.num_frames == len(shown)
+    assert (info.width, info.height) == (128, 96) and info.fps == pytest.approx(25.0)
+
+
+def test_packed_bframes_footage_is_the_trap_it_claims(footage):
+    """AVI with packed B-frames: more frames announced than decodable, decoded times out of order."""
+    path, shown = footage("xvid_packed_avi")
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        assert b"DivX" in bytes(stream.codec_context.extradata) and stream.frames == FOOTAGE_N > len(shown)
+        times = [f.pts for f in c.decode(stream)]
+    assert times != sorted(times)
+    assert probe(path).num_frames == len(shown)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", FOOTAGE)
+def test_every_frame_in_random_order(footage, kind, backend):
+    """Each backend hands out every frame a player shows, in any order, or refuses the file."""
+    path, shown = footage(kind)
+    try:
+        reader = open_video(path, backend)
+    except VideoError as err:
+        assert backend == "decord" and err.path == str(path) and "decord" in err.reason, err
+        return
+    rng = np.random.default_rng(sum(map(ord, kind)))
+    with reader:
+        assert len(reader) == len(shown)
+        order = rng.permutation(len(shown))
+        for chunk in np.array_split(order, 8):  # unsorted reads, each from wherever the last left off
+            assert read(reader, chunk) == [shown[i] for i in chunk], (kind, chunk)
+        assert read(reader, order) == [shown[i] for i in order], kind
+
+
+def test_truncated_avi_is_still_refused(footage, tmp_path):
+    path = vg.truncate(footage("xvid_packed_avi")[0], tmp_path / "cut.avi", 0.5)
+    with pytest.raises(VideoError, match="truncated") as err:
+        probe(path)
+    assert err.value.path == str(path)
+
+
+def test_untrusted_times_are_numbered_in_decoding_order(footage, videos):
+    for kind in ("xvid_packed_avi", "h264_bframes_avi"):
+        info = probe(footage(kind)[0])
+        assert info.container == "avi" and "B-frames" in info.untrusted_times and info.pts is None, kind
+    for kind in ("xvid_no_bframes_avi", "h264_bframes_mp4"):  # no reordering, or times the file stores
+        info = probe(footage(kind)[0])
+        assert info.untrusted_times is None and len(info.pts) == info.num_frames, kind
+
+
+def test_decord_only_on_verified_kinds(footage):
+    """decord (and auto through it) reads only verified kinds, and every verified kind is read above."""
+    from tpslab.video import DECORD_VERIFIED
+
+    verified = {(c, k) for c, codecs in DECORD_VERIFIED.items() for k in codecs}
+    made, by_decord = set(), set()
+    for kind in FOOTAGE:
+        try:
+            path, _ = footage(kind)
+        except pytest.skip.Exception:
+            continue
+        info = probe(path)
+        made.add((info.container, info.codec))
+        try:
+            open_video(path, "decord").close()
+            by_decord.add((info.container, info.codec))
+        except VideoError as err:
+            assert "decord" in err.reason
+        with open_video(path) as reader:
+            if reader.active_backend == "decord":
+                assert (info.container, info.codec) in verified and info.untrusted_times is None, kind
+            else:
+                assert reader.fallback_reason, kind
+    assert by_decord == made & verified  # test_every_frame_in_random_order checks each of their frames
+    if verified - made:
+        pytest.skip(f"no footage made for {sorted(verified - made)}")
+
+
+def test_decoding_order_refuses_more_frames_than_counted(footage):
+    from tpslab.video import PyAVReader
+
+    path, shown = footage("xvid_packed_avi")
+    info = replace(probe(path), num_frames=len(shown) - 1)
+    with PyAVReader(path, info) as reader:
+        assert read(reader, [3, 0]) == [3, 0]
+        with pytest.raises(VideoError, match="more frames"):
+            reader.get([len(shown) - 2])

@@ -8,13 +8,17 @@ appear) with two colour patches (pure-ish red on the left, blue on the right of 
 catch RGB/BGR mix-ups.
 
 Writers: ``write_video`` (any PyAV encoder: H.264 with chosen GOP and B-frames, AV1, ...),
+``write_video_ffmpeg`` (the ffmpeg binary bundled in imageio-ffmpeg, for encoders PyAV lacks, e.g.
+libxvid's packed B-frames in AVI; ``ffmpeg_encoders`` lists what it has),
 ``trim_stream_copy`` (stream copy with a start offset: the mp4 muxer writes an edit list that hides
 the frames before the cut), ``truncate`` (cut the file's bytes), ``write_rawframes`` (img_%05d.jpg).
 """
 
 from __future__ import annotations
 
+import functools
 import struct
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -127,6 +131,38 @@ def write_video(path, num_frames: int, *, width: int = 128, height: int = 96, fp
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    return path
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary bundled in the imageio-ffmpeg package."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_encoders() -> frozenset[str]:
+    """Names of the video encoders the bundled ffmpeg has (``libxvid``, ``libvpx-vp9``, ...)."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True,
+                         check=True).stdout
+    return frozenset(line.split()[1] for line in out.splitlines() if line.startswith(" V"))
+
+
+def write_video_ffmpeg(path, num_frames: int, codec_args, *, width: int = 128, height: int = 96,
+                       fps: int = 25) -> Path:
+    """Encode ``num_frames`` frames into ``path`` with the bundled ffmpeg binary (container from the suffix).
+
+    ``codec_args`` are ffmpeg output options, e.g. ``["-c:v", "libxvid", "-bf", "2"]`` (packed
+    B-frames in an AVI). Frames are piped in as raw RGB; the output is yuv420p.
+    """
+    path = Path(path)
+    cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *codec_args, "-pix_fmt", "yuv420p", str(path)]
+    raw = b"".join(make_frame(i, width, height).tobytes() for i in range(num_frames))
+    done = subprocess.run(cmd, input=raw, capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"ffmpeg failed writing {path}: {done.stderr.decode(errors='replace')[-500:]}")
     return path
 
 

@@ -9,11 +9,19 @@ Backends:
 
 - ``pyav``: the reference. A packet scan (:func:`probe`, no decoding) lists the presentation time of
   every shown frame; ``get`` seeks to the keyframe before each wanted frame and decodes up to it.
-- ``decord``: faster random access, but it counts and indexes every coded frame, including frames
-  an mp4 edit list hides (files cut by stream copy), so it returns wrong frames there; it cannot
-  open some codecs (AV1). It is used only after the probe shows the file is safe for it.
-- ``auto`` (default): decord where the probe and decord agree, PyAV otherwise. The probe costs a
-  few milliseconds per open; :func:`probe_cached` remembers it per process while the file is unchanged.
+  Where the file's timestamps cannot place frames (some are missing, or an AVI with B-frames, whose
+  times FFmpeg can only guess: packed B-frames of MPEG-4 Part 2 decode with times out of order),
+  frames are numbered in the decoder's output order, decoding from the start of the file.
+- ``decord``: faster random access, but wrong on many files: it counts and indexes every coded frame,
+  including frames an mp4 edit list hides (files cut by stream copy), and its seeks land on wrong
+  frames in AVI, MPEG-TS and MPEG-PS files with B-frames and in HEVC and MPEG-4 Part 2 mp4s; it
+  cannot open some codecs (AV1). It is used only for the container and codec pairs in
+  :data:`DECORD_VERIFIED`, whose every frame the test suite checks, and only after the probe shows
+  the file is safe for it. decord and decord2 (a fork with the same import name) must not be
+  installed together; with both, or with neither, the backend raises ImportError.
+- ``auto`` (default): decord where the probe and decord agree, PyAV otherwise (``fallback_reason``
+  says why). The probe costs a few milliseconds per open; :func:`probe_cached` remembers it per
+  process while the file is unchanged.
 - ``rawframes``: a folder of ``img_%05d.jpg`` (mmaction2 extraction); a 0-based folder is reported.
 
 Every failure to read a file (missing, empty, truncated, corrupt, no video stream) raises
@@ -23,6 +31,7 @@ Every failure to read a file (missing, empty, truncated, corrupt, no video strea
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import re
 from dataclasses import dataclass
@@ -32,20 +41,35 @@ from typing import Iterator, Sequence
 import numpy as np
 
 BACKENDS = ("auto", "decord", "pyav", "rawframes")
+#: FFmpeg container name -> codecs on which decord's random access is checked frame by frame
+#: (tests/test_video.py); decord is refused for every other kind of file.
+DECORD_VERIFIED = {
+    "mov,mp4,m4a,3gp,3g2,mj2": frozenset({"h264"}),
+    "matroska,webm": frozenset({"h264", "vp8", "vp9"}),
+}
 FRAME_TEMPLATE = "img_{:05d}"
 _FRAME_NAME = re.compile(r"^img_(\d+)(?:\.[A-Za-z0-9]+)?$")
 
 
 class VideoError(RuntimeError):
-    """A video (or frame folder) that cannot be read frame-exactly; ``path`` names it, ``reason`` says why."""
+    """A video (or frame folder) that cannot be read frame-exactly; ``path`` names it, ``reason`` says why.
 
-    def __init__(self, path, reason: str):
+    ``VideoError(message)`` with one argument is the form torch's DataLoader uses to re-raise an
+    error from a worker (its message holds the worker's traceback, which names the file): the type
+    is kept, so ``except VideoError`` still catches it; ``path`` is then None.
+    """
+
+    def __init__(self, path, reason: str | None = None):
+        if reason is None:
+            self.path, self.reason = None, str(path)
+            super().__init__(self.reason)
+            return
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
     def __reduce__(self):  # keep (path, reason) across process pools
-        return (type(self), (self.path, self.reason))
+        return (type(self), (self.reason,) if self.path is None else (self.path, self.reason))
 
 
 # ----------------------------------------------------------------------------- frame numbering
@@ -106,8 +130,10 @@ class VideoInfo:
     ``len(pts)`` is the number of frames a player shows; ``hidden_frames`` counts coded frames that
     the file's edit list hides (nonzero for mp4 files cut by stream copy). ``seek_pts[i]`` is the
     decode timestamp of the keyframe to seek to for frame ``i``, ``gop[i]`` that keyframe's position in
-    ``key_pts`` (the keyframes' presentation times, sorted). The arrays are None when the stream
-    lacks timestamps (then only sequential decoding is exact).
+    ``key_pts`` (the keyframes' presentation times, sorted). The arrays are None when the file's
+    timestamps cannot place frames; ``untrusted_times`` then says why, and frames are numbered in
+    the decoder's output order (only sequential decoding is exact). ``container`` is FFmpeg's name
+    of the file format (``avi``, ``matroska,webm``, ...), ``codec`` that of the video codec.
     """
 
     path: str
@@ -122,6 +148,8 @@ class VideoInfo:
     seek_pts: np.ndarray | None
     gop: np.ndarray | None
     key_pts: np.ndarray | None
+    container: str = ""
+    untrusted_times: str | None = None
 
 
 def _check_file(path: Path) -> None:
@@ -156,7 +184,9 @@ def probe(path) -> VideoInfo:
     """Scan the packets of ``path``'s first video stream (no decoding) and check the file is whole.
 
     Raises :class:`VideoError` for a missing, empty, unreadable or truncated file (fewer packets
-    than the header announces, or a packet cut short).
+    than the header announces, or a packet cut short). An AVI header counts empty chunks too
+    (dropped frames, during which a player holds the previous one): ``num_frames`` counts the
+    frames that decode, and the file is whole when its chunks reach the announced count.
     """
     import av
 
@@ -182,24 +212,36 @@ def probe(path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else float("nan")
         width, height, codec = ctx.width, ctx.height, ctx.name
+        fmt = container.format.name
 
     coded = len(pts)
     if coded == 0:
         raise VideoError(path, "no video frames")
     if announced and announced != coded:
-        # FFmpeg drops coded frames far outside an edit list; count them all before calling it truncated.
-        whole = _count_packets(path) if any(hidden) else coded
+        if fmt == "avi" and dts[0] == 0 and dts[-1] is not None:
+            # AVI decode times number the chunks; the header counts empty ones too (dropped frames,
+            # during which a player holds the previous frame), which decode to nothing
+            whole = dts[-1] + 1
+        else:  # FFmpeg drops coded frames far outside an edit list; count them all
+            coded = whole = _count_packets(path) if any(hidden) else coded
         if whole != announced:
             raise VideoError(path, f"header announces {announced} frames but the file holds {whole} "
                                    "(truncated file?)")
-        coded = whole
     if not key[0]:
         # What decoders show before the first keyframe differs between tools: refuse to guess.
         raise VideoError(path, "the stream does not start with a keyframe (corrupt or badly cut file)")
     num_shown = len(pts) - int(np.sum(hidden))
-    if any(p is None for p in pts) or any(d is None for d in dts):
+    untrusted = None
+    if any(p is None for p in pts):
+        untrusted = "some frames lack presentation times"
+    elif any(d is None for d in dts):
+        untrusted = "some frames lack decoding times, which seeking needs"
+    elif fmt == "avi" and pts != dts:
+        untrusted = ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
+                     "FFmpeg's guessed times do not follow the decoded frames")
+    if untrusted:
         return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                         None, None, None, None)
+                         None, None, None, None, fmt, untrusted)
 
     pts_all = np.asarray(pts, dtype=np.int64)
     dts_all = np.asarray(dts, dtype=np.int64)
@@ -216,7 +258,7 @@ def probe(path) -> VideoInfo:
     if np.any(gop < 0):
         raise VideoError(path, "frames shown before the first keyframe cannot be decoded")
     return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                     shown_pts, key_dts[gop], gop, key_pts)
+                     shown_pts, key_dts[gop], gop, key_pts, fmt)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -436,12 +478,19 @@ class PyAVReader(VideoReader):
         return got
 
     def _iter_decoded(self, stop: int | None = None) -> Iterator:
-        """FFmpeg frames of shown frames 0, 1, ... (up to ``stop``), checked against the probe."""
+        """FFmpeg frames of shown frames 0, 1, ... (up to ``stop``), checked against the probe.
+
+        Without trusted timestamps, frames are numbered in the decoder's output order, and a file
+        that decodes to more frames than the probe counted is refused once decoding gets there.
+        """
         stop = len(self) if stop is None else min(stop, len(self))
         pts = self.info.pts
         n = 0
         for frame, _ in self._decode_from(None):
             if n >= stop:
+                if pts is None and n == len(self):
+                    raise VideoError(self.path, f"decodes to more frames than the {n} its packets count; "
+                                                "the frame numbering cannot be trusted")
                 return
             # Frames the edit list hides are dropped by FFmpeg; skip any that slip through.
             if pts is not None and frame.pts != pts[n]:
@@ -478,24 +527,67 @@ def count_frames(path) -> int:
         return sum(1 for _ in reader._iter_decoded())
 
 
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _decord_status():
+    """(the decord module, None), or (None, why decord cannot be used); checked once per process."""
+    if _installed("decord") and _installed("decord2"):
+        return None, ("both decord and decord2 are installed: they share the import name 'decord' and "
+                      "overwrite each other's files; keep one: pip uninstall -y decord decord2 && "
+                      "pip install decord2")
+    try:
+        import decord
+    except (ImportError, OSError) as err:  # not installed, or a broken install (a missing library)
+        return None, (f"decord cannot be imported ({err}); install it (pip install decord2) or use "
+                      "backend='pyav'")
+    return decord, None
+
+
+def _decord():
+    """The decord module; ImportError saying why when it cannot be used."""
+    module, problem = _decord_status()
+    if problem is not None:
+        raise ImportError(problem)
+    return module
+
+
+def _decord_refusal(info: VideoInfo) -> str | None:
+    """Why decord would hand out wrong frames of the probed file, or None where it is verified."""
+    if info.codec not in DECORD_VERIFIED.get(info.container, ()):
+        return (f"decord's random access is not verified for {info.codec} video in {info.container} "
+                "files (on several such kinds it returns wrong frames)")
+    if info.hidden_frames:
+        return f"its edit list hides {info.hidden_frames} coded frames, which decord would count and index"
+    return None
+
+
 class DecordReader(VideoReader):
     """Reader on decord, used only for files where decord indexes frames as a player shows them.
 
-    Built from a :func:`probe` result: refuses (VideoError) files whose edit list hides frames, or
-    where decord's frame count differs from the probe's.
+    Built from a :func:`probe` result: refuses (VideoError) kinds of file outside
+    :data:`DECORD_VERIFIED`, files whose edit list hides frames, and files where decord's frame count
+    differs from the probe's. Raises ImportError when decord cannot be imported, or when both decord
+    and decord2 are installed.
     """
 
     backend = "decord"
 
     def __init__(self, path, info: VideoInfo | None = None, **decord_kwargs):
-        import decord
-
+        decord = self._decord = _decord()
         info = info or probe_cached(path)
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
-        if info.hidden_frames:
-            raise VideoError(self.path, f"its edit list hides {info.hidden_frames} coded frames, which decord "
-                                        "would count and index; read it with backend='pyav' or 'auto'")
+        self._vr = None
+        refusal = _decord_refusal(info)
+        if refusal:
+            raise VideoError(self.path, f"{refusal}; read it with backend='pyav' or 'auto'")
         try:
             self._vr = decord.VideoReader(self.path, **decord_kwargs)
         except decord.DECORDError as err:
@@ -510,13 +602,11 @@ class DecordReader(VideoReader):
         self._vr = None
 
     def _get(self, idx: np.ndarray) -> np.ndarray:
-        import decord
-
         if self._vr is None:
             raise VideoError(self.path, "reader is closed")
         try:
             batch = self._vr.get_batch(idx.tolist())
-        except decord.DECORDError as err:
+        except self._decord.DECORDError as err:
             raise VideoError(self.path, f"decord failed to decode ({_first_line(err)})") from None
         # decord hands back its own NDArray, or a torch tensor if a bridge was set globally
         return batch.asnumpy() if hasattr(batch, "asnumpy") else np.asarray(batch)
@@ -528,7 +618,13 @@ def _first_line(err: Exception) -> str:
 
 
 class AutoReader(VideoReader):
-    """decord where it is safe, PyAV otherwise (edit-list cuts, codecs decord lacks, decord errors)."""
+    """decord where it is verified and safe, PyAV otherwise; ``fallback_reason`` says why PyAV.
+
+    PyAV reads files whose timestamps cannot place frames, kinds of file outside
+    :data:`DECORD_VERIFIED`, edit-list cuts, files decord cannot open or count, and everything when
+    decord cannot be imported (or decord and decord2 are both installed); a decord error while
+    decoding switches to PyAV for good.
+    """
 
     backend = "auto"
 
@@ -536,18 +632,20 @@ class AutoReader(VideoReader):
         info = info or probe_cached(path)
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
-        self.fallback_reason: str | None = None
         self._reader: VideoReader
-        if info.hidden_frames:
-            self.fallback_reason = f"edit list hides {info.hidden_frames} frames"
-        elif info.pts is None:
-            self.fallback_reason = "frames lack timestamps: decoded in order"
+        if info.pts is None:
+            reason = f"frames are numbered in decoding order: {info.untrusted_times}"
         else:
+            reason = _decord_refusal(info)
+        if reason is None:
             try:
                 self._reader = DecordReader(path, info)
+            except ImportError as err:
+                reason = str(err)
             except VideoError as err:
-                self.fallback_reason = err.reason
-        if self.fallback_reason is not None:
+                reason = err.reason
+        self.fallback_reason: str | None = reason
+        if reason is not None:
             self._reader = PyAVReader(path, info)
 
     @property
