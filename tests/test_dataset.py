@@ -214,6 +214,10 @@ def test_root_resolution(tmp_path, monkeypatch, release):
     monkeypatch.setenv("TPSLAB_DATA", str(tmp_path / "absent"))
     with pytest.raises(FileNotFoundError, match="TPSLAB_DATA"):
         tpslab.load_dataset(progress=False)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("TPSLAB_DATA", str(tmp_path / "empty"))  # as a notebook pointed at an empty folder
+    with pytest.raises(FileNotFoundError, match=r"empty is not a Kinetics-TPS release: no train_videos/"):
+        tpslab.load_dataset(progress=False)
 
 
 def test_large_tree_mode_notices_added_and_replaced_files(release, monkeypatch):

@@ -149,16 +149,30 @@ def test_json_varies_as_the_real_annotations(default_plans):
                 assert len(b) == 4 and 0 <= b[0] <= b[2] <= w - 1 and 0 <= b[1] <= b[3] <= h - 1, b
                 seen["float box" if isinstance(b[0], float) else "int box"] += 1
             for p in hu["parts"]:
-                obj = p.get("obj_class", "<missing>")
-                if obj in (None, "", "<missing>"):
-                    seen[f"no object as {obj!r}"] += 1
+                # As the release writes parts, and as third-party readers of the raw files index them
+                # (p["obj_class"] on every part, p["obj_bbox"] whenever obj_class names an object):
+                obj = p["obj_class"]
+                if obj is None:
+                    seen["no object (null)"] += 1
                     assert "obj_bbox" not in p
                 else:
+                    assert isinstance(obj, str) and obj != "" and len(p["obj_bbox"]) == 4
                     seen["object none with box" if obj == "none" else "object"] += 1
-    for form in ("empty frame", "empty parts", "some parts missing", "float box", "int box", "no object as None",
-                 "no object as ''", "no object as '<missing>'", "object none with box", "object"):
+    for form in ("empty frame", "empty parts", "some parts missing", "float box", "int box", "no object (null)",
+                 "object none with box", "object"):
         assert seen[form] > 0, form
     assert seen["int box"] > seen["float box"]
+
+
+def test_files_on_disk_write_objects_as_the_release(tiny):
+    # Third-party readers of the raw files (e.g. KG-CLIP's data scripts) index part["obj_class"] on every
+    # part and part["obj_bbox"] whenever obj_class is set: the files must have both in that form.
+    parts = [p for f in (tiny.root / "train_annotations").rglob("img_*.json")
+             for hu in json.loads(f.read_text())["humans"] for p in hu["parts"]]
+    assert len(parts) > 1000
+    assert all("obj_class" in p for p in parts)
+    assert all(("obj_bbox" in p) == (p["obj_class"] is not None) for p in parts)
+    assert {type(p["obj_class"]) for p in parts} == {type(None), str} and "" not in [p["obj_class"] for p in parts]
 
 
 def test_annotated_frames_are_irregular(default_plans):

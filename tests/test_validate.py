@@ -1,3 +1,4 @@
+import os
 
 import av
 import numpy as np
@@ -56,7 +57,7 @@ def test_every_kind_of_problem_is_reported_with_its_file(clean, capsys):
         ("img_00003.json", "unknown part state 'wobble'"),
         ("img_00004.json", "malformed JSON"),
         ("ccccccccccc_000003_000013", "have no video file"),
-        ("ccccccccccc_000003_000013", "missing from the flist"),
+        ("ccccccccccc_000003_000013", "has no frame count in the flist"),
         ("ddddddddddd_000004_000014.mp4", "has no annotation folder"),
     ]
     for fname, msg in expect:
@@ -87,3 +88,106 @@ def test_index_command(clean, capsys):
 def test_cli_reports_a_missing_root_without_traceback(tmp_path, capsys):
     assert main(["index", str(tmp_path / "nope"), "--quiet"]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------
+# Only the release is the release: stray folders, damaged lists and flists, links (issue 9, section 2)
+
+
+def _append(path, data: bytes):
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def _dup_frame_names(r):
+    d = r / "train_annotations" / "lunge" / A / A
+    (d / "img_1.json").write_bytes((d / "img_00001.json").read_bytes())
+
+
+HOSTILE = {  # name: (how to damage the clean release, file named by the problem, words of the problem)
+    "two files for one frame": (_dup_frame_names, "lunge/" + A + "/" + A, "are both frame 1; neither is read"),
+    "video under two classes": (lambda r: __import__("shutil").copytree(r / "train_annotations" / "lunge" / A,
+                                                                       r / "train_annotations" / "push_up" / A),
+                                "push_up/" + A, "annotation folders under 2 classes"),
+    "flist lists a video twice": (lambda r: _append(r / "list" / "video_train_flist.csv", f"lunge,{A},7\n".encode()),
+                                  "video_train_flist.csv", "listed 2 times (lines 2, 4) with different rows"),
+    "symlink loop": (lambda r: os.symlink("loopy", r / "train_annotations" / "lunge" / "loopy"), "lunge/loopy",
+                     "symbolic link loop"),
+    "frame number too large": (lambda r: write_frame(r, "lunge", A, 99999999999, {"humans": []}),
+                               "img_99999999999.json", "beyond what the tables hold"),
+    "empty list file": (lambda r: (r / "list" / "part_stat.txt").write_text(""), "part_stat.txt",
+                        "no names in the file; the built-in names are used"),
+    "repeated list name": (lambda r: (r / "list" / "body_part.txt").write_text(
+        "head\nhead\n" + "\n".join(__import__("tpslab").vocab.PARTS[1:]) + "\n"), "body_part.txt",
+                           "line 2: name 'head' repeats line 1"),
+    "flist short row": (lambda r: _append(r / "list" / "video_train_flist.csv", b"lunge,eeeeeeeeeee_000005_000015\n"),
+                        "video_train_flist.csv", "expected 3 columns, got 2"),
+    "flist non-integer count": (lambda r: _append(r / "list" / "video_train_flist.csv",
+                                                  b"lunge,eeeeeeeeeee_000005_000015,abc\n"),
+                                "video_train_flist.csv", "frame count 'abc' is not an integer"),
+    "flist not UTF-8": (lambda r: _append(r / "list" / "video_train_flist.csv", b"lunge,e\xff\xfe,3\n"),
+                        "video_train_flist.csv", "bytes that are not UTF-8"),
+    "dangling annotation link": (lambda r: os.symlink("/nonexistent/img.json",
+                                                      r / "train_annotations" / "lunge" / A / A / "img_00005.json"),
+                                 "img_00005.json", "cannot read the file"),
+    "dangling video link": (lambda r: os.symlink("/nonexistent/x.mp4",
+                                                 r / "train_videos" / "lunge" / "eeeeeeeeeee_000005_000015.mp4"),
+                            "eeeeeeeeeee_000005_000015.mp4", "broken symbolic link"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_damaged_release_is_listed_by_validate_and_skipped_by_a_lenient_load(clean, case):
+    import tpslab
+    from tpslab.errors import AnnotationError
+
+    damage, where, words = HOSTILE[case]
+    damage(clean)
+    report = validate(clean, probe_videos=False, progress=False)
+    assert any(where in p.path and words in f"{p.field}: {p.message}" for p in report.errors), str(report)
+    assert not report
+    ds = tpslab.load_dataset(clean, strict=False, progress=False, cache=False)
+    assert any(where in p.path and words in f"{p.field}: {p.message}" for p in ds.problems)
+    assert sorted(ds.vocab.actions.names) == ["lunge", "push_up"]
+    assert not ds.frames.duplicated(["video", "frame"]).any()  # never a doubled row
+    assert set(ds.videos["video"]) >= {B}
+    with pytest.raises(AnnotationError):  # a strict load refuses, naming a file
+        tpslab.load_dataset(clean, progress=False, cache=False)
+
+
+@pytest.mark.parametrize("stray", [".ipynb_checkpoints", "__MACOSX", ".tpslab"])
+def test_hidden_and_system_folders_are_not_classes(clean, stray):
+    import tpslab
+
+    before = tpslab.load_dataset(clean, progress=False, cache=False)
+    for top in ("train_videos", "train_annotations", "test_videos"):
+        (clean / top / stray / "lunge").mkdir(parents=True, exist_ok=True)
+    (clean / "train_annotations" / "lunge" / stray / stray).mkdir(parents=True)  # as a video folder, too
+    ds = tpslab.load_dataset(clean, progress=False, cache=False)
+    assert ds.vocab.actions.names == before.vocab.actions.names == ("lunge", "push_up")
+    assert ds.videos["video"].tolist() == before.videos["video"].tolist()
+    report = validate(clean, probe_videos=False, progress=False)
+    assert bool(report) and report.errors == []
+    ignored = [p for p in report.warnings if stray in p.path and "ignored" in p.message]
+    assert len(ignored) == 4  # three tops and one video folder
+
+
+def test_a_folder_that_is_not_a_release_is_refused(tmp_path, capsys):
+    import tpslab
+    from tpslab.errors import NotAReleaseError
+
+    for folder in (tmp_path / "empty", tmp_path / "photos", tmp_path / "lists_only"):
+        folder.mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"x")
+    (tmp_path / "photos" / "holiday").mkdir()
+    (tmp_path / "lists_only" / "list").mkdir()
+    for folder in (tmp_path / "empty", tmp_path / "photos", tmp_path / "lists_only"):
+        with pytest.raises(NotAReleaseError, match="not a Kinetics-TPS release"):
+            tpslab.load_dataset(folder, progress=False)
+        with pytest.raises(NotAReleaseError):
+            validate(folder, progress=False)
+        for command in ("validate", "index"):
+            assert main([command, str(folder), "--quiet"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and "not a Kinetics-TPS release" in err[0] and str(folder) in err[0]
+        assert not (folder / ".tpslab").exists()  # nothing written into it

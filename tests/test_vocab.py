@@ -43,7 +43,7 @@ def test_list_file_forms(tmp_path, text):
 def test_list_file_with_two_names_on_a_line_is_an_error(tmp_path):
     f = tmp_path / "object.txt"
     f.write_text("ball bat\n")
-    with pytest.raises(ValueError, match=r"object.txt:1"):
+    with pytest.raises(ValueError, match=r"object.txt: line 1: expected one name"):
         read_list_file(f)
 
 

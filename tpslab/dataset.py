@@ -24,12 +24,12 @@ import pandas as pd
 from tpslab.annotations import frame_key
 from tpslab.errors import AnnotationError, Problem
 from tpslab.home import resolve_root
-from tpslab.index import ANNOTATION_TOP, AnnotationDir, Index, load_index
+from tpslab.index import AnnotationDir, Index, load_index
+from tpslab.layout import ANNOTATION_TOP, FLIST_FILES, VIDEO_TOPS, check_release_root, scan
 from tpslab.vocab import Vocab
 
-SPLITS = ("train", "test")
+SPLITS = tuple(VIDEO_TOPS)
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
-FLIST_FILES = {"train": "list/video_train_flist.csv", "test": "list/video_test_flist.csv"}
 
 _VIDEO_HEADERS = {"video", "video_id", "videoid", "vid", "name", "video_name", "youtube_id", "path", "filename"}
 _FRAMES_HEADERS = {"frames", "num_frames", "n_frames", "nframes", "frame", "total_frames", "length", "frame_num"}
@@ -49,83 +49,132 @@ def _is_int(cell: str) -> bool:
     return cell.lstrip("-").isdigit()
 
 
-def read_flist(path) -> pd.DataFrame:
+def _decode_lines(path: Path, fail) -> list[tuple[int, str]]:
+    """(line number, text) of the non-blank lines of a file; a line that is not UTF-8 goes to ``fail``."""
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = []
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            fail(lineno, f"bytes that are not UTF-8 ({raw[max(0, e.start - 10):e.end + 10]!r})")
+            continue
+        if text.strip():
+            lines.append((lineno, text))
+    return lines
+
+
+def _columns(path: Path, rows: list[list[str]]) -> tuple[int, int, int | None, int, int]:
+    """(video, frames, class) column positions of an flist's rows, the row width and the first body row."""
+    known = _VIDEO_HEADERS | _FRAMES_HEADERS | _CLASS_HEADERS
+    first_is_header = any(c.lower() in known for c in rows[0]) or (
+        not _is_int(rows[0][-1]) and len(rows) > 1 and _is_int(rows[1][-1]))
+    if first_is_header:
+        names = [h.lower() for h in rows[0]]
+
+        def find(options):
+            return next((i for i, n in enumerate(names) if n in options), None)
+
+        iv, ifr, ic = find(_VIDEO_HEADERS), find(_FRAMES_HEADERS), find(_CLASS_HEADERS)
+        if iv is None or ifr is None:
+            if len(names) not in (2, 3):
+                raise AnnotationError(path, "line 1", f"header {rows[0]} names no video and frames columns")
+            iv, ifr, ic = (0, 1, None) if len(names) == 2 else (1, 2, 0)  # fall back to the column shape
+        return iv, ifr, ic, len(names), 1
+    width = len(rows[0])
+    if width not in (2, 3):
+        raise AnnotationError(path, "line 1", f"expected rows 'video,frames' or 'class,video,frames', "
+                                              f"got {width} columns")
+    return (0, 1, None, 2, 0) if width == 2 else (1, 2, 0, 3, 0)
+
+
+def read_flist(path, problems: list | None = None) -> pd.DataFrame:
     """Read a ``video_*_flist.csv``: columns ``video, label, frames`` (label NA when not given).
 
     The delimiter and header are sniffed; rows are ``video,frames`` or ``class,video,frames``. With a
     header, columns are found by name (``video``/``name``..., ``frames``/``num_frames``..., ``class``/``label``...).
+
+    A bad row (another number of columns, a count that is not a non-negative integer, bytes that are
+    not UTF-8) raises :class:`tpslab.AnnotationError` naming the file and line; with a ``problems`` list
+    it is appended there and the row skipped. A video listed twice keeps its count when the rows agree
+    (a warning) and gets no count (NA) when they differ (an error): which one is right cannot be known.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+
+    def fail(lineno, message, severity="error"):
+        if problems is None and severity == "error":
+            raise AnnotationError(path, f"line {lineno}", message)
+        if problems is not None:
+            problems.append(Problem(str(path), f"line {lineno}", message, severity))
+
+    lines = _decode_lines(path, lambda n, m: fail(n, m + "; row skipped"))
     if not lines:
-        return pd.DataFrame({"video": pd.Series(dtype=str), "label": pd.Series(dtype=str),
+        return pd.DataFrame({"video": pd.Series(dtype=str), "label": pd.Series(dtype=object),
                              "frames": pd.Series(dtype="Int64")})
     # The delimiter is the first of , TAB ; found in the first line, else runs of spaces.
-    delimiter = next((d for d in (",", "\t", ";") if d in lines[0]), None)
+    delimiter = next((d for d in (",", "\t", ";") if d in lines[0][1]), None)
     if delimiter is None:
-        rows = [ln.split() for ln in lines]
+        rows = [text.split() for _, text in lines]
     else:
-        rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter)]
-    known = _VIDEO_HEADERS | _FRAMES_HEADERS | _CLASS_HEADERS
-    first_is_header = any(c.lower() in known for c in rows[0]) or (
-        not _is_int(rows[0][-1]) and len(rows) > 1 and _is_int(rows[1][-1]))
-    header = rows[0] if first_is_header else None
-    body = rows[1:] if header else rows
-    width = len(body[0]) if body else (len(header) if header else 2)
-    if header:
-        names = [h.lower() for h in header]
-
-        def find(options, default):
-            return next((i for i, n in enumerate(names) if n in options), default)
-
-        iv = find(_VIDEO_HEADERS, None)
-        ifr = find(_FRAMES_HEADERS, None)
-        ic = find(_CLASS_HEADERS, None)
-        if iv is None or ifr is None:
-            if len(names) in (2, 3):  # unrecognised names: fall back to the column shape
-                ic, iv, ifr = (None, 0, 1) if len(names) == 2 else (0, 1, 2)
-            else:
-                raise ValueError(f"{path}: header {header} names no video and frames columns")
-    elif width == 2:
-        ic, iv, ifr = None, 0, 1
-    elif width == 3:
-        ic, iv, ifr = 0, 1, 2
-    else:
-        raise ValueError(f"{path}: expected rows 'video,frames' or 'class,video,frames', got {width} columns")
-    videos, labels, frames = [], [], []
-    first = 2 if header else 1
-    for lineno, r in enumerate(body, first):
-        if len(r) <= max(i for i in (iv, ifr, ic) if i is not None):
-            raise ValueError(f"{path}:{lineno}: expected {width} columns, got {r}")
-        name, folder = _video_name(r[iv])
-        try:
-            n = int(r[ifr])
-        except ValueError:
-            raise ValueError(f"{path}:{lineno}: frame count {r[ifr]!r} is not an integer") from None
+        rows = [[c.strip() for c in next(csv.reader([text], delimiter=delimiter))] for _, text in lines]
+    iv, ifr, ic, width, body = _columns(path, rows)
+    videos, labels, frames, where = [], [], [], []
+    for (lineno, _), r in zip(lines[body:], rows[body:]):
+        if len(r) != width:
+            fail(lineno, f"expected {width} columns, got {len(r)}: {r}; row skipped")
+            continue
+        if not _is_int(r[ifr]):
+            fail(lineno, f"frame count {r[ifr]!r} is not an integer; row skipped")
+            continue
+        n = int(r[ifr])
         if n < 0:
-            raise ValueError(f"{path}:{lineno}: negative frame count {n}")
+            fail(lineno, f"negative frame count {n}; row skipped")
+            continue
+        name, folder = _video_name(r[iv])
         videos.append(name)
         labels.append(r[ic] if ic is not None else folder)
         frames.append(n)
-    return pd.DataFrame({"video": pd.Series(videos, dtype=str), "label": pd.Series(labels, dtype=object),
-                         "frames": pd.array(frames, dtype="Int64")})
+        where.append(lineno)
+    table = pd.DataFrame({"video": pd.Series(videos, dtype=str), "label": pd.Series(labels, dtype=object),
+                          "frames": pd.array(frames, dtype="Int64"), "line": where})
+    for video, rows_of in table[table["video"].duplicated(keep=False)].groupby("video", sort=False):
+        lines_of = ", ".join(map(str, rows_of["line"]))
+        if rows_of["frames"].nunique() == 1 and rows_of["label"].astype(str).nunique() == 1:
+            fail(rows_of["line"].iloc[1], f"video {video} is listed {len(rows_of)} times (lines {lines_of}); "
+                                          "the rows agree", "warning")
+        else:
+            fail(rows_of["line"].iloc[1], f"video {video} is listed {len(rows_of)} times (lines {lines_of}) "
+                                          "with different rows; its frame count is unknown")
+            table.loc[table["video"] == video, "frames"] = pd.NA
+    return table.drop_duplicates("video").drop(columns="line").reset_index(drop=True)
 
 
-def find_video_files(root) -> list[tuple[str, str, str, str]]:
-    """``(split, label, video, path)`` for every video file under ``train_videos/`` and ``test_videos/``."""
-    found = []
-    for split in SPLITS:
-        top = Path(root) / f"{split}_videos"
+def find_video_files(root, problems: list | None = None) -> list[tuple[str, str, str, str]]:
+    """``(split, label, video, path)`` for every video file under ``train_videos/`` and ``test_videos/``.
+
+    Hidden and system entries are not classes or videos (see :mod:`tpslab.layout`). A video name with
+    two files (under two classes, or as .mp4 and .mkv) is not used at all: which one is right cannot be
+    known. What is left out goes to ``problems`` when given.
+    """
+    by_name: dict[str, list[tuple[str, str, str, str]]] = {}
+    for split, top_name in VIDEO_TOPS.items():
+        top = Path(root) / top_name
         if not top.is_dir():
             continue
-        for cls in sorted(os.scandir(top), key=lambda e: e.name):
-            if not cls.is_dir():
-                continue
-            for f in sorted(os.scandir(cls.path), key=lambda e: e.name):
+        for cls in scan(top, "dir", problems, "class folder"):
+            for f in scan(cls.path, "file", problems, "video"):
                 stem, ext = os.path.splitext(f.name)
-                if ext.lower() in VIDEO_EXTENSIONS and f.is_file():
-                    found.append((split, cls.name, stem, os.path.abspath(f.path)))
+                if ext.lower() in VIDEO_EXTENSIONS:
+                    by_name.setdefault(stem, []).append((split, cls.name, stem, os.path.abspath(f.path)))
+    found = []
+    for stem, files in by_name.items():
+        if len(files) == 1:
+            found.append(files[0])
+        elif problems is not None:
+            problems.extend(Problem(f[3], "", f"video {stem} has {len(files)} files "
+                                    f"({', '.join(x[3] for x in files)}); none is used") for f in files)
     return found
 
 
@@ -146,12 +195,12 @@ def build_videos_table(root, dirs: list[AnnotationDir], frames: pd.DataFrame) ->
         r["label"] = r["label"] or label
         r.update(values)
 
-    for split, label, video, path in find_video_files(root):
+    for split, label, video, path in find_video_files(root, problems):
         add(video, label, split, path, path=path)
     for split, rel in FLIST_FILES.items():
         f = root / rel
         if f.is_file():
-            fl = read_flist(f)
+            fl = read_flist(f, problems)
             for video, label, n in zip(fl["video"], fl["label"], fl["frames"]):
                 add(video, label if isinstance(label, str) else None, split, str(f), num_frames=n)
     for d in dirs:
@@ -279,15 +328,23 @@ def load_dataset(root=None, *, strict: bool = True, workers: int | None = None, 
     With ``strict=True`` the first annotation problem raises :class:`tpslab.AnnotationError`; with
     ``strict=False`` broken records are skipped and every problem is listed in ``.problems``.
     """
-    root = resolve_root(root, progress=progress)
-    vocab = Vocab.from_root(root)
+    root = check_release_root(resolve_root(root, progress=progress))
+    list_problems: list[Problem] | None = None if strict else []
+    vocab = Vocab.from_root(root, list_problems)
     index = load_index(root, vocab, workers=workers, progress=progress, rebuild=rebuild, cache=cache)
-    errors = [p for p in index.problems if p.severity == "error"]
-    if strict and errors:
+    if strict:
+        _raise_first_error(index.problems)
+    videos, video_problems = build_videos_table(root, index.dirs, index.tables["frames"])
+    if strict:
+        _raise_first_error(video_problems)
+    return TPSDataset(root, vocab, videos, index.tables["frames"], index.tables["humans"],
+                      index.tables["parts"], (list_problems or []) + index.problems + video_problems, index)
+
+
+def _raise_first_error(problems: list[Problem]) -> None:
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
         first = errors[0]
         more = f" ({len(errors)} problems in all; load with strict=False or run `tpslab validate`)" \
             if len(errors) > 1 else ""
         raise AnnotationError(first.path, first.field, first.message + more)
-    videos, video_problems = build_videos_table(root, index.dirs, index.tables["frames"])
-    return TPSDataset(root, vocab, videos, index.tables["frames"], index.tables["humans"],
-                      index.tables["parts"], index.problems + video_problems, index)

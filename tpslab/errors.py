@@ -31,3 +31,10 @@ class AnnotationError(ValueError):
         self.field = field
         self.problem = Problem(self.path, field, message)
         super().__init__(str(self.problem)[len("error: "):])
+
+
+class NotAReleaseError(FileNotFoundError):
+    """A folder given as a Kinetics-TPS root that holds no release (no class folders to read)."""
+
+    def __str__(self) -> str:  # one line, whatever OSError would make of the arguments
+        return str(self.args[0]) if self.args else "not a Kinetics-TPS release"

@@ -27,12 +27,13 @@ import pandas as pd
 from tpslab.annotations import FRAME_FILE, ColumnSink, parse_frame_bytes
 from tpslab.errors import Problem
 from tpslab.home import cache_home
+from tpslab.layout import ANNOTATION_TOP, CACHE_DIR, LIST_DIR, check_release_root, scan
 from tpslab.memory import gc_paused
 from tpslab.vocab import LIST_FILES, Vocab
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 TABLES = ("frames", "humans", "parts")
-ANNOTATION_TOP = "train_annotations"
+MAX_FRAME_NUMBER = np.iinfo(np.int32).max  # the frames table stores frame numbers as int32
 # Below this many files the index is parsed in-process: starting workers would cost more than it saves.
 PARALLEL_MIN_FILES = 4000
 BATCH_FILES = 2000
@@ -62,17 +63,25 @@ class AnnotationDir:
         return self._listing
 
     def _parse(self) -> None:
-        entries, stray = [], []
-        for name in self.listing:
+        by_frame: dict[int, list[str]] = {}
+        problems = []
+        for name in sorted(self.listing):
             m = FRAME_FILE.match(name)
             if m is None:
-                stray.append(name)
+                problems.append(Problem(os.path.join(self.path, name), "",
+                                        "not an annotation file (img_NNNNN.json); ignored", "warning"))
+            elif int(m.group(1)) > MAX_FRAME_NUMBER:
+                problems.append(Problem(os.path.join(self.path, name), "", f"frame number {int(m.group(1))} "
+                                        f"is beyond what the tables hold ({MAX_FRAME_NUMBER}); file skipped"))
             else:
-                entries.append((int(m.group(1)), name))
-        entries.sort()
-        self._frames = [f for f, _ in entries]
-        self._names = [n for _, n in entries]
-        self._stray = sorted(stray)
+                by_frame.setdefault(int(m.group(1)), []).append(name)
+        for frame, names in by_frame.items():
+            if len(names) > 1:  # img_1.json beside img_00001.json: which one is right cannot be known
+                problems.append(Problem(self.path, "", f"{' and '.join(names)} are both frame {frame}; "
+                                        "neither is read"))
+        self._frames = sorted(f for f, names in by_frame.items() if len(names) == 1)
+        self._names = [by_frame[f][0] for f in self._frames]
+        self._problems = problems
 
     @property
     def frames(self) -> list[int]:
@@ -89,11 +98,12 @@ class AnnotationDir:
         return self._names
 
     @property
-    def stray(self) -> list[str]:
-        """Files in the folder that are not ``img_NNNNN.json``."""
-        if not hasattr(self, "_stray"):
+    def problems(self) -> list[Problem]:
+        """What is wrong with the folder's listing: stray files (warnings), two files for one frame and
+        frame numbers too large for the tables (errors; those files are not read)."""
+        if not hasattr(self, "_problems"):
             self._parse()
-        return self._stray
+        return self._problems
 
 
 def _scan_dir(label: str, video: str, path: str) -> AnnotationDir:
@@ -101,26 +111,41 @@ def _scan_dir(label: str, video: str, path: str) -> AnnotationDir:
     return AnnotationDir(label, video, path, (st.st_ino, st.st_mtime_ns, st.st_ctime_ns))
 
 
-def find_annotation_dirs(root) -> list[AnnotationDir]:
-    """Every ``train_annotations/<class>/<video>/<video>/`` folder (a single nesting is accepted too)."""
+def find_annotation_dirs(root, problems: list | None = None) -> list[AnnotationDir]:
+    """Every ``train_annotations/<class>/<video>/<video>/`` folder (a single nesting is accepted too).
+
+    Hidden and system folders are not classes or videos (see :mod:`tpslab.layout`). A video folder found
+    under two classes is not read at all (which class is right cannot be known). What is left out is
+    appended to ``problems`` when given.
+    """
+    problems = problems if problems is not None else []
     top = Path(root) / ANNOTATION_TOP
     if not top.is_dir():
         return []
+    by_video: dict[str, list[AnnotationDir]] = {}
+    for cls in scan(top, "dir", problems, "class folder"):
+        for vid in scan(cls.path, "dir", problems, "video folder"):
+            inner = os.path.join(vid.path, vid.name)
+            path = inner if os.path.isdir(inner) else vid.path
+            try:
+                by_video.setdefault(vid.name, []).append(_scan_dir(cls.name, vid.name, path))
+            except OSError as err:
+                problems.append(Problem(path, "", f"cannot read the folder ({err.strerror or err}); ignored"))
     found = []
-    for cls in sorted(os.scandir(top), key=lambda e: e.name):
-        if not cls.is_dir():
-            continue
-        for vid in sorted(os.scandir(cls.path), key=lambda e: e.name):
-            if vid.is_dir():
-                inner = os.path.join(vid.path, vid.name)
-                found.append(_scan_dir(cls.name, vid.name, inner if os.path.isdir(inner) else vid.path))
-    return found
+    for video, dirs in by_video.items():
+        if len(dirs) > 1:
+            problems.extend(Problem(d.path, "", f"video {video} has annotation folders under "
+                                    f"{len(dirs)} classes ({', '.join(x.label for x in dirs)}); none is read")
+                            for d in dirs)
+        else:
+            found.append(dirs[0])
+    return sorted(found, key=lambda d: (d.label, d.video))
 
 
 def _list_files_digest(root) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for fname in LIST_FILES.values():
-        f = Path(root) / "list" / fname
+        f = Path(root) / LIST_DIR / fname
         h.update(f.read_bytes() if f.is_file() else b"<absent>")
     return h.digest()
 
@@ -143,8 +168,11 @@ def fingerprint(root, dirs: list[AnnotationDir], stat_files: bool | None = None)
         h.update(f"{d.label}/{d.video}:{d.path[len(root):]}:{d.stat}:".encode())
         if stat_files:
             for name in sorted(d.listing):
-                st = os.stat(os.path.join(d.path, name))
-                h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+                try:
+                    st = os.stat(os.path.join(d.path, name))
+                    h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+                except OSError:  # a broken link: reported when the file is parsed
+                    h.update(f"{name}:unreadable;".encode())
     return h.hexdigest()
 
 
@@ -323,8 +351,7 @@ def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None
             results = _parse_parallel(tasks, workers, bar)
     problems = [p for r in results for p in r.pop("problems")]
     for d in dirs:
-        problems.extend(Problem(os.path.join(d.path, s), "", "not an annotation file (img_NNNNN.json); ignored",
-                                "warning") for s in d.stray)
+        problems.extend(d.problems)
     return _assemble(dirs, results, vocab), problems
 
 
@@ -425,11 +452,15 @@ def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, 
                rebuild: bool = False, cache: bool = True) -> Index:
     """Return the annotation index of ``root``, from the parquet cache when it is current.
 
-    ``rebuild`` forces a fresh parse; ``cache=False`` neither reads nor writes the cache.
+    ``rebuild`` forces a fresh parse; ``cache=False`` neither reads nor writes the cache. A folder that
+    is not a release raises :class:`tpslab.errors.NotAReleaseError` before anything is written.
+    Problems of the folder layout (hidden folders ignored, a video under two classes, broken links) come
+    first in ``problems``, then those of the files.
     """
-    root = Path(root)
+    root = check_release_root(root)
     vocab = vocab or Vocab.from_root(root)
-    dirs = find_annotation_dirs(root)
+    layout_problems: list[Problem] = []
+    dirs = find_annotation_dirs(root, layout_problems)
     fp = fingerprint(root, dirs)
     where = cache_dir_for(root) if cache else None
     if where is not None and not rebuild:
@@ -438,7 +469,7 @@ def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, 
             try:
                 with gc_paused():
                     tables, problems = _read_cache(path, fp)
-                return Index(tables, problems, dirs, path, True)
+                return Index(tables, layout_problems + problems, dirs, path, True)
             except Exception as e:  # any damage: rebuild, never trust
                 warnings.warn(f"index cache {path} is unusable ({e}); rebuilding", stacklevel=2)
     stored, problems = build_tables(dirs, vocab, workers=workers, progress=progress)
@@ -448,7 +479,7 @@ def load_index(root, vocab: Vocab | None = None, *, workers: int | None = None, 
             path = _write_cache(where, fp, stored, problems)
         except OSError as e:
             warnings.warn(f"could not write the index cache in {where}: {e}", stacklevel=2)
-    return Index(_expand(stored), problems, dirs, path, False)
+    return Index(_expand(stored), layout_problems + problems, dirs, path, False)
 
 
 def _expand(stored: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

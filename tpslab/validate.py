@@ -3,7 +3,11 @@
 Errors: annotation files that do not parse or break the format (see :mod:`tpslab.annotations`),
 names missing from the list files, duplicate parts, annotations without a video and videos without
 annotations or without a frame count, frames beyond the flist count, 0-based frame names, a video
-filed under two classes or both splits. Warnings: boxes outside the image, stray files.
+filed under two classes or both splits, two files for one frame or one video, list files and flists
+that cannot be read as they are (empty, repeated names, short rows, bad counts, bytes that are not
+UTF-8), broken symbolic links and link loops. Warnings: boxes outside the image, stray files, hidden
+and system folders that are not classes (``.ipynb_checkpoints``, ``__MACOSX``), a video listed twice
+with the same count. A folder that is not a release is refused (:class:`tpslab.errors.NotAReleaseError`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tpslab.dataset import FLIST_FILES, TPSDataset, load_dataset
+from tpslab.dataset import TPSDataset, load_dataset
+from tpslab.layout import FLIST_FILES
 from tpslab.errors import Problem
 
 BOX_TABLES = {  # table -> (prefix of its box columns, what the box is)
@@ -71,15 +76,18 @@ def check_videos_and_frames(ds: TPSDataset) -> list[Problem]:
     problems = []
     v = ds.videos
     lists = {s: str(ds.root / f) for s, f in FLIST_FILES.items()}
+    with_folder = {d.video for d in ds.index.dirs} if ds.index is not None else set()
     for row in v.itertuples(index=False):
         where = row.path if isinstance(row.path, str) else lists[row.split]
         if row.split == "train" and row.num_annotated_frames > 0 and not isinstance(row.path, str):
             problems.append(Problem(str(ds.annotation_path(row.video, 1).parent), "",
                                     f"annotations of {row.video} have no video file in train_videos/{row.label}/"))
         if row.split == "train" and row.num_annotated_frames == 0 and isinstance(row.path, str):
-            problems.append(Problem(row.path, "", f"train video {row.video} has no annotation folder"))
+            what = "no readable annotation file" if row.video in with_folder else "no annotation folder"
+            problems.append(Problem(row.path, "", f"train video {row.video} has {what}"))
         if pd.isna(row.num_frames):
-            problems.append(Problem(lists[row.split], "", f"video {row.video} is missing from the flist"))
+            problems.append(Problem(lists[row.split], "", f"video {row.video} has no frame count in the flist "
+                                                          "(missing, or its rows are unusable)"))
         elif not isinstance(row.path, str) and row.num_annotated_frames == 0:
             problems.append(Problem(where, "", f"flist entry {row.video} has no video file"))
     counts = v.set_index("video")["num_frames"]

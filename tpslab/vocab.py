@@ -133,21 +133,49 @@ def name_codes(values, names: Sequence[str], *, unknown: int = -1) -> np.ndarray
     return per_category[cat.codes]  # code -1 (NA) picks the trailing -1
 
 
-def read_list_file(path) -> list[str]:
-    """Names from a ``list/*.txt`` file: one per line; an index column (``3 bend``, ``bend,3``) is dropped."""
+def read_list_file(path, problems: list | None = None, default: Sequence[str] = ()) -> list[str]:
+    """Names from a ``list/*.txt`` file: one per line; an index column (``3 bend``, ``bend,3``) is dropped.
+
+    Raises :class:`tpslab.AnnotationError` naming the file (and line) when a line holds more than one
+    name, a name repeats, the file holds no names or is not UTF-8. With a ``problems`` list, each problem
+    is appended there instead: the line is skipped, a repeated name keeps its first line, and a file
+    that yields no names gives ``default``.
+    """
+    from tpslab.errors import AnnotationError, Problem
+
     path = Path(path)
-    names = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+
+    fallback = "the built-in names are used" if default else "no names are used"
+
+    def fail(field: str, message: str, then: str) -> None:
+        """Raise, or (lenient) note the problem with what is done about it (``then``)."""
+        if problems is None:
+            raise AnnotationError(path, field, message)
+        problems.append(Problem(str(path), field, f"{message}; {then}"))
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        fail("", f"not UTF-8 text (byte {e.start})", fallback)
+        return list(default)
+    names, first_line = [], {}
+    for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         tokens = [t for t in re.split(r"[\s,;]+", line) if t]
         words = [t for t in tokens if not t.isdigit()]
         if len(words) != 1:
-            raise ValueError(f"{path}:{lineno}: expected one name per line, got {raw!r}")
+            fail(f"line {lineno}", f"expected one name per line, got {raw!r}", "line skipped")
+            continue
+        if words[0] in first_line:
+            fail(f"line {lineno}", f"name {words[0]!r} repeats line {first_line[words[0]]}", "the first is kept")
+            continue
+        first_line[words[0]] = lineno
         names.append(words[0])
     if not names:
-        raise ValueError(f"{path}: no names in the file")
+        fail("", "no names in the file", fallback)
+        return list(default)
     return names
 
 
@@ -183,15 +211,22 @@ class Vocab:
                    Vocabulary("part state", STATES), Vocabulary("object", OBJECTS))
 
     @classmethod
-    def from_root(cls, root) -> "Vocab":
-        """Read ``root/list/*.txt`` (built-in names for absent files) and the action class folders."""
+    def from_root(cls, root, problems: list | None = None) -> "Vocab":
+        """Read ``root/list/*.txt`` (built-in names for absent files) and the action class folders.
+
+        A list file with no names or a repeated name raises :class:`tpslab.AnnotationError` naming the
+        file; with a ``problems`` list the problem is appended there instead, and the built-in names
+        (empty file) or the first of each repeated name are used.
+        """
+        from tpslab.layout import LIST_DIR, class_folder_names
+
         root = Path(root)
         lists = {}
         for attr, fname in LIST_FILES.items():
-            f = root / "list" / fname
-            lists[attr] = read_list_file(f) if f.is_file() else list(getattr(cls.default(), attr))
-        actions = sorted({d.name for top in ("train_videos", "test_videos", "train_annotations")
-                          if (root / top).is_dir() for d in (root / top).iterdir() if d.is_dir()})
+            f = root / LIST_DIR / fname
+            default = list(getattr(cls.default(), attr))
+            lists[attr] = read_list_file(f, problems, default) if f.is_file() else default
+        actions = class_folder_names(root)
         return cls(Vocabulary("action", actions or ACTIONS), Vocabulary("part", lists["parts"]),
                    Vocabulary("part state", lists["states"]), Vocabulary("object", lists["objects"]))
 

@@ -28,7 +28,7 @@ from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
 
 # Bump when the output for a given preset and seed changes: cached mini datasets are keyed by it.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 FLIST_HEADER = "class,video,frames"
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -130,7 +130,6 @@ class PartAnn:
     state: str
     object: str | None
     object_box: list | None
-    no_object_form: str  # how "no object" is written: "missing", "null" or "empty"
 
 
 @dataclass
@@ -220,11 +219,9 @@ class _Annotator:
         self.w, self.h = spec.size
         self.rng = rng
         self.decimals = int(rng.integers(1, 3)) if rng.random() < 0.2 else None  # None: integer boxes
-        habits = ("missing", "null", "empty")
-        main = int(rng.integers(3))
-        weights = np.full(3, 0.1)
-        weights[main] = 0.8
-        self.no_object_weights = (habits, weights / weights.sum())
+        # v3 annotators wrote "no object" three ways; the release always writes null. Their draws stay
+        # (here and in skip_draw_of_v3) so that every other box and label is as in v3.
+        rng.integers(3)
         self.main_first = rng.random() < 0.7
         self.box_size = float(rng.uniform(0.85, 1.2))  # some annotators draw looser boxes than others
 
@@ -241,9 +238,9 @@ class _Annotator:
         exact = render.annotation_box(tight, part, scale, size, aspect, tuple(rng.normal(0.0, PART_BOX_SHIFT, 2)))
         return self.box(exact, 1.0)
 
-    def no_object_form(self) -> str:
-        habits, weights = self.no_object_weights
-        return habits[int(self.rng.choice(3, p=weights))]
+    def skip_draw_of_v3(self) -> None:
+        """The draw v3 made per part for its way of writing "no object" (see ``__init__``)."""
+        self.rng.random()
 
     def box(self, exact, sigma: float) -> list | None:
         """Jitter, clip and round a box; None when too little of it is in the picture."""
@@ -339,7 +336,8 @@ def _annotate_person(person: Person, index: int, t: int, annotator: _Annotator, 
                 obj_box = annotator.box(inst.box, 0.8) if inst is not None else None
                 if obj_box is None:  # the object is out of the picture: the annotator skips it
                     obj = None
-            parts.append(PartAnn(name, box, labels[name], obj, obj_box, annotator.no_object_form()))
+            annotator.skip_draw_of_v3()
+            parts.append(PartAnn(name, box, labels[name], obj, obj_box))
     return HumanAnn(human_box, parts, index)
 
 
@@ -349,14 +347,10 @@ def frame_json(humans: list[HumanAnn]) -> dict:
     for k, hu in enumerate(humans, 1):
         parts = []
         for p in hu.parts:
-            d = {"name": p.name, "box": p.box, "verb": p.state}
+            # As the release: obj_class always present (null: no object), obj_bbox exactly with an object.
+            d = {"name": p.name, "box": p.box, "verb": p.state, "obj_class": p.object}
             if p.object is not None:
-                d["obj_class"] = p.object
                 d["obj_bbox"] = p.object_box
-            elif p.no_object_form == "null":
-                d["obj_class"] = None
-            elif p.no_object_form == "empty":
-                d["obj_class"] = ""
             parts.append(d)
         out.append({"number": k, "box": hu.box, "parts": parts})
     return {"humans": out}
