@@ -8,6 +8,7 @@ against FFmpeg's own sequential decoding through PyAV.
 from __future__ import annotations
 
 import pickle
+import sys
 from dataclasses import replace
 
 import av
@@ -287,6 +288,31 @@ def test_video_error_survives_pickling():
     assert (err.path, err.reason, str(err)) == ("/x.mp4", "empty file", "/x.mp4: empty file")
 
 
+class _FailingClips:
+    """A map-style dataset whose items all fail to read, as a broken video would."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        raise VideoError(self.path, "simulated: cannot decode")
+
+
+def test_video_error_survives_a_dataloader_worker(tmp_path):
+    import torch
+
+    path = str(tmp_path / "broken.mp4")
+    loader = torch.utils.data.DataLoader(_FailingClips(path), batch_size=1, num_workers=1)
+    with pytest.raises(VideoError) as err:
+        next(iter(loader))
+    assert path in str(err.value) and "simulated: cannot decode" in str(err.value)
+    again = pickle.loads(pickle.dumps(err.value))  # the re-raised form pickles too
+    assert type(again) is VideoError and str(again) == str(err.value)
+
+
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend"):
         open_video("x.mp4", "opencv")
@@ -544,3 +570,61 @@ def test_decoding_order_refuses_more_frames_than_counted(footage):
         assert read(reader, [3, 0]) == [3, 0]
         with pytest.raises(VideoError, match="more frames"):
             reader.get([len(shown) - 2])
+
+
+# ----------------------------------------------------------------------------- installs
+
+
+@pytest.fixture
+def decord_install(monkeypatch):
+    """Fake what is installed: returns a function taking the installed decord distributions."""
+    import importlib.metadata
+
+    from tpslab import video
+
+    real = importlib.metadata.distribution
+
+    def fake(installed, importable=True):
+        def distribution(name):
+            if name in ("decord", "decord2"):
+                if name not in installed:
+                    raise importlib.metadata.PackageNotFoundError(name)
+                return real("decord")  # some installed distribution stands in
+            return real(name)
+
+        monkeypatch.setattr(importlib.metadata, "distribution", distribution)
+        if not importable:
+            monkeypatch.setitem(sys.modules, "decord", None)  # import decord raises ImportError
+        video._decord_status.cache_clear()
+
+    yield fake
+    monkeypatch.undo()
+    video._decord_status.cache_clear()
+
+
+def test_decord_and_decord2_together_are_refused(videos, decord_install):
+    path, expected = videos["short_gop"]
+    decord_install({"decord", "decord2"})
+    with pytest.raises(ImportError, match="decord2 are installed.*pip uninstall"):
+        open_video(path, "decord")
+    with open_video(path) as reader:
+        assert reader.active_backend == "pyav" and "decord2 are installed" in reader.fallback_reason
+        assert read(reader, [7, 3]) == [expected[7], expected[3]]
+
+
+@pytest.mark.parametrize("installed", [set(), {"decord2"}])
+def test_without_decord_auto_uses_pyav(videos, decord_install, installed):
+    path, expected = videos["short_gop"]
+    decord_install(installed, importable=False)
+    with pytest.raises(ImportError, match="decord cannot be imported.*backend='pyav'"):
+        open_video(path, "decord")
+    with open_video(path) as reader:
+        assert reader.active_backend == "pyav" and "cannot be imported" in reader.fallback_reason
+        assert read(reader, [5, 0]) == [expected[5], expected[0]]
+
+
+@pytest.mark.parametrize("installed", [{"decord"}, {"decord2"}])
+def test_one_decord_package_is_used(videos, decord_install, installed):
+    decord_install(installed)
+    with open_video(videos["short_gop"][0]) as reader:
+        assert reader.active_backend == "decord"
