@@ -7,9 +7,17 @@ STAMP := $(VENV)/.tpslab-installed
 
 .PHONY: lab test mini setup demo bench clean
 
+# `make lab TORCH=cpu`: PyTorch's CPU-only build (on Linux, PyPI's torch is the CUDA build, several GB).
+TORCH ?=
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# decord 0.6 and decord2 both install the package `decord`: a venv that has decord 0.6 loses both
+	@# (uninstalling one breaks the other), and decord2 comes back clean with tpslab below.
+	@if $(PY) -m pip show decord >/dev/null 2>&1; then $(PY) -m pip uninstall --quiet -y decord decord2; fi
+	$(if $(filter cpu,$(TORCH)),$(PY) -m pip install --quiet -c constraints.txt torch --index-url $(TORCH_CPU_INDEX))
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 

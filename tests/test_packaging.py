@@ -75,3 +75,51 @@ def test_import_is_light():
             "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# Where workshops run: what each platform gets (issue 9, section 8)
+PLATFORMS = {  # name: (marker environment, whether decord2 has a wheel there for CPython 3.11)
+    "linux x86_64": ({"sys_platform": "linux", "platform_machine": "x86_64"}, True),
+    "linux aarch64": ({"sys_platform": "linux", "platform_machine": "aarch64"}, True),
+    "macos arm64": ({"sys_platform": "darwin", "platform_machine": "arm64"}, True),
+    "windows amd64": ({"sys_platform": "win32", "platform_machine": "AMD64"}, True),
+    "macos x86_64": ({"sys_platform": "darwin", "platform_machine": "x86_64"}, False),
+    "linux ppc64le": ({"sys_platform": "linux", "platform_machine": "ppc64le"}, False),
+}
+
+
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_decord2_is_asked_for_exactly_where_it_has_wheels(platform):
+    from packaging.requirements import Requirement
+
+    env, has_wheel = PLATFORMS[platform]
+    reqs = [Requirement(r) for r in pyproject()["dependencies"]]
+    names = [r.name for r in reqs]
+    assert "decord" not in names  # decord 0.6 has no wheel for macOS arm64; never both packages
+    decord2 = next(r for r in reqs if r.name == "decord2")
+    environment = {"python_version": "3.11", "python_full_version": "3.11.7", **env}
+    assert decord2.marker.evaluate(environment) is has_wheel
+    assert decord2.marker.evaluate({**environment, "python_version": "3.14"}) is False  # no wheel yet
+    av = next(r for r in reqs if r.name == "av")
+    assert av.marker is None  # PyAV, the reference backend, everywhere
+
+
+def test_makefile_never_leaves_both_decord_packages_and_has_a_cpu_torch_path():
+    make = (ROOT / "Makefile").read_text()
+    assert "pip uninstall --quiet -y decord decord2" in make
+    assert "TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu" in make
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab TORCH=cpu" in readme and "macOS" in readme and "decord2" in readme
+
+
+def test_the_installed_decord_is_one_package():
+    from importlib import metadata
+
+    installed = []
+    for dist in ("decord", "decord2"):
+        try:
+            metadata.distribution(dist)
+            installed.append(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    assert len(installed) <= 1, f"both {installed} are installed; they overwrite each other's files"
