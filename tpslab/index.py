@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from tpslab.annotations import FRAME_FILE, ColumnSink, parse_frame_bytes
 from tpslab.errors import Problem
 from tpslab.home import cache_home
 from tpslab.layout import ANNOTATION_TOP, CACHE_DIR, LIST_DIR, check_release_root, scan
-from tpslab.memory import gc_paused
+from tpslab.memory import gc_paused, owner_gone, owner_tag, worker_map
 from tpslab.vocab import LIST_FILES, Vocab
 
 INDEX_VERSION = 4
@@ -306,23 +305,10 @@ def expand_parts(humans: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
 
 
 def _parse_parallel(tasks, workers: int, bar) -> list[dict]:
-    """Parse batches in worker processes; falls back to this process if the pool breaks."""
-    import multiprocessing as mp
-    from concurrent.futures.process import BrokenProcessPool
-
-    # fork where the platform has it: spawn would re-run the user's script (an unguarded
-    # `load_dataset()` at top level) in every worker. The workers only parse bytes, so fork is safe.
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    results = []
-    try:
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            for (_, size), res in zip(tasks, pool.map(_parse_batch, [t for t, _ in tasks])):
-                results.append(res)
-                bar.update(size)
-    except BrokenProcessPool as e:
-        warnings.warn(f"index workers failed ({e}); parsing in this process instead", stacklevel=3)
-        _parse_serial(tasks, bar, results)
-    return results
+    """Parse batches in worker processes that die with this one; if the pool breaks, the rest is
+    parsed in this process (with a warning)."""
+    return worker_map(_parse_batch, [t for t, _ in tasks], workers, sizes=[s for _, s in tasks], bar=bar,
+                      desc="indexing annotations", serial_fallback=True)
 
 
 def _parse_serial(tasks, bar, results: list) -> list[dict]:
@@ -377,13 +363,30 @@ def cache_dir_for(root) -> Path:
     return cache_home() / "indexes" / f"{root.name}-{key}"
 
 
+TMP_PREFIX = ".tmp-index-"  # + owner_tag() + "-" + random: the folder a build writes before renaming it
+
+
+def _remove_stale_tmp(cache: Path) -> None:
+    """Remove the temporary folders of builds that were killed (their process is gone); a live
+    concurrent build's folder is kept."""
+    for tmp in cache.glob(f"{TMP_PREFIX}*"):
+        owner = tmp.name[len(TMP_PREFIX):].rpartition("-")[0]  # drop mkdtemp's random part
+        try:
+            stale = tmp.is_dir() and owner_gone(owner, tmp.stat().st_mtime)
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _write_cache(cache: Path, fp: str, tables: dict, problems: list[Problem]) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     cache.mkdir(parents=True, exist_ok=True)
+    _remove_stale_tmp(cache)
     final = cache / f"index-{fp[:24]}"
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".tmp-index-"))
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f"{TMP_PREFIX}{owner_tag()}-"))
     try:
         manifest = {"version": INDEX_VERSION, "fingerprint": fp, "files": {},
                     "problems": [[p.path, p.field, p.message, p.severity] for p in problems]}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tpslab.memory import worker_map
 from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
 
@@ -451,27 +452,10 @@ def default_workers(n_videos: int) -> int:
 
 
 def run_videos(specs: list[VideoSpec], root: Path, workers: int, progress: bool) -> dict[int, dict]:
-    """Make every video (in ``workers`` processes when more than one); returns rows by video index."""
-    from tqdm.auto import tqdm
-
+    """Make every video (in ``workers`` processes that die with this one, when more than one); returns
+    rows by video index."""
     tasks = [(s, str(root)) for s in specs]
-    rows = {}
-    with tqdm(total=len(tasks), desc="generating mini dataset", unit="video", disable=not progress,
-              leave=False) as bar:
-        if workers <= 1:
-            for task in tasks:
-                i, r = make_video(task)
-                rows[i] = r
-                bar.update(1)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            # fork where available: spawn would re-import the caller's script in every worker.
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                for i, r in pool.map(make_video, tasks, chunksize=1):
-                    rows[i] = r
-                    bar.update(1)
-    return rows
+    made = worker_map(make_video, tasks, workers, desc="generating mini dataset", unit="video",
+                      progress=progress, leave=False)
+    return dict(made)
 
