@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,24 +83,31 @@ def test_annotations_of_sampled_frames(dataset):
     s = ds[0]
     assert s["indices"].tolist() == [0, 5, 10, 15] and codes(s) == [0, 5, 10, 15]
     assert s["annotated"].tolist() == [True] * 4
-    # two humans on each of img_00001/6/11, none on img_00016
-    assert s["box_frame"].tolist() == [0, 0, 1, 1, 2, 2]
-    np.testing.assert_array_equal(s["boxes"][::2].numpy(), [[1, 10, 41, 80], [6, 10, 46, 80], [11, 10, 51, 80]])
+    # two humans on each of img_00001/6/11, none on img_00016; at most two humans on a frame anywhere
+    P = len(dataset.vocab.parts)
+    assert s["boxes"].shape == (4, 2, 4) and s["part_boxes"].shape == (4, 2, P, 4)
+    assert s["part_states"].shape == s["part_mask"].shape == (4, 2, P)
+    assert s["human_mask"].tolist() == [[True, True]] * 3 + [[False, False]]
+    np.testing.assert_array_equal(s["boxes"][:3, 0].numpy(), [[1, 10, 41, 80], [6, 10, 46, 80], [11, 10, 51, 80]])
     parts, states = dataset.vocab.parts, dataset.vocab.states
     head, lhand, rfoot = parts.id("head"), parts.id("left_hand"), parts.id("right_foot")
-    assert s["part_mask"][0].nonzero().flatten().tolist() == sorted([head, lhand])
-    assert s["part_mask"][1].nonzero().flatten().tolist() == [rfoot]
-    assert s["part_states"][0, lhand] == states.id("hold") and s["part_states"][1, rfoot] == states.id("step_on")
-    assert s["part_states"][0, parts.id("hip")] == -1
-    np.testing.assert_array_equal(s["part_boxes"][2, head].numpy(), [16, 12, 26, 22])
-    assert s["part_boxes"][0, parts.id("hip")].abs().sum() == 0
+    assert s["part_mask"][0, 0].nonzero().flatten().tolist() == sorted([head, lhand])
+    assert s["part_mask"][0, 1].nonzero().flatten().tolist() == [rfoot]
+    assert s["part_states"][0, 0, lhand] == states.id("hold")
+    assert s["part_states"][0, 1, rfoot] == states.id("step_on")
+    assert s["part_states"][0, 0, parts.id("hip")] == -1
+    np.testing.assert_array_equal(s["part_boxes"][1, 0, head].numpy(), [16, 12, 26, 22])  # img_00006
+    assert s["part_boxes"][0, 0, parts.id("hip")].abs().sum() == 0
+    # padding: no box, no part, no state
+    assert s["boxes"][3].abs().sum() == 0 and s["part_boxes"][3].abs().sum() == 0
+    assert (s["part_states"][3] == -1).all() and not s["part_mask"][3].any()
 
 
 def test_unannotated_frames_have_no_humans(dataset):
     s = ClipDataset(dataset, [PLAIN], sampler=Uniform(3))[0]  # frames 0, 20, 39
     assert s["indices"].tolist() == [0, 20, 39]
     assert s["annotated"].tolist() == [True, False, False]
-    assert s["box_frame"].tolist() == [0, 0]
+    assert s["human_mask"].tolist() == [[True, True], [False, False], [False, False]]
 
 
 def test_annotated_sampler_repeats_or_refuses(dataset):
@@ -119,23 +128,25 @@ def test_resize_and_crop_move_boxes(dataset):
     s = ds[0]
     assert s["frames"].shape[-2:] == (48, 64)
     # box [1, 10, 41, 80] covers pixels 1..41 and 10..80: halved, x2 = (41 + 1) / 2 - 1, y2 = (80 + 1) / 2 - 1
-    np.testing.assert_allclose(s["boxes"][0].numpy(), [0.5, 5, 20, 39.5])
+    np.testing.assert_allclose(s["boxes"][0, 0].numpy(), [0.5, 5, 20, 39.5])
     crop = ClipDataset(dataset, [PLAIN], sampler=Annotated(1),
                        transform=Compose([ShortSideResize(48), CenterCrop((48, 40))]))[0]
     assert crop["frames"].shape[-2:] == (48, 40)
     # crop x from 12 to 51: the first human [0.5, 5, 20, 39.5] -> [0, 5, 8, 39.5]; the second human
     # [90, 30, 120, 90] -> [45, 15, 59.5, 44.5] -> [33, 15, 39, 44.5]; its right foot [100, 80, 110, 89]
     # -> [50, 40, 54.5, 44] -> [38, 40, 39, 44]
-    np.testing.assert_allclose(crop["boxes"].numpy(), [[0, 5, 8, 39.5], [33, 15, 39, 44.5]])
+    np.testing.assert_allclose(crop["boxes"][0].numpy(), [[0, 5, 8, 39.5], [33, 15, 39, 44.5]])
     rfoot = dataset.vocab.parts.id("right_foot")
-    np.testing.assert_allclose(crop["part_boxes"][1, rfoot].numpy(), [38, 40, 39, 44])
+    np.testing.assert_allclose(crop["part_boxes"][0, 1, rfoot].numpy(), [38, 40, 39, 44])
     lhand = dataset.vocab.parts.id("left_hand")  # [10, 20, 29, 39] -> [5, 10, 14, 19] -> [0, 10, 2, 19]
-    np.testing.assert_allclose(crop["part_boxes"][0, lhand].numpy(), [0, 10, 2, 19])
+    np.testing.assert_allclose(crop["part_boxes"][0, 0, lhand].numpy(), [0, 10, 2, 19])
     head = dataset.vocab.parts.id("head")  # head [11, 12, 21, 22] -> [5.5, 6, 10, 10.5]: left of the crop
-    assert not crop["part_mask"][0, head] and crop["part_states"][0, head] == -1
+    assert not crop["part_mask"][0, 0, head] and crop["part_states"][0, 0, head] == -1
+    assert crop["part_boxes"][0, 0, head].abs().sum() == 0
     gone = ClipDataset(dataset, [PLAIN], sampler=Annotated(1),
                        transform=Compose([ShortSideResize(48), CenterCrop((20, 10))]))[0]
-    assert len(gone["boxes"]) == 0 and gone["part_states"].shape == (0, len(dataset.vocab.parts))
+    assert not gone["human_mask"].any() and gone["boxes"].abs().sum() == 0  # outside the crop: masked
+    assert gone["part_states"].shape == (1, 2, len(dataset.vocab.parts)) and (gone["part_states"] == -1).all()
 
 
 def test_flip_mirrors_frames_boxes_and_part_sides(dataset):
@@ -144,14 +155,14 @@ def test_flip_mirrors_frames_boxes_and_part_sides(dataset):
     flipped = ClipDataset(dataset, [PLAIN], sampler=Annotated(1),
                           transform=Compose([RandomHorizontalFlip(parts.names, p=1.0)]))[0]
     assert torch.equal(flipped["frames"], torch.flip(plain["frames"], dims=[-1]))
-    np.testing.assert_array_equal(flipped["boxes"][0].numpy(), [127 - 41, 10, 127 - 1, 80])
+    np.testing.assert_array_equal(flipped["boxes"][0, 0].numpy(), [127 - 41, 10, 127 - 1, 80])
     lhand, rhand = parts.id("left_hand"), parts.id("right_hand")
     # the left hand [10, 20, 29, 39] holding a dumbbell is, mirrored, a right hand at [98, 20, 117, 39]
-    assert not flipped["part_mask"][0, lhand] and flipped["part_mask"][0, rhand]
-    assert flipped["part_states"][0, rhand] == dataset.vocab.states.id("hold")
-    np.testing.assert_array_equal(flipped["part_boxes"][0, rhand].numpy(), [98, 20, 117, 39])
+    assert not flipped["part_mask"][0, 0, lhand] and flipped["part_mask"][0, 0, rhand]
+    assert flipped["part_states"][0, 0, rhand] == dataset.vocab.states.id("hold")
+    np.testing.assert_array_equal(flipped["part_boxes"][0, 0, rhand].numpy(), [98, 20, 117, 39])
     rfoot, lfoot = parts.id("right_foot"), parts.id("left_foot")
-    assert flipped["part_mask"][1, lfoot] and not flipped["part_mask"][1, rfoot]
+    assert flipped["part_mask"][0, 1, lfoot] and not flipped["part_mask"][0, 1, rfoot]
     never = ClipDataset(dataset, [PLAIN], sampler=Annotated(1),
                         transform=Compose([RandomHorizontalFlip(parts.names, p=0.0)]))[0]
     assert torch.equal(never["frames"], plain["frames"])
@@ -184,32 +195,40 @@ def test_random_choices_follow_seed_epoch_and_item(dataset):
         assert all(5 * s <= i < 5 * (s + 1) for s, i in enumerate(idx))
 
 
-def test_dataloader_with_two_workers(dataset):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataloader_batches_with_the_default_collation(dataset, workers):
     ds = ClipDataset(dataset, [PLAIN, CUT, SPARSE], sampler=TSN(4), train=True,
                      transform=train_transform(dataset.vocab.parts.names, short_side=48, crop=40))
     assert len(pickle.dumps(ds)) < 200_000  # no readers, no tables: numpy arrays and paths
-    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate_clips)
-    batches = list(loader)
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers))
     assert [b["video"] for b in batches] == [[PLAIN, CUT], [SPARSE]]
-    b = batches[0]
+    b, P = batches[0], len(dataset.vocab.parts)
     assert b["frames"].shape == (2, 3, 4, 40, 40) and b["label"].shape == (2,)
     assert b["indices"].shape == b["annotated"].shape == (2, 4)
-    assert b["boxes"].shape[0] == b["box_batch"].shape[0] == b["box_frame"].shape[0] == b["part_states"].shape[0]
-    assert set(b["box_batch"].tolist()) <= {0, 1}
-    serial = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=0, collate_fn=collate_clips))
-    for a, s in zip(batches, serial):
-        for key in ("frames", "indices", "boxes", "box_batch", "part_states"):
-            assert torch.equal(a[key], s[key]), key
+    assert b["boxes"].shape == (2, 4, 2, 4) and b["human_mask"].shape == (2, 4, 2)
+    assert b["part_boxes"].shape == (2, 4, 2, P, 4) and b["part_states"].shape == (2, 4, 2, P)
+    for k, sample in enumerate(ds[i] for i in range(2)):  # each clip as the dataset gives it
+        for key in ("frames", "indices", "boxes", "human_mask", "part_boxes", "part_states", "part_mask"):
+            assert torch.equal(b[key][k], sample[key]), key
+    custom = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, collate_fn=collate_clips))
+    for a, c in zip(batches, custom):
+        assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a if k != "video")
 
 
-def test_collate_counts_humans_per_clip(dataset):
+def test_collate_clips_names_the_clips_that_differ(dataset):
     ds = ClipDataset(dataset, [PLAIN, SPARSE], sampler=Annotated(2))
     batch = collate_clips([ds[0], ds[1]])
     # plain: img_00001 and img_00016 (evenly spread of 1, 6, 11, 16): 2 humans; sparse: img_00003 twice: 4
-    assert batch["box_batch"].tolist() == [0, 0, 1, 1, 1, 1]
-    assert batch["box_frame"].tolist() == [0, 0, 0, 0, 1, 1]
-    with pytest.raises(ValueError, match="differ in shape"):
+    assert batch["human_mask"].sum(dim=(1, 2)).tolist() == [2, 4]
+    with pytest.raises(ValueError, match=f"differ in shape.*{PLAIN}.*crop"):
         collate_clips([ds[0], ClipDataset(dataset, [PLAIN], sampler=Annotated(3))[0]])
+
+
+def test_max_humans_pads_or_refuses(dataset):
+    s = ClipDataset(dataset, [PLAIN], sampler=Annotated(2), max_humans=5)[0]
+    assert s["boxes"].shape == (2, 5, 4) and s["human_mask"].sum() == 2
+    with pytest.raises(ValueError, match=f"{PLAIN}.*img_00001.*2 humans.*max_humans=1"):
+        ClipDataset(dataset, [PLAIN], max_humans=1)
 
 
 def test_unreadable_video_raises_not_substituted(dataset):
@@ -232,10 +251,42 @@ def test_rawframes_source_matches_video(dataset, tmp_path):
 
 def test_a_video_listed_twice(dataset):
     ds = ClipDataset(dataset, [SPARSE, PLAIN, SPARSE], sampler=Annotated(1))
-    assert [len(ds[i]["boxes"]) for i in range(3)] == [2, 2, 2]
+    assert [int(ds[i]["human_mask"].sum()) for i in range(3)] == [2, 2, 2]
     assert ds[2]["indices"].tolist() == [2] and ds[1]["indices"].tolist() == [0]
 
 
 def test_unknown_videos(dataset):
     with pytest.raises(KeyError, match="nope"):
         ClipDataset(dataset, ["nope"])
+
+
+# ----------------------------------------------------------------------------- the README's example
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    from tpslab import synthetic
+
+    root = tmp_path_factory.mktemp("mini") / "Kinetics-TPS"
+    return tpslab.load_dataset(synthetic.generate(root, preset="tiny", seed=0, progress=False).root,
+                               progress=False)
+
+
+def _readme_code(containing: str) -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if containing in b]
+    return block
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_readme_clip_example_batches_with_a_plain_dataloader(mini, workers):
+    train, val = mini.split_train_val(val_fraction=0.25, seed=0)
+    names = {"ds": mini, "train": train, "val": val}
+    exec(_readme_code("ClipDataset("), names)  # the example as written
+    clips = names["clips"]
+    batches = list(torch.utils.data.DataLoader(clips, batch_size=4, num_workers=workers))
+    assert sum(len(b["video"]) for b in batches) == len(train)
+    b = batches[0]
+    assert b["frames"].dtype == torch.float32 and b["frames"].shape[:3] == (4, 3, 8)
+    assert b["label"].tolist() == [int(clips.labels[i]) for i in range(4)]
+    assert b["boxes"].shape[:2] == (4, 8) and b["human_mask"].any()

@@ -14,10 +14,15 @@ item)``: the same item of the same epoch gives the same clip in any worker; call
 
 A sample (a dict) holds ``frames`` float32 (C, T, H, W); ``label`` (action id); ``video``;
 ``indices`` (T,) decoded frame indices; ``annotated`` (T,) whether each frame has an annotation file;
-``boxes`` (N, 4) the humans of the annotated sampled frames and ``box_frame`` (N,) their frame
-position in 0..T-1; ``part_boxes`` (N, P, 4) (zeros where there is no part), ``part_states`` (N, P)
-state ids with -1 where the part is not annotated, ``part_mask`` (N, P). P is the number of parts of the vocabulary, in its order.
-:func:`collate_clips` batches samples with different numbers of humans (adds ``box_batch``).
+and the humans of each sampled frame in M slots (M = ``max_humans``, the same for every clip of
+the dataset): ``boxes`` (T, M, 4), ``human_mask`` (T, M) which slots hold a human, ``part_boxes``
+(T, M, P, 4), ``part_states`` (T, M, P) state ids with -1 where the part is not annotated, and
+``part_mask`` (T, M, P); boxes are zeros where there is no human or part. P is the number of parts
+of the vocabulary, in its order. So every tensor of a clip has a fixed shape and torch's default
+collation batches clips (with ``num_workers`` too), as long as the frames of all videos have one
+size: with videos of several sizes, use a transform that crops to a fixed size
+(:func:`train_transform`, :func:`eval_transform`). :func:`collate_clips` is that default collation
+with an error that names the clips that differ.
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ class Compose:
 
 
 def _crop_boxes(sample: dict, x0: int, y0: int, width: int, height: int) -> None:
-    """Shift boxes by the crop origin and clip them to the crop; drop humans (and mask parts) outside it."""
+    """Shift boxes by the crop origin and clip them to the crop; mask humans and parts outside it."""
     offset = torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
     high = torch.tensor([width - 1, height - 1, width - 1, height - 1], dtype=torch.float32)
 
@@ -116,14 +121,11 @@ def _crop_boxes(sample: dict, x0: int, y0: int, width: int, height: int) -> None
         return (b[..., 2] >= 0) & (b[..., 3] >= 0) & (b[..., 0] <= width - 1) & (b[..., 1] <= height - 1)
 
     boxes, parts = sample["boxes"] - offset, sample["part_boxes"] - offset
-    inside, part_inside = overlaps(boxes), overlaps(parts)
-    boxes = torch.minimum(torch.clamp(boxes, min=0), high)
-    parts = torch.minimum(torch.clamp(parts, min=0), high)
-    sample["part_mask"] = sample["part_mask"] & part_inside
+    sample["human_mask"] = sample["human_mask"] & overlaps(boxes)
+    sample["part_mask"] = sample["part_mask"] & overlaps(parts) & sample["human_mask"][..., None]
     sample["part_states"] = torch.where(sample["part_mask"], sample["part_states"], -1)
-    sample["boxes"], sample["part_boxes"] = boxes[inside], parts[inside]
-    for key in ("box_frame", "part_states", "part_mask"):
-        sample[key] = sample[key][inside]
+    sample["boxes"] = torch.minimum(torch.clamp(boxes, min=0), high)
+    sample["part_boxes"] = torch.minimum(torch.clamp(parts, min=0), high)
 
 
 class ShortSideResize:
@@ -216,8 +218,9 @@ class RandomHorizontalFlip:
             b = sample[key].clone()
             b[..., 0], b[..., 2] = w - 1 - sample[key][..., 2], w - 1 - sample[key][..., 0]
             sample[key] = b
-        for key in ("part_boxes", "part_states", "part_mask"):
-            sample[key] = sample[key][:, self.permutation]
+        sample["part_boxes"] = sample["part_boxes"][..., self.permutation, :]
+        for key in ("part_states", "part_mask"):
+            sample[key] = sample[key][..., self.permutation]
         return sample
 
     def __repr__(self) -> str:
@@ -267,14 +270,18 @@ class ClipDataset(torch.utils.data.Dataset):
     returning frame indices. ``train`` turns on random sampling. ``transform``: a
     ``t(sample, rng)`` callable such as :func:`train_transform` (default: none, frames in [0, 1]).
     ``backend`` is passed to :func:`tpslab.video.open_video`; ``frames_root`` reads extracted frame
-    folders ``frames_root/<split>/<class>/<video>/`` instead of the video files.
+    folders ``frames_root/<split>/<class>/<video>/`` instead of the video files. ``max_humans``: the
+    human slots of each frame (default: the most humans on one annotated frame of these videos, at
+    least 1); a frame with more raises ValueError here, naming the video and frame.
 
+    Clips have equal shapes (see the module docstring), so ``DataLoader(clips, batch_size=4,
+    num_workers=2)`` batches them with torch's default collation.
     A video that cannot be read raises :class:`tpslab.video.VideoError` (no other clip is substituted).
     """
 
     def __init__(self, dataset, videos: Iterable[str] | None = None, *, sampler: Callable | None = None,
                  train: bool = False, transform: Callable | None = None, backend: str = "auto",
-                 frames_root=None, seed: int = 0):
+                 frames_root=None, seed: int = 0, max_humans: int | None = None):
         table = dataset.videos
         if videos is None:
             table = table[table["path"].notna()]
@@ -305,6 +312,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.train, self.transform, self.backend = train, transform, backend
         self.seed, self.epoch = seed, 0
         self._index_annotations(dataset)
+        self.max_humans = self._check_max_humans(max_humans)
 
     def _index_annotations(self, dataset) -> None:
         """Numpy arrays of the annotated frames, humans and their parts, grouped by video."""
@@ -350,6 +358,23 @@ class ClipDataset(torch.utils.data.Dataset):
             self._p_box[rows, cols] = parts[["part_x1", "part_y1", "part_x2", "part_y2"]].to_numpy(np.float32)[ok]
             self._p_state[rows, cols] = vocab.states.ids(parts["state"].astype(str).to_numpy()[ok])
 
+    def _check_max_humans(self, max_humans: int | None) -> int:
+        """The human slots per frame: ``max_humans``, or the most humans on one frame (at least 1)."""
+        # humans are sorted by (video, frame): a frame's humans are one run
+        starts = np.flatnonzero(np.r_[True, (np.diff(self._h_code) != 0) | (np.diff(self._h_frame) != 0)])
+        counts = np.diff(np.r_[starts, len(self._h_code)])
+        if max_humans is None:
+            return max(1, int(counts.max(initial=0)))
+        if max_humans < 1:
+            raise ValueError(f"max_humans must be positive, got {max_humans}")
+        over = np.flatnonzero(counts > max_humans)
+        if over.size:
+            row = starts[over[0]]
+            video = self.videos[int(np.flatnonzero(self._code == self._h_code[row])[0])]
+            raise ValueError(f"{video}: frame img_{self._h_frame[row]:05d} has {counts[over[0]]} humans, "
+                             f"more than max_humans={max_humans}")
+        return int(max_humans)
+
     def __len__(self) -> int:
         return len(self.videos)
 
@@ -363,22 +388,28 @@ class ClipDataset(torch.utils.data.Dataset):
         return self._f_frame[lo:hi]
 
     def _targets(self, i: int, indices: np.ndarray) -> dict:
+        """The humans of each sampled frame in ``max_humans`` slots (see the module docstring)."""
         lo, hi = self._h_span[self._code[i]]
         frame_of_human = self._h_frame[lo:hi]
-        rows, positions = [], []
-        for t, idx in enumerate(indices):
-            a, b = np.searchsorted(frame_of_human, [idx + 1, idx + 2])
-            rows.extend(range(lo + a, lo + b))
-            positions.extend([t] * (b - a))
-        rows = np.asarray(rows, dtype=np.int64)
-        states = torch.from_numpy(self._p_state[rows].astype(np.int64))
+        first = np.searchsorted(frame_of_human, indices + 1)  # 1-based frame numbers
+        counts = np.searchsorted(frame_of_human, indices + 2) - first
+        t = np.repeat(np.arange(len(indices)), counts)  # the clip position and slot of each human
+        slot = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        rows = lo + np.repeat(first, counts) + slot
+        shape = (len(indices), self.max_humans)
+        boxes = np.zeros((*shape, 4), dtype=np.float32)
+        part_boxes = np.zeros((*shape, len(self.part_names), 4), dtype=np.float32)
+        states = np.full((*shape, len(self.part_names)), -1, dtype=np.int64)
+        human_mask = np.zeros(shape, dtype=bool)
+        boxes[t, slot], part_boxes[t, slot], states[t, slot] = self._h_box[rows], self._p_box[rows], self._p_state[rows]
+        human_mask[t, slot] = True
         return {
             "annotated": torch.from_numpy(np.isin(indices + 1, self.annotated_frames(i))),
-            "boxes": torch.from_numpy(self._h_box[rows].reshape(-1, 4)),
-            "box_frame": torch.tensor(positions, dtype=torch.long),
-            "part_boxes": torch.from_numpy(self._p_box[rows].reshape(-1, len(self.part_names), 4)),
-            "part_states": states.reshape(-1, len(self.part_names)),
-            "part_mask": (states >= 0).reshape(-1, len(self.part_names)),
+            "boxes": torch.from_numpy(boxes),
+            "human_mask": torch.from_numpy(human_mask),
+            "part_boxes": torch.from_numpy(part_boxes),
+            "part_states": torch.from_numpy(states),
+            "part_mask": torch.from_numpy(states >= 0),
         }
 
     def __getitem__(self, i: int) -> dict:
@@ -397,29 +428,21 @@ class ClipDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             sample = self.transform(sample, rng)
         sample["frames"] = sample["frames"].permute(1, 0, 2, 3).contiguous()  # C, T, H, W
+        sample["boxes"] = sample["boxes"].masked_fill(~sample["human_mask"][..., None], 0)
         sample["part_boxes"] = sample["part_boxes"].masked_fill(~sample["part_mask"][..., None], 0)
         return sample
 
 
 def collate_clips(batch: list[dict]) -> dict:
-    """Stack clips into a batch; humans of all clips are concatenated, ``box_batch`` says whose.
+    """torch's default collation of clips, with an error naming the clips when their shapes differ.
 
     Frames become (B, C, T, H, W); ``label`` (B,); ``indices`` and ``annotated`` (B, T); ``video`` a
-    list; ``boxes`` (N, 4), ``box_batch`` and ``box_frame`` (N,), ``part_boxes`` (N, P, 4),
-    ``part_states`` and ``part_mask`` (N, P) with N the humans of the whole batch.
+    list; ``boxes`` (B, T, M, 4), ``human_mask`` (B, T, M), ``part_boxes`` (B, T, M, P, 4),
+    ``part_states`` and ``part_mask`` (B, T, M, P).
     """
-    shapes = {tuple(s["frames"].shape) for s in batch}
-    if len(shapes) > 1:
-        raise ValueError(f"clips of one batch differ in shape {sorted(shapes)}; use a fixed-length "
-                         "sampler and a crop")
-    out = {
-        "frames": torch.stack([s["frames"] for s in batch]),
-        "label": torch.tensor([s["label"] for s in batch], dtype=torch.long),
-        "video": [s["video"] for s in batch],
-        "indices": torch.stack([s["indices"] for s in batch]),
-        "annotated": torch.stack([s["annotated"] for s in batch]),
-        "box_batch": torch.cat([torch.full((len(s["boxes"]),), b, dtype=torch.long) for b, s in enumerate(batch)]),
-    }
-    for key in ("boxes", "box_frame", "part_boxes", "part_states", "part_mask"):
-        out[key] = torch.cat([s[key] for s in batch])
-    return out
+    shapes = [tuple(s["frames"].shape) for s in batch]
+    if len(set(shapes)) > 1:
+        clips = ", ".join(f"{s['video']} {shape}" for s, shape in zip(batch, shapes))
+        raise ValueError(f"clips of one batch differ in shape ({clips}); use a fixed-length sampler and "
+                         "a transform that crops to a fixed size")
+    return torch.utils.data.default_collate(batch)
