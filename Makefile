@@ -31,7 +31,7 @@ mini: setup
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lab: mini
-	cd notebooks && ../$(PY) -m jupyter lab $(LAB_ARGS)
+	cd notebooks && ../$(PY) -m jupyter lab $(LAB_ARGS) 01_explore_data.ipynb
 
 # Unit tests (tests/, from pyproject's testpaths), then every notebook under nbval in fast mode.
 test: mini
