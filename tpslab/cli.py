@@ -64,15 +64,56 @@ def _cmd_check_videos(args) -> int:
     return 0 if (report["status"] == "ok").all() else 1
 
 
+def _read_video_list(path) -> list[str]:
+    """Video names from a text file: one per line, blank lines and ``#`` comments ignored, duplicates
+    dropped; ``ValueError`` (naming the file) when it cannot be read, is not UTF-8 or lists nothing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
+    names = [line.split("#", 1)[0].strip() for line in lines]
+    names = list(dict.fromkeys(n for n in names if n))
+    if not names:
+        raise ValueError(f"{path}: lists no videos")
+    return names
+
+
 def _cmd_extract_frames(args) -> int:
     from tpslab.dataset import load_dataset
-    from tpslab.frames import extract_frames, summarize_extraction
+    from tpslab.frames import extract_frames, prepare_extraction, summarize_extraction
 
+    def fail(message) -> int:
+        print(f"tpslab extract-frames: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.out is not None and args.out_option is not None:
+        return fail("give the output folder once: as OUT after ROOT, or as --out OUT")
+    out = args.out if args.out is not None else args.out_option
+    if out is None:
+        return fail("no output folder: pass --out OUT (or ROOT OUT)")
+    settings = {"short_side": args.short_side}
+    if args.quality is not None:
+        settings["quality"] = args.quality
+    try:  # bad settings, an unwritable OUT and a bad video list fail here, once, before any work
+        prepare_extraction(out, **settings)
+        videos = None if args.videos is None else _read_video_list(args.videos)
+    except (ValueError, OSError) as e:
+        return fail(e)
     ds = load_dataset(args.root, strict=False, progress=not args.quiet)
-    report = extract_frames(ds, args.out, short_side=args.short_side, workers=args.workers,
-                            progress=not args.quiet)
+    if videos is not None:
+        unknown = sorted(set(videos) - set(ds.videos["video"].astype(str)))
+        if unknown:
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            return fail(f"{args.videos}: {len(unknown)} names are not videos of {ds.root}: "
+                        f"{', '.join(unknown[:5])}{more}")
+        ds = ds.subset(videos)
+    report = extract_frames(ds, out, workers=args.workers, replace=args.replace, progress=not args.quiet,
+                            **settings)
     print(summarize_extraction(report, max_rows=args.max))
-    return 1 if (report["status"] == "error").any() else 0
+    return 1 if report["status"].isin(["error", "refused"]).any() else 0
 
 
 def _cmd_evaluate(args) -> int:
@@ -182,14 +223,30 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check_videos)
 
     p = sub.add_parser("extract-frames", help="decode videos to OUT/<split>/<class>/<video>/img_%%05d.jpg",
+                       usage="tpslab extract-frames [ROOT] --out OUT [options]\n"
+                       "       tpslab extract-frames ROOT OUT [options]",
                        description="Extract every video's frames as JPEG, numbered from img_00001.jpg as the "
-                       "release's annotations are (mmaction2 rawframes layout). Resumable: complete folders "
-                       "are kept; empty, short or 0-based ones are redone and reported. Each video's count is "
-                       "checked against the flist. Exits 1 when a video could not be read.")
-    p.add_argument("root", help="Kinetics-TPS root")
-    p.add_argument("out", help="folder to write the frames into")
+                       "release's annotations are (mmaction2 rawframes layout). Each folder records how it was "
+                       "made (.tpslab-frames.json: settings, the video's size and time, every frame written). "
+                       "Resumable: a folder is kept only when its record matches and its frames are whole; "
+                       "empty, short, damaged or outdated ones are redone and reported. Folders made with "
+                       "other settings are refused unless --replace; folders holding frame files tpslab did not "
+                       "write are refused and left untouched; other files in them (notes.txt) are kept. "
+                       "Partial folders of killed runs are removed. Each video's count is checked against the "
+                       "flist. Exits 1 when a video could not be read or a folder was refused, 2 on bad "
+                       "arguments or an unwritable OUT.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("out", nargs="?", metavar="OUT", help="folder to write the frames into (or --out)")
+    p.add_argument("--out", dest="out_option", metavar="OUT",
+                   help="folder to write the frames into, with ROOT optional")
+    p.add_argument("--videos", metavar="FILE", help="extract only the videos named in FILE (one per line, "
+                   "# comments); a name that is not a video of ROOT is an error")
     p.add_argument("--short-side", type=int, default=None, metavar="N",
-                   help="resize so the shorter side is N pixels (default: keep the size)")
+                   help="resize so the shorter side is N pixels, N >= 1 (default: keep the size)")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="JPEG quality, 1-100 (default: 95, OpenCV's and so mmaction2's)")
+    p.add_argument("--replace", action="store_true",
+                   help="re-extract folders made with other settings (default: refuse them)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")

@@ -6,45 +6,30 @@ a substitute. The result is a pandas table with one row per video; ``summarize_*
 
 - :func:`check_videos`: frames a player shows, against the flist count and the highest annotated frame.
 - :func:`extract_frames`: the release's own frame convention, ``OUT/<split>/<class>/<video>/img_%05d.jpg``
-  (1-based: ``img_00001.jpg`` is decoded frame 0, the frame ``img_00001.json`` annotates), resumable.
+  (1-based: ``img_00001.jpg`` is decoded frame 0, the frame ``img_00001.json`` annotates), resumable:
+  each folder records how it was made, so a resume never takes a folder made with other settings, or
+  a damaged one, for complete, and never deletes a file tpslab did not write.
+
+Worker processes die with the calling process (:func:`tpslab.memory.worker_map`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tpslab.fileio import atomic_write_bytes
+from tpslab.memory import owner_gone, owner_tag, worker_map
 from tpslab.video import PyAVReader, VideoError, count_frames, frame_name, list_frame_files, probe
 
 JPEG_QUALITY = 95  # OpenCV's default, which mmaction2's extraction used
-
-
-def _map(fn, tasks: list, workers: int, desc: str, progress: bool) -> list:
-    """``[fn(t) for t in tasks]`` in ``workers`` processes, with a progress bar; order kept."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(tasks), desc=desc, unit="video", disable=not progress) as bar:
-        if workers <= 1 or len(tasks) <= 1:
-            results = []
-            for t in tasks:
-                results.append(fn(t))
-                bar.update()
-            return results
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        # fork, as the index does: spawn would re-run an unguarded user script in every worker
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        results = []
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            for res in pool.map(fn, tasks):
-                results.append(res)
-                bar.update()
-        return results
 
 
 def _max_annotated(dataset) -> pd.Series:
@@ -84,7 +69,8 @@ def check_videos(dataset, *, decode: bool = False, workers: int = 1, progress: b
     """
     videos = dataset.videos
     paths = [p if isinstance(p, str) and p else None for p in videos["path"]]
-    results = _map(_check_one, [(p, decode) for p in paths], workers, "checking videos", progress)
+    results = worker_map(_check_one, [(p, decode) for p in paths], workers, desc="checking videos", unit="video",
+                         progress=progress)
     report = pd.DataFrame({
         "video": videos["video"].astype(str).to_numpy(),
         "label": videos["label"].astype(object).to_numpy(),
@@ -133,26 +119,153 @@ def summarize_check(report: pd.DataFrame, max_rows: int = 20) -> str:
 
 # ----------------------------------------------------------------------------- extract-frames
 
+# Every folder tpslab extracts holds this record: the settings, the source video's identity and every
+# frame file tpslab wrote with its size. It is written atomically, last, once the frames are in place.
+MANIFEST = ".tpslab-frames.json"
+MANIFEST_FORMAT = 1
+PARTIAL = ".partial-"  # frames are written to .<video>.partial-<owner> beside the video's folder
+_OUR_FRAME = re.compile(r"^img_\d{5,}\.jpg$")  # the only names tpslab writes (and so may remove)
 
-def _folder_state(folder: Path, expected: int) -> str | None:
-    """None when ``folder`` holds exactly frames img_00001..img_{expected}; else what is wrong with it."""
-    if not folder.exists():
-        return "absent"
+
+def prepare_extraction(out, *, short_side: int | None = None, quality: int = JPEG_QUALITY) -> Path:
+    """Check the settings of :func:`extract_frames` and that ``out`` can be written (made if needed).
+
+    Raises ``ValueError`` for a short side below 1 or a quality outside 1..100, and ``OSError`` (one
+    sentence naming ``out``) when ``out`` is not a folder or cannot be written, before any video is read.
+    """
+    if short_side is not None and (isinstance(short_side, bool) or not isinstance(short_side, (int, np.integer))
+                                   or short_side < 1):
+        raise ValueError(f"the short side must be a positive number of pixels, got {short_side!r}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise ValueError(f"the JPEG quality must be from 1 to 100, got {quality!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OSError(f"cannot write frames into {out}: it is a file, not a folder")
     try:
-        numbers = list_frame_files(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".tpslab-probe-"):
+            pass
     except OSError as err:
-        return f"unreadable ({err})"
-    if not numbers:
-        return "was empty"
-    if min(numbers) == 0:
-        return f"was 0-based ({len(numbers)} frames from img_00000)"
-    if len(numbers) != max(numbers):
-        return f"had gaps ({len(numbers)} frames numbered up to {max(numbers)})"
-    if len(numbers) < expected:
-        return f"was short ({len(numbers)} of {expected} frames)"
-    if len(numbers) > expected:
-        return f"had {len(numbers)} frames where the video shows {expected}"
-    return None
+        raise OSError(f"cannot write frames into {out}: {err.strerror or err}") from err
+    return out
+
+
+def _settings(short_side, quality) -> dict:
+    return {"short_side": None if short_side is None else int(short_side), "quality": int(quality)}
+
+
+def _describe(settings: dict) -> str:
+    side = settings.get("short_side")
+    return f"short side {side if side is not None else 'unchanged'}, quality {settings.get('quality')}"
+
+
+def _source_identity(path) -> dict:
+    st = os.stat(path)
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _read_manifest(folder: Path) -> tuple[dict | None, bool]:
+    """(the folder's record, or None; whether a record exists but is damaged or not tpslab's)."""
+    try:
+        m = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, False
+    except (OSError, ValueError):
+        return None, True
+    ok = (isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT and isinstance(m.get("complete"), bool)
+          and isinstance(m.get("settings"), dict) and isinstance(m.get("source"), dict)
+          and isinstance(m.get("frames"), dict)
+          and all(isinstance(k, str) and _OUR_FRAME.match(k) and isinstance(v, int) for k, v in m["frames"].items()))
+    return (m, False) if ok else (None, True)
+
+
+def _write_manifest(folder: Path, settings: dict, source: dict, size, frames: dict, complete: bool) -> None:
+    record = {"format": MANIFEST_FORMAT, "tool": "tpslab extract-frames", "complete": complete,
+              "settings": settings, "source": source, "size": list(size), "frames": frames}
+    atomic_write_bytes(folder / MANIFEST, json.dumps(record, indent=0).encode())
+
+
+def _is_manifest_tmp(name: str) -> bool:
+    return name.startswith(f".{MANIFEST}.") and name.endswith(".tmp")  # fileio.atomic_path's leftovers
+
+
+def _jpeg_intact(path: Path, size: int) -> bool:
+    """Cheap check of a frame tpslab wrote: its recorded size, the JPEG start and end-of-image markers."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size != size or size < 4 or f.read(2) != b"\xff\xd8":
+                return False
+            f.seek(-2, os.SEEK_END)
+            return f.read(2) == b"\xff\xd9"
+    except OSError:
+        return False
+
+
+def _few(names, k: int = 3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
+def _inspect(folder: Path, want: dict, replace: bool) -> tuple[str, str, dict | None, list[str]]:
+    """What to do with a video's folder: (``absent``, ``complete``, ``redo`` or ``refuse``; why; the
+    folder's record; files in it that tpslab did not write, which are kept)."""
+    if not folder.exists():
+        return "absent", "", None, []
+    if not folder.is_dir():
+        return "refuse", "is a file, not a folder; left untouched", None, []
+    manifest, damaged = _read_manifest(folder)
+    ours = set(manifest["frames"]) if manifest else set()
+    frame_files = set(list_frame_files(folder).values())
+    foreign_frames = frame_files - ours
+    others = sorted(n for n in os.listdir(folder)
+                    if n not in ours and n not in frame_files and n != MANIFEST and not _is_manifest_tmp(n))
+    if manifest is None:
+        if frame_files:
+            why = f"its record {MANIFEST} is damaged" if damaged else \
+                f"no {MANIFEST} record: made by another tool or an older tpslab"
+            return "refuse", (f"holds {len(frame_files)} frame files tpslab has no record of writing ({why}); "
+                              "left untouched: move or delete them to extract this video"), None, others
+        return "redo", "was empty" if not others else "held no frames", None, others
+    if foreign_frames:
+        return "refuse", (f"holds frame files tpslab did not write ({_few(foreign_frames)}); left untouched: "
+                          "move them away to extract this video"), manifest, others
+    if manifest["settings"] != want["settings"]:
+        if not replace:
+            return "refuse", (f"was made with {_describe(manifest['settings'])}, not {_describe(want['settings'])}; "
+                              "left untouched: re-extract it with replace=True (--replace), or write to "
+                              "another folder"), manifest, others
+        return "redo", f"was made with {_describe(manifest['settings'])}", manifest, others
+    if not manifest["complete"]:
+        return "redo", "was left half-replaced by an interrupted run", manifest, others
+    if manifest["source"] != want["source"]:
+        return "redo", "was made from an earlier version of the video (size or time changed)", manifest, others
+    if len(manifest["frames"]) != want["frames"]:
+        return "redo", f"had {len(manifest['frames'])} frames where the video shows {want['frames']}", \
+            manifest, others
+    present = [n for n in manifest["frames"] if n in frame_files]
+    if len(present) < want["frames"]:
+        return "redo", f"was short ({len(present)} of {want['frames']} frames)", manifest, others
+    bad = [n for n, size in manifest["frames"].items() if not _jpeg_intact(folder / n, size)]
+    if bad:
+        return "redo", f"had {len(bad)} damaged frames ({_few(bad)}: truncated or overwritten)", manifest, others
+    return "complete", "", manifest, others
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Remove the partial folders (``.<video>.partial-<owner>``) of runs that were killed: only those whose
+    process is gone and that hold nothing but what tpslab writes there."""
+    for partial in out.glob(f"*/*/.*{PARTIAL}*"):
+        try:
+            if not partial.is_dir() or partial.is_symlink():
+                continue
+            owner = partial.name.rpartition(PARTIAL)[2]
+            if not owner_gone(owner, partial.stat().st_mtime):
+                continue
+            names = os.listdir(partial)
+        except OSError:
+            continue
+        if all(_OUR_FRAME.match(n) or n == MANIFEST or _is_manifest_tmp(n) for n in names):
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def _short_side_size(width: int, height: int, short_side: int | None) -> tuple[int, int] | None:
@@ -163,37 +276,70 @@ def _short_side_size(width: int, height: int, short_side: int | None) -> tuple[i
         (max(1, round(width * scale)), short_side)
 
 
-def _extract_one(task) -> dict:
+def _decode_to(path, info, size, quality: int, partial: Path) -> dict[str, int]:
+    """Write every frame of ``path`` into ``partial``; returns {file name: bytes}."""
     from PIL import Image
 
-    path, folder, short_side, quality = task
+    written = {}
+    with PyAVReader(path, info) as reader:
+        for i, frame in enumerate(reader.iter_frames(size=size)):
+            name = frame_name(i)
+            Image.fromarray(frame).save(partial / name, quality=quality)
+            written[name] = (partial / name).stat().st_size
+    if len(written) != info.num_frames:
+        raise VideoError(path, f"decoded {len(written)} frames where the probe counted {info.num_frames}")
+    return written
+
+
+def _extract_one(task) -> dict:
+    path, folder, short_side, quality, replace = task
     folder = Path(folder)
     out = {"folder": str(folder), "frames_written": 0, "decoded_frames": None, "status": "error", "note": ""}
     if path is None:
         out["note"] = "no video file"
         return out
+    partial = folder.with_name(f".{folder.name}{PARTIAL}{owner_tag()}")
     try:
+        source = _source_identity(path)
         info = probe(path)
         out["decoded_frames"] = info.num_frames
-        state = _folder_state(folder, info.num_frames)
-        if state is None:
+        size = _short_side_size(info.width, info.height, short_side)
+        settings = _settings(short_side, quality)
+        action, why, manifest, kept = _inspect(folder, {"settings": settings, "source": source,
+                                                        "frames": info.num_frames}, replace)
+        if action == "complete":
             out.update(status="complete", frames_written=info.num_frames, note="already extracted")
             return out
-        partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
+        if action == "refuse":
+            out.update(status="refused", note=why)
+            return out
+        shutil.rmtree(partial, ignore_errors=True)  # this process's own name: a leftover of a dead namesake
         partial.mkdir(parents=True)
         try:
-            size = _short_side_size(info.width, info.height, short_side)
-            with PyAVReader(path, info) as reader:
-                for i, frame in enumerate(reader.iter_frames(size=size)):
-                    Image.fromarray(frame).save(partial / frame_name(i), quality=quality)
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(partial, folder)  # a folder appears only when complete
+            frames = _decode_to(path, info, size, quality, partial)
+            shape = size or (info.width, info.height)
+            if action == "absent":  # a folder appears only when complete
+                _write_manifest(partial, settings, source, shape, frames, complete=True)
+                os.replace(partial, folder)
+            else:  # replace only what tpslab wrote, around the files it did not
+                old = manifest["frames"] if manifest else {}
+                # first claim every name about to change, so an interrupted run is redone, not refused
+                _write_manifest(folder, settings, source, shape, {**old, **frames}, complete=False)
+                for name in old.keys() - frames.keys():
+                    (folder / name).unlink(missing_ok=True)
+                for name in frames:
+                    os.replace(partial / name, folder / name)
+                _write_manifest(folder, settings, source, shape, frames, complete=True)
+                for name in os.listdir(folder):
+                    if _is_manifest_tmp(name):
+                        (folder / name).unlink(missing_ok=True)
         finally:
             shutil.rmtree(partial, ignore_errors=True)
-        out.update(frames_written=info.num_frames, status="extracted" if state == "absent" else "re-extracted",
-                   note="" if state == "absent" else state)
+        note = "" if action == "absent" else why
+        if kept:
+            note += f"{'; ' if note else ''}kept {len(kept)} files tpslab did not write ({_few(kept)})"
+        out.update(frames_written=info.num_frames, status="extracted" if action == "absent" else "re-extracted",
+                   note=note)
     except VideoError as err:
         out["note"] = err.reason
     except OSError as err:
@@ -202,55 +348,80 @@ def _extract_one(task) -> dict:
 
 
 def extract_frames(dataset, out, *, short_side: int | None = None, workers: int = 1,
-                   quality: int = JPEG_QUALITY, progress: bool = True) -> pd.DataFrame:
+                   quality: int = JPEG_QUALITY, replace: bool = False, videos=None,
+                   progress: bool = True) -> pd.DataFrame:
     """Decode every video of ``dataset`` to ``out/<split>/<class>/<video>/img_%05d.jpg`` (1-based).
 
-    Resumable: a folder holding exactly the video's frames is kept; an empty, short or 0-based one is
-    re-extracted and reported. Frames are written to a hidden partial folder renamed into place when
-    complete, so an interrupted run never leaves a short folder behind. ``short_side`` resizes each
-    frame so its shorter side has that many pixels. Each video's count is checked against the flist.
+    Each folder gets a record, ``.tpslab-frames.json``: the settings (short side, JPEG quality), the
+    source video's size and modification time, and every frame file written with its size. Frames are
+    decoded into a hidden ``.<video>.partial-<host>-<pid>`` folder beside it and moved into place; the
+    record is written last, so an interrupted run never leaves a folder that looks complete. Partial
+    folders of killed runs (their process gone) are removed at the start of the next run.
+
+    Resumable, and never wrong about it. A folder is ``complete`` (kept) only when its record matches
+    the settings and the video, and every recorded frame is there with its size and its JPEG markers.
+    Otherwise it is ``re-extracted`` (empty, short, damaged or truncated frames, a changed video, an
+    interrupted replacement), or ``refused`` and left untouched:
+
+    - made with other settings: pass ``replace=True`` to re-extract it with the new ones (nothing is
+      thrown away unless asked);
+    - holding frame files tpslab did not write (no record, a damaged one, or names it does not list,
+      e.g. 0-based ones): tpslab never deletes or overwrites a file it did not write.
+
+    Files that are not frames (``notes.txt``) are kept, and the note says so. ``short_side`` resizes
+    each frame so its shorter side has that many pixels; ``videos`` extracts only those (names not in
+    the dataset raise ``KeyError``). Bad settings and an unwritable ``out`` raise before any video is
+    read (see :func:`prepare_extraction`). Each video's count is checked against the flist.
 
     Returns one row per video: ``video, label, split, path, folder, flist_frames, decoded_frames,
-    frames_written, status`` (``extracted``, ``re-extracted``, ``complete``, ``error``),
-    ``flist_mismatch`` and ``note`` (the error, or what was wrong with a previous folder).
+    frames_written, status`` (``extracted``, ``re-extracted``, ``complete``, ``refused``, ``error``),
+    ``flist_mismatch`` and ``note`` (the error, why a folder was redone or refused, files kept).
     """
-    out = Path(out)
-    videos = dataset.videos
-    paths = [p if isinstance(p, str) and p else None for p in videos["path"]]
-    folders = [out / str(s) / str(lab) / str(v) for s, lab, v in zip(videos["split"], videos["label"], videos["video"])]
-    tasks = [(p, str(f), short_side, quality) for p, f in zip(paths, folders)]
-    results = _map(_extract_one, tasks, workers, "extracting frames", progress)
-    report = pd.DataFrame(results)
-    report.insert(0, "video", videos["video"].astype(str).to_numpy())
-    report.insert(1, "label", videos["label"].astype(object).to_numpy())
-    report.insert(2, "split", videos["split"].astype(object).to_numpy())
+    out = prepare_extraction(out, short_side=short_side, quality=quality)
+    if videos is not None:
+        dataset = dataset.subset(videos)
+    _remove_stale_partials(out)
+    table = dataset.videos
+    paths = [p if isinstance(p, str) and p else None for p in table["path"]]
+    folders = [out / str(s) / str(lab) / str(v) for s, lab, v in zip(table["split"], table["label"], table["video"])]
+    tasks = [(p, str(f), short_side, quality, replace) for p, f in zip(paths, folders)]
+    results = worker_map(_extract_one, tasks, workers, desc="extracting frames", unit="video", progress=progress)
+    report = pd.DataFrame(results, columns=["folder", "frames_written", "decoded_frames", "status", "note"])
+    report.insert(0, "video", table["video"].astype(str).to_numpy())
+    report.insert(1, "label", table["label"].astype(object).to_numpy())
+    report.insert(2, "split", table["split"].astype(object).to_numpy())
     report.insert(3, "path", paths)
-    report.insert(5, "flist_frames", videos["num_frames"].astype("Int64").to_numpy())
+    report.insert(5, "flist_frames", table["num_frames"].astype("Int64").to_numpy())
     report["decoded_frames"] = report["decoded_frames"].astype("Int64")
+    report["frames_written"] = report["frames_written"].astype(int)
     report["flist_mismatch"] = (report["flist_frames"] != report["decoded_frames"]).fillna(False).astype(bool)
     return report[["video", "label", "split", "path", "folder", "flist_frames", "decoded_frames",
                    "frames_written", "status", "flist_mismatch", "note"]]
 
 
 def summarize_extraction(report: pd.DataFrame, max_rows: int = 20) -> str:
-    """Errors, redone folders and flist mismatches of an :func:`extract_frames` report, then totals."""
+    """Errors, refused and redone folders, kept files and flist mismatches of an :func:`extract_frames`
+    report, then the totals."""
     lines = []
-    notable = report[(report["status"].isin(["error", "re-extracted"])) | report["flist_mismatch"]]
+    notable = report[report["status"].isin(["error", "refused", "re-extracted"]) | report["flist_mismatch"]]
     for row in notable.head(max_rows).itertuples():
         if row.status == "error":
             lines.append(f"error         {row.video}: {row.note} ({row.path})")
             continue
+        if row.status == "refused":
+            lines.append(f"refused       {row.video}: {row.folder} {row.note}")
         if row.status == "re-extracted":
             lines.append(f"re-extracted  {row.video}: previous folder {row.note}")
         if row.flist_mismatch:
             flist = "unknown" if pd.isna(row.flist_frames) else row.flist_frames
-            lines.append(f"count         {row.video}: wrote {row.decoded_frames} frames, flist says {flist}")
+            lines.append(f"count         {row.video}: the video shows {row.decoded_frames} frames, flist says {flist}")
     if len(notable) > max_rows:
         lines.append(f"... {len(notable) - max_rows} more")
     counts = report["status"].value_counts()
     lines.append(f"{len(report)} videos: {counts.get('extracted', 0)} extracted, "
-                 f"{counts.get('re-extracted', 0)} re-extracted (empty, short or 0-based folders), "
-                 f"{counts.get('complete', 0)} already complete, {counts.get('error', 0)} failed; "
+                 f"{counts.get('re-extracted', 0)} re-extracted, "
+                 f"{counts.get('complete', 0)} already complete, {counts.get('refused', 0)} refused, "
+                 f"{counts.get('error', 0)} failed; "
                  f"{int(report['flist_mismatch'].sum())} differ from the flist count; "
                  f"{int(report['frames_written'].sum())} frames")
     return "\n".join(lines)
