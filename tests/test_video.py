@@ -589,7 +589,7 @@ def decord_install(monkeypatch):
             if name in ("decord", "decord2"):
                 if name not in installed:
                     raise importlib.metadata.PackageNotFoundError(name)
-                return real("decord")  # some installed distribution stands in
+                return real("numpy")  # an installed distribution stands in
             return real(name)
 
         monkeypatch.setattr(importlib.metadata, "distribution", distribution)
