@@ -356,7 +356,7 @@ def _writable_dir(path: Path) -> bool:
 def cache_dir_for(root) -> Path:
     """``ROOT/.tpslab`` when writable, else a folder in the cache home named after the root's path."""
     root = Path(root).resolve()
-    beside = root / ".tpslab"
+    beside = root / CACHE_DIR
     if _writable_dir(beside):
         return beside
     key = hashlib.blake2b(str(root).encode(), digest_size=8).hexdigest()
