@@ -469,9 +469,9 @@ class PyAVReader(VideoReader):
     def _get_sequential(self, wanted: np.ndarray) -> dict[int, np.ndarray]:
         want = set(int(i) for i in wanted)
         got: dict[int, np.ndarray] = {}
-        for i, frame in enumerate(self.iter_frames(stop=max(want) + 1)):
+        for i, frame in enumerate(self._iter_decoded(stop=max(want) + 1)):
             if i in want:
-                got[i] = frame
+                got[i] = self._to_rgb(frame)  # only the wanted frames are converted
         missing = sorted(want - set(got))
         if missing:
             raise VideoError(self.path, f"frame {missing[0]} did not decode (corrupt file?)")
