@@ -528,9 +528,22 @@ def test_untrusted_times_are_numbered_in_decoding_order(footage, videos):
     for kind in ("xvid_packed_avi", "h264_bframes_avi"):
         info = probe(footage(kind)[0])
         assert info.container == "avi" and "B-frames" in info.untrusted_times and info.pts is None, kind
-    for kind in ("xvid_no_bframes_avi", "h264_bframes_mp4"):  # no reordering, or times the file stores
+    # no reordering, or times the file stores (Matroska: presentation times only, with B-frames)
+    for kind in ("xvid_no_bframes_avi", "h264_bframes_mp4", "h264_bframes_mkv"):
         info = probe(footage(kind)[0])
         assert info.untrusted_times is None and len(info.pts) == info.num_frames, kind
+    with av.open(str(footage("h264_bframes_mkv")[0])) as c:
+        assert any(p.dts is None for p in c.demux(video=0) if p.size)
+
+
+def test_a_seek_past_the_wanted_frame_falls_back_to_decoding_in_order(footage):
+    from tpslab.video import PyAVReader
+
+    path, shown = footage("h264_bframes_mkv")
+    info = probe(path)
+    late = replace(info, seek_pts=np.full_like(info.seek_pts, info.seek_pts[-1]))  # every seek lands late
+    with PyAVReader(path, late) as reader:
+        assert read(reader, [40, 3, len(shown) - 1]) == [shown[40], shown[3], shown[-1]]
 
 
 def test_decord_only_on_verified_kinds(footage):

@@ -129,7 +129,8 @@ class VideoInfo:
     ``pts`` holds the presentation time (stream time base) of each shown frame in order, so
     ``len(pts)`` is the number of frames a player shows; ``hidden_frames`` counts coded frames that
     the file's edit list hides (nonzero for mp4 files cut by stream copy). ``seek_pts[i]`` is the
-    decode timestamp of the keyframe to seek to for frame ``i``, ``gop[i]`` that keyframe's position in
+    decode timestamp of the keyframe to seek to for frame ``i`` (its presentation time where the
+    file stores none, as Matroska with B-frames), ``gop[i]`` that keyframe's position in
     ``key_pts`` (the keyframes' presentation times, sorted). The arrays are None when the file's
     timestamps cannot place frames; ``untrusted_times`` then says why, and frames are numbered in
     the decoder's output order (only sequential decoding is exact). ``container`` is FFmpeg's name
@@ -234,8 +235,6 @@ def probe(path) -> VideoInfo:
     untrusted = None
     if any(p is None for p in pts):
         untrusted = "some frames lack presentation times"
-    elif any(d is None for d in dts):
-        untrusted = "some frames lack decoding times, which seeking needs"
     elif fmt == "avi" and pts != dts:
         untrusted = ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
                      "FFmpeg's guessed times do not follow the decoded frames")
@@ -244,7 +243,10 @@ def probe(path) -> VideoInfo:
                          None, None, None, None, fmt, untrusted)
 
     pts_all = np.asarray(pts, dtype=np.int64)
-    dts_all = np.asarray(dts, dtype=np.int64)
+    # Matroska stores no decode times with B-frames; its seek index holds presentation times. Any
+    # seek target is safe: a seek that lands past a wanted frame is seen, and the frame is decoded
+    # from the start of the file instead.
+    dts_all = np.asarray([p if d is None else d for p, d in zip(pts, dts)], dtype=np.int64)
     key_all = np.asarray(key, dtype=bool)
     shown = ~np.asarray(hidden, dtype=bool)
     shown_pts = np.sort(pts_all[shown])
