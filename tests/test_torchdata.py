@@ -88,7 +88,8 @@ def test_annotations_of_sampled_frames(dataset):
     assert s["boxes"].shape == (4, 2, 4) and s["part_boxes"].shape == (4, 2, P, 4)
     assert s["part_states"].shape == s["part_mask"].shape == (4, 2, P)
     assert s["human_mask"].tolist() == [[True, True]] * 3 + [[False, False]]
-    np.testing.assert_array_equal(s["boxes"][:3, 0].numpy(), [[1, 10, 41, 80], [6, 10, 46, 80], [11, 10, 51, 80]])
+    np.testing.assert_array_equal(s["boxes"][:3, 0].numpy(),
+                                  [[1, 10, 41, 80], [6, 10, 46, 80], [11, 10, 51, 80]])
     parts, states = dataset.vocab.parts, dataset.vocab.states
     head, lhand, rfoot = parts.id("head"), parts.id("left_hand"), parts.id("right_foot")
     assert s["part_mask"][0, 0].nonzero().flatten().tolist() == sorted([head, lhand])
@@ -210,7 +211,8 @@ def test_dataloader_batches_with_the_default_collation(dataset, workers):
     for k, sample in enumerate(ds[i] for i in range(2)):  # each clip as the dataset gives it
         for key in ("frames", "indices", "boxes", "human_mask", "part_boxes", "part_states", "part_mask"):
             assert torch.equal(b[key][k], sample[key]), key
-    custom = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, collate_fn=collate_clips))
+    custom = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers,
+                                              collate_fn=collate_clips))
     for a, c in zip(batches, custom):
         assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a if k != "video")
 

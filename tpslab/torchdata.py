@@ -274,8 +274,9 @@ class ClipDataset(torch.utils.data.Dataset):
     human slots of each frame (default: the most humans on one annotated frame of these videos, at
     least 1); a frame with more raises ValueError here, naming the video and frame.
 
-    Clips have equal shapes (see the module docstring), so ``DataLoader(clips, batch_size=4,
-    num_workers=2)`` batches them with torch's default collation.
+    Clips have equal shapes when the videos share one frame size or the transform crops to one (see
+    the module docstring), so ``DataLoader(clips, batch_size=4, num_workers=2)`` batches them with
+    torch's default collation.
     A video that cannot be read raises :class:`tpslab.video.VideoError` (no other clip is substituted).
     """
 
@@ -401,8 +402,8 @@ class ClipDataset(torch.utils.data.Dataset):
         part_boxes = np.zeros((*shape, len(self.part_names), 4), dtype=np.float32)
         states = np.full((*shape, len(self.part_names)), -1, dtype=np.int64)
         human_mask = np.zeros(shape, dtype=bool)
-        boxes[t, slot], part_boxes[t, slot], states[t, slot] = self._h_box[rows], self._p_box[rows], self._p_state[rows]
-        human_mask[t, slot] = True
+        boxes[t, slot], human_mask[t, slot] = self._h_box[rows], True
+        part_boxes[t, slot], states[t, slot] = self._p_box[rows], self._p_state[rows]
         return {
             "annotated": torch.from_numpy(np.isin(indices + 1, self.annotated_frames(i))),
             "boxes": torch.from_numpy(boxes),
