@@ -183,9 +183,9 @@ def test_validation_lists_errors_and_warnings():
     assert ("c", "ground-truth video missing") in errors  # from pred_vid_result
     assert ("c", "ground-truth video with annotated humans missing") in errors  # from pred_part_result
     warnings = {(p.field, p.message) for p in report.warnings}
-    assert ("a", "class not in the action vocabulary") in warnings
-    assert ("a/img_00001.json/humans[0].parts.tail", "part name not in the body-part vocabulary") in warnings
-    assert ("a/img_00001.json/humans[0].parts.tail.verb", "state not in the part-state vocabulary") in warnings
+    assert ("a", "class 'lunges' not in the action vocabulary; did you mean 'lunge'?") in warnings
+    assert ("a/img_00001.json/humans[0].parts.tail", "part 'tail' not in the body-part vocabulary") in warnings
+    assert ("a/img_00001.json/humans[0].parts.tail.verb", "state 'wag' not in the part-state vocabulary; did you mean 'wave' or 'sway' or 'swing'?") in warnings
     assert ("a/img_00003.json", "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer") in warnings
     assert ("a/img_00006.json", "ground-truth frame missing from the prediction (counts 0)") in warnings
     assert ("b", "video not in the ground truth (ignored)") in warnings
@@ -310,3 +310,305 @@ def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
     write_prediction_files(tmp_path / "bad", pred_vid, pred_part)
     assert main(["evaluate", str(tmp_path / "gt"), str(tmp_path / "bad")]) == 2
     assert val[0] in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------------
+# One judgement: the validator and the scorer agree
+
+
+def _agreement_case(mode="list"):
+    """GT of two videos and a perfect prediction, plus parts the scorer never reads (an unscored frame, an
+    unmatched human, an extra video, a part the GT lacks)."""
+    import copy
+
+    b0, b1 = [0, 0, 99, 199], [300, 0, 399, 199]
+
+    def human(box, verbs):
+        return {"box": list(box), "parts": {p: {"box": [box[0] + 10 * i, 10, box[0] + 10 * i + 20, 40], "verb": v}
+                                            for i, (p, v) in enumerate(verbs.items())}}
+
+    gt_vid = {"a": "lunge", "b": "push_up"}
+    gt_part = {"a": {"img_00001.json": {"humans": [human(b0, {"head": "none", "left_hand": "hold"}),
+                                                   human(b1, {"hip": "bend"})]},
+                     "img_00006.json": {"humans": [human(b0, {"left_foot": "step_on"})]},
+                     "img_00011.json": {"humans": []}},
+               "b": {"img_00001.json": {"humans": [{"box": list(b1), "parts": {}}]},
+                     "img_00006.json": {"humans": [human(b1, {"right_arm": "unbend", "head": "nod"})]}}}
+    pred_part = copy.deepcopy(gt_part)
+    pred_part["a"]["img_00001.json"]["humans"].reverse()  # listed in another order than the GT
+    pred_part["a"]["img_00001.json"]["humans"].append(human([600, 0, 699, 199], {"head": "none"}))  # unmatched
+    pred_part["a"]["img_00002.json"] = {"humans": [human(b0, {"head": "none"})]}  # not a scored frame
+    pred_part["b"]["img_00006.json"]["humans"][0]["parts"]["tail"] = {"box": [0, 0, 5, 5], "verb": "wag"}
+    pred_part["z"] = {"img_00001.json": {"humans": [human(b0, {"head": "none"})]}}  # not in the GT
+    if mode == "list":
+        for frames in pred_part.values():
+            for fr in frames.values():
+                for h in fr["humans"]:
+                    for p in h["parts"].values():
+                        p["box"], p["verb"] = [p["box"]], [p["verb"]]
+        tail = pred_part["b"]["img_00006.json"]["humans"][0]["parts"]["tail"]
+        tail["box"], tail["verb"] = [[0, 0, 1, 1], *tail["box"]], ["others", *tail["verb"]]
+    pred_vid = {"a": "lunge", "b": "push_up", "z": "capoeira"}
+    return gt_vid, gt_part, pred_vid, pred_part
+
+
+def _judge(gt_vid, gt_part, pred_vid, pred_part, mode, pairing="matched"):
+    """(validator says OK, scorer scores); any exception but ScoringError propagates."""
+    from tpslab.metrics import ScoringError
+
+    ok = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=mode).ok
+    try:
+        tps_score(gt_vid, gt_part, pred_vid, pred_part, mode=mode, pairing=pairing)
+    except ScoringError:
+        return ok, False
+    return ok, True
+
+
+@pytest.mark.parametrize("mode", ["list", "single"])
+def test_the_agreement_case_is_perfect(mode):
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case(mode)
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=mode)
+    assert report.ok, str(report)
+    assert tps_score(gt_vid, gt_part, pred_vid, pred_part, mode=mode).area == 0.9999
+
+
+def test_a_matched_human_without_parts_is_an_error_for_both():
+    # The public 2021 script indexes pred_human_info['parts'] of every matched human: a KeyError there.
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    del pred_part["a"]["img_00006.json"]["humans"][0]["parts"]
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part)
+    assert ("a/img_00006.json/humans[0].parts", "missing 'parts' (use {} for a human without parts)") in \
+        {(p.field, p.message) for p in report.errors}
+    assert _judge(gt_vid, gt_part, pred_vid, pred_part, "list") == (False, False)
+    # An unmatched human without parts: the scorer never reads it, the validator still says so.
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    del pred_part["a"]["img_00001.json"]["humans"][2]["parts"]
+    assert _judge(gt_vid, gt_part, pred_vid, pred_part, "list") == (False, True)
+
+
+@pytest.mark.parametrize("where", ["human", "part"])
+def test_json_true_is_not_a_coordinate(where):
+    from tpslab.metrics import ScoringError
+
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    person = pred_part["a"]["img_00006.json"]["humans"][0]
+    if where == "human":
+        person["box"][0] = False
+    else:
+        person["parts"]["left_foot"]["box"][0][2] = True
+    assert not validate_submission(pred_vid, pred_part, gt_vid, gt_part).ok
+    with pytest.raises(ScoringError, match="malformed box"):
+        tps_score(gt_vid, gt_part, pred_vid, pred_part)
+
+
+def test_a_json_list_where_an_object_belongs(tmp_path):
+    from tpslab.metrics import ScoringError
+
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    for bad_vid, bad_part in (([], pred_part), (pred_vid, []), (pred_vid, None), ("[]", pred_part)):
+        if bad_vid == "[]":
+            bad_vid = tmp_path / "list.json"
+            bad_vid.write_text("[]")
+        report = validate_submission(bad_vid, bad_part, gt_vid, gt_part)
+        assert not report.ok and "expected a JSON object" in str(report)
+        with pytest.raises(ScoringError, match="expected a JSON object"):
+            tps_score(gt_vid, gt_part, bad_vid, bad_part)
+    folder = tmp_path / "sub"
+    write_prediction_files(folder, pred_vid, pred_part)
+    (folder / PRED_PART).write_text('[{"a": 1}]')
+    with pytest.raises(SubmissionError, match=f"{PRED_PART}.*expected a JSON object .*, got a list"):
+        read_submission(folder)
+
+
+def test_parts_listed_with_names_that_are_not_strings():
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    person = pred_part["a"]["img_00006.json"]["humans"][0]
+    person["parts"] = [dict(p, name=[n]) for n, p in person["parts"].items()]  # an unhashable name
+    assert _judge(gt_vid, gt_part, pred_vid, pred_part, "list") == (False, False)
+
+
+@pytest.mark.parametrize("mode", ["list", "single"])
+def test_a_submission_in_the_other_mode_says_which_mode_it_looks_like(mode):
+    other = "single" if mode == "list" else "list"
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case(other)
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=mode)
+    assert not report.ok and report.looks_like == other
+    assert f"looks like a mode '{other}' submission" in str(report).splitlines()[1]
+    assert validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=other).looks_like == other
+
+
+def test_unknown_names_are_collected_with_suggestions():
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    pred_vid["a"] = "lunges"
+    person = pred_part["a"]["img_00006.json"]["humans"][0]
+    person["parts"]["left_foot"]["verb"] = ["stepon"]
+    gt_part["b"]["img_00006.json"]["humans"][0]["parts"]["head"]["verb"] = "blink"  # a GT name is known
+    pred_part["b"]["img_00006.json"]["humans"][0]["parts"]["head"]["verb"] = ["blink"]
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part)
+    assert report.ok
+    assert {k: dict(v) for k, v in report.unknown_names.items() if v} == {
+        "class": {"lunges": 1}, "part": {"tail": 1}, "state": {"stepon": 1, "wag": 1}}
+    text = report.describe_unknown_names()
+    assert "class 'lunges' (1x; did you mean 'lunge'?)" in text and "state 'stepon' (1x; did you mean 'step_on'" in text
+    assert "blink" not in text
+
+
+def _mutations(rng, base):
+    """One random change of ``base`` ([pred_vid, pred_part]), in place: what malformed files hold."""
+    import copy
+
+    odd = [True, False, None, "x", "", 0, -1, 1.5, float("nan"), float("inf"), 10 ** 400, [], {}, [1, 2, 3, 4],
+           [[1, 2, 3, 4]], [True, 2, 3, 4], {"box": [1, 2, 3, 4]}, "none", ["none"], [[]], "step_on"]
+
+    def positions(obj, path=()):
+        yield path
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield from positions(v, path + (k,))
+        elif isinstance(obj, list):
+            for i, v in enumerate(obj):
+                yield from positions(v, path + (i,))
+
+    path = rng.choice([p for p in positions(base) if p])
+    parent = base
+    for k in path[:-1]:
+        parent = parent[k]
+    key, value = path[-1], parent[path[-1]]
+    op = rng.randrange(8)
+    if op == 0 and parent is not base:
+        del parent[key]
+        return f"delete {path}"
+    if op == 2:
+        parent[key] = [value]
+        return f"wrap {path}"
+    if op == 3 and isinstance(value, list) and value:
+        parent[key] = rng.choice([value[0], value * 6, value * 11, value[:-1], value[::-1]])
+        return f"reshape list {path}"
+    if op == 4 and isinstance(value, dict) and value:  # the raw form of parts: a list with names
+        parent[key] = [dict(v, name=k) if isinstance(v, dict) and rng.random() < 0.8 else v for k, v in value.items()]
+        return f"dict to list {path}"
+    if op == 5 and isinstance(value, str):
+        parent[key] = rng.choice([value + "s", value[:-1], value.upper()])
+        return f"typo {path}"
+    if op == 6 and isinstance(value, (int, float)) and not isinstance(value, bool):
+        parent[key] = rng.choice([str(value), bool(value), value * 1e308, -value, [value]])
+        return f"number {path}"
+    parent[key] = copy.deepcopy(rng.choice(odd))
+    return f"replace {path} with {parent[key]!r}"
+
+
+@pytest.mark.parametrize("mode", ["list", "single"])
+def test_validator_and_scorer_agree_on_random_mutations(mode):
+    """Property: every submission the validator accepts scores without error, and every submission the
+    scorer rejects (ScoringError, nothing else) is rejected by the validator. The converse cannot hold:
+    like the public script, the scorer reads only what the score needs (matched humans, parts the GT
+    has, boxes of proposals whose verb is right), while the validator checks everything."""
+    import copy
+    import random
+    from collections import Counter
+
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case(mode)
+    outcomes = Counter()
+    rng = random.Random(2021)
+    for case in range(1000):
+        base = [copy.deepcopy(pred_vid), copy.deepcopy(pred_part)]
+        changes = [_mutations(rng, base) for _ in range(rng.choice([1, 1, 2, 3]))]
+        pairing = rng.choice(["matched", "pre-fix-2021"])
+        ok, scored = _judge(gt_vid, gt_part, base[0], base[1], mode, pairing)
+        assert scored or not ok, f"case {case}: the validator accepts what the scorer rejects: {changes}"
+        outcomes[ok, scored] += 1
+    # Every kind of outcome is exercised: both reject, both accept, and only the validator rejects.
+    assert outcomes[False, False] > 100 and outcomes[True, True] > 15 and outcomes[False, True] > 50, outcomes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading zips: encrypted members, bombs
+
+
+def _patch_zip(path, patches):
+    """Rewrite fields of every local header (PK\\3\\4) and central directory entry (PK\\1\\2) of a zip:
+    ``patches`` maps (signature, offset, struct format) to a function of the old value."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    for (signature, offset, fmt), change in patches.items():
+        i = data.find(signature)
+        while i >= 0:
+            (old,) = struct.unpack_from(fmt, data, i + offset)
+            struct.pack_into(fmt, data, i + offset, change(old))
+            i = data.find(signature, i + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_encrypted_zip_is_a_clear_error(tmp_path):
+    path = write_submission_zip(tmp_path / "sub.zip", *_good())
+    # General purpose flag bit 0 means "encrypted" (zip -P sets it); zipfile would then ask for a password.
+    _patch_zip(path, {(b"PK\x01\x02", 8, "<H"): lambda v: v | 1, (b"PK\x03\x04", 6, "<H"): lambda v: v | 1})
+    with pytest.raises(SubmissionError, match=r"sub.zip: pred_vid_result.json and pred_part_result.json are encrypted \(password-protected\)") as e:
+        read_submission(path)
+    assert "\n" not in str(e.value)
+
+
+def test_the_default_size_bound_comes_from_the_test_set_limits(tmp_path):
+    from tpslab.submission import MAX_SUBMISSION_BYTES
+
+    proposal, part, human, frame, video = 112, 48, 128, 32, 64
+    assert MAX_SUBMISSION_BYTES == 932 * (video + 30 * (frame + 10 * (human + 10 * (part + 5 * proposal))))
+    assert 1 << 30 < MAX_SUBMISSION_BYTES < 2 << 30  # generous (1.6 GiB) but finite; it was 4 GiB
+    # A zip declaring more than the bound is refused before anything is inflated.
+    path = write_submission_zip(tmp_path / "sub.zip", *_good())
+    _patch_zip(path, {(b"PK\x01\x02", 24, "<I"): lambda v: 0xFFFFFFF0, (b"PK\x03\x04", 22, "<I"): lambda v: 0xFFFFFFF0})
+    with pytest.raises(SubmissionError, match=f"more than {MAX_SUBMISSION_BYTES} bytes"):
+        read_submission(path)
+
+
+def _bomb(path, inflated_mib):
+    """A zip whose pred_part_result.json is ``{}`` and ``inflated_mib`` MiB of spaces (valid JSON)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(PRED_VID, "{}")
+        with z.open(PRED_PART, "w", force_zip64=True) as f:
+            f.write(b"{}")
+            block = b" " * (1 << 20)
+            for _ in range(inflated_mib):
+                f.write(block)
+    return path
+
+
+def test_a_zip_bomb_is_refused_with_bounded_memory(tmp_path):
+    import tracemalloc
+
+    bomb = _bomb(tmp_path / "bomb.zip", 64)
+    assert bomb.stat().st_size < 256 << 10  # 64 MiB from a zip of ~64 KB
+    tracemalloc.start()
+    try:
+        with pytest.raises(SubmissionError, match="more than 8388608 bytes"):
+            read_submission(bomb, max_bytes=8 << 20)
+        # The same bomb when its zip lies about the size: inflating stops at what the zip declares.
+        _patch_zip(bomb, {(b"PK\x01\x02", 24, "<I"): lambda v: 1 << 20 if v > 100 else v})
+        with pytest.raises(SubmissionError, match="cannot read pred_part_result.json"):
+            read_submission(bomb, max_bytes=8 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    small = _bomb(tmp_path / "small.zip", 2)
+    assert read_submission(small, max_bytes=3 << 20) == ({}, {})  # under the bound: whitespace is valid JSON
+    with pytest.raises(ValueError, match="max_bytes must be positive"):
+        read_submission(small, max_bytes=0)
+
+
+def test_reading_stops_as_soon_as_the_bound_is_crossed():
+    from tpslab.submission import _read_bounded
+
+    class Endless:
+        served = 0
+
+        def read(self, n):
+            self.served += n
+            return b"x" * n
+
+    stream = Endless()
+    data = _read_bounded(stream, 5 << 20, chunk=1 << 20)
+    assert len(data) == (5 << 20) + 1 and stream.served == len(data)  # one byte past the bound, no more
+    assert _read_bounded(__import__("io").BytesIO(b"abc"), 3) == b"abc"

@@ -1,33 +1,85 @@
-"""Writing files so that a crash or an interrupt never leaves a half-written one in place."""
+"""Files in and out: writes that a crash or an interrupt never leaves half-done, and name lists.
+
+Written files get the permissions the user's umask gives (as ``open(path, "w")`` would), and problems
+with the target folder raise an ``OSError`` that names the folder.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _folder_for(path: Path) -> Path:
+    """The folder ``path`` goes into, created when missing; an OSError naming it when it cannot be."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder)) from None
+    except NotADirectoryError:
+        above = next((p for p in folder.parents if p.exists()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(above)) from None
+    return folder
 
 
 @contextmanager
 def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, else removed.
 
-    ``with atomic_path(out) as tmp: torch.save(obj, tmp)`` writes ``out`` whole or not at all.
+    ``with atomic_path(out) as tmp: torch.save(obj, tmp)`` writes ``out`` whole or not at all. The
+    temporary file is created with mode 0666 less the umask, as a plain ``open(path, "w")`` creates
+    files (``tempfile.mkstemp`` would make them 0600, readable by the owner only). Missing folders are
+    created; a folder that is a file, or one this process may not write into, raises an ``OSError``
+    whose ``filename`` is that folder.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    folder = _folder_for(path)
+    while True:
+        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise type(e)(e.errno, f"cannot create a file in this folder ({e.strerror})", str(folder)) from None
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def read_name_list(path, what: str = "name") -> list[str]:
+    """Names from a UTF-8 text file, one per line (e.g. the videos to export).
+
+    Surrounding spaces, blank lines, ``#`` comments and a byte-order mark are skipped; a repeated name is
+    kept once, where it first appears. Raises ``ValueError`` naming the file when it is not UTF-8 or
+    holds no name (``what`` says which kind, e.g. "video"), and ``IsADirectoryError`` for a folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a text file", str(path))
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
+                         "save the list as UTF-8") from None
+    names = [line.strip() for line in text.splitlines()]
+    names = list(dict.fromkeys(n for n in names if n and not n.startswith("#")))
+    if not names:
+        raise ValueError(f"{path}: no {what} names in the file")
+    return names

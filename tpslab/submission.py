@@ -27,11 +27,13 @@ pairs to write even where no human was predicted; see :func:`build_predictions` 
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 import zipfile
 import zlib
 from collections import Counter
+from itertools import repeat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
@@ -43,14 +45,27 @@ from tpslab.annotations import frame_key
 from tpslab.fileio import atomic_write_bytes
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
-from tpslab.metrics.official import ScoringError, box_problem, loads_json
+from tpslab.metrics.official import ScoringError, loads_json
+from tpslab.vocab import PARTS
 
 GT_VID, GT_PART = "gt_vid_result.json", "gt_part_result.json"
 PRED_VID, PRED_PART = "pred_vid_result.json", "pred_part_result.json"
 SCORED_STRIDE = 5
 MAX_HUMANS = 10
 MAX_PROPOSALS = 5
-MAX_ZIP_BYTES = 4 << 30
+#: Videos of the test split, and scored frames per video (about 151 annotated frames / stride 5).
+TEST_VIDEOS = 932
+SCORED_FRAMES_PER_VIDEO = 30
+#: Bytes of the default bound on a submission (its two JSON files together, as inflated from the zip):
+#: the largest test-set submission the challenge's limits allow, written as compact JSON with room to
+#: spare. 932 test videos x 30 scored frames (img_00001, img_00006, ... of ~151 annotated frames) x
+#: 10 humans x 10 parts x 5 proposals; a proposal is a box of four numbers of up to 20 characters and
+#: a verb (~112 bytes with brackets, quotes and commas), a part adds 48 bytes of keys, a human 128 (its
+#: box and keys), a frame 32 (its key), a video 64 (its name and class). That is 1,736,711,168 bytes
+#: (1.6 GiB; real submissions are far smaller). Override with ``read_submission(..., max_bytes=)`` or
+#: ``tpslab evaluate --max-bytes``.
+MAX_SUBMISSION_BYTES = TEST_VIDEOS * (64 + SCORED_FRAMES_PER_VIDEO * (32 + MAX_HUMANS * (
+    128 + len(PARTS) * (48 + MAX_PROPOSALS * 112))))
 _FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
 _BOX_COLS = ("x1", "y1", "x2", "y2")
 
@@ -354,30 +369,57 @@ def _member_parts(name: str) -> tuple[str, ...] | None:
     return parts
 
 
-def read_submission(path, max_bytes: int = MAX_ZIP_BYTES) -> tuple[dict, dict]:
+def _read_bounded(f, limit: int, chunk: int = 1 << 20) -> bytearray:
+    """At most ``limit + 1`` bytes of binary stream ``f``, read ``chunk`` bytes at a time.
+
+    Memory stays within the bound whatever the stream holds: a result longer than ``limit`` means the
+    stream holds more (the caller refuses it) and nothing past that was read."""
+    data = bytearray()
+    while len(data) <= limit:
+        block = f.read(min(chunk, limit + 1 - len(data)))
+        if not block:
+            break
+        data += block
+    return data
+
+
+def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[dict, dict]:
     """``(pred_vid, pred_part)`` from a submission folder or zip.
 
     A zip must hold ``pred_vid_result.json`` and ``pred_part_result.json`` at its root or inside one
     folder (``__MACOSX`` entries and other files are ignored). Absolute member names, drive letters and
-    ``..`` are rejected, and the two files may not hold more than ``max_bytes`` together (checked on the
-    bytes actually inflated, not only on what the zip declares). Nothing is extracted to disk.
+    ``..`` are rejected, and so are encrypted members. The two files may not hold more than ``max_bytes``
+    together (default :data:`MAX_SUBMISSION_BYTES`, the largest test-set submission the limits allow):
+    checked on the sizes the zip declares, then on the bytes actually inflated, which are read in chunks
+    and stop as soon as the bound is crossed, so a zip bomb costs at most ``max_bytes`` of memory.
+    Nothing is extracted to disk. Each file must hold one JSON object.
+
+    Raises :class:`SubmissionError` naming the file and the problem, ``FileNotFoundError`` when ``path``
+    does not exist.
     """
     path = Path(path)
+    max_bytes = int(max_bytes)
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
     if path.is_dir():
-        out = []
-        for name in (PRED_VID, PRED_PART):
-            f = path / name
+        files = [path / name for name in (PRED_VID, PRED_PART)]
+        for f in files:
             if not f.is_file():
                 raise SubmissionError(f"{f} is missing (expected {PRED_VID} and {PRED_PART} in {path})")
-            if f.stat().st_size > max_bytes:
-                raise SubmissionError(f"{f} is larger than {max_bytes} bytes")
-            out.append(_loads(f.read_bytes(), str(f)))
-        return out[0], out[1]
+        total = sum(f.stat().st_size for f in files)
+        if total > max_bytes:
+            raise SubmissionError(f"{path}: the two files hold {total} bytes, more than {max_bytes} bytes "
+                                  "(raise max_bytes if the submission is real)")
+        return tuple(_loads(f.read_bytes(), str(f)) for f in files)
     if not path.is_file():
-        raise FileNotFoundError(f"no submission at {path}")
+        raise FileNotFoundError(errno.ENOENT, "no submission folder or zip here", str(path))
     if not zipfile.is_zipfile(path):
         raise SubmissionError(f"{path} is neither a folder nor a zip file")
-    with zipfile.ZipFile(path) as z:
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        raise SubmissionError(f"{path}: not a readable zip file ({e})") from None
+    with z:
         infos = z.infolist()
         unsafe = [i.filename for i in infos if _member_parts(i.filename) is None]
         if unsafe:
@@ -400,20 +442,27 @@ def read_submission(path, max_bytes: int = MAX_ZIP_BYTES) -> tuple[dict, dict]:
         if len(folder) > 1:
             raise SubmissionError(f"{path}: the files are nested {len(folder)} folders deep ({'/'.join(folder)}); "
                                   "at most one folder is accepted")
-        declared = sum(found[n][0][1].file_size for n in (PRED_VID, PRED_PART))
+        members = [found[n][0][1] for n in (PRED_VID, PRED_PART)]
+        encrypted = [m.filename for m in members if m.flag_bits & 0x1]
+        if encrypted:
+            raise SubmissionError(f"{path}: {' and '.join(encrypted)} {'is' if len(encrypted) == 1 else 'are'} "
+                                  "encrypted (password-protected); zip the files without a password")
+        declared = sum(m.file_size for m in members)
         if declared > max_bytes:
-            raise SubmissionError(f"{path}: the two files inflate to {declared} bytes, more than {max_bytes} bytes")
+            raise SubmissionError(f"{path}: the two files inflate to {declared} bytes, more than {max_bytes} bytes "
+                                  "(raise max_bytes if the submission is real)")
         out, budget = [], max_bytes
-        for name in (PRED_VID, PRED_PART):
+        for name, member in zip((PRED_VID, PRED_PART), members):
             try:
-                with z.open(found[name][0][1]) as f:
-                    data = f.read(budget + 1)
-            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as e:
+                with z.open(member) as f:
+                    data = _read_bounded(f, budget)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
                 raise SubmissionError(f"{path}: cannot read {name} from the zip: {e}") from None
             if len(data) > budget:
                 raise SubmissionError(f"{path}: the two files inflate to more than {max_bytes} bytes")
             budget -= len(data)
             out.append(_loads(data, f"{path}:{name}"))
+            del data
     return out[0], out[1]
 
 
@@ -421,12 +470,25 @@ def read_submission(path, max_bytes: int = MAX_ZIP_BYTES) -> tuple[dict, dict]:
 # Validation
 
 
+NAME_KINDS = ("class", "part", "state")
+
+
 @dataclass
 class SubmissionReport:
-    """Problems found in a submission (``severity`` "error" or "warning") and counts of what it holds."""
+    """Problems found in a submission (``severity`` "error" or "warning") and counts of what it holds.
+
+    ``mode`` is the mode it was checked against and ``looks_like`` the mode its parts are written in
+    ("list": every verb a list, "single": every verb a string, None: no parts or a mix).
+    ``unknown_names`` counts, per kind ("class", "part", "state"), the names outside the vocabulary and
+    the ground truth (they never score); :meth:`describe_unknown_names` lists them with suggestions.
+    """
 
     problems: list = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    mode: str = "list"
+    looks_like: str | None = None
+    unknown_names: dict = field(default_factory=lambda: {k: Counter() for k in NAME_KINDS})
+    suggestions: dict = field(default_factory=dict, repr=False)  # (kind, name) -> nearest known names
 
     @property
     def errors(self) -> list:
@@ -444,6 +506,18 @@ class SubmissionReport:
         if self.errors:
             raise SubmissionError(f"the submission has {len(self.errors)} error(s)", self.errors)
 
+    def describe_unknown_names(self, limit: int = 10) -> str:
+        """One line: ``class 'lunges' (3x; did you mean 'lunge'?), state ...``, the most frequent first."""
+        items = [(kind, name, n) for kind in NAME_KINDS for name, n in self.unknown_names[kind].most_common()]
+        text = []
+        for kind, name, n in items[:limit]:
+            near = self.suggestions.get((kind, name)) or []
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            text.append(f"{kind} {name!r} ({n}x{hint})")
+        if len(items) > limit:
+            text.append(f"... and {len(items) - limit} more")
+        return ", ".join(text)
+
     def __str__(self, limit: int = 5) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in self.stats.items())
         head = (f"submission {'OK' if self.ok else 'NOT OK'}: {len(self.errors)} error(s), "
@@ -452,33 +526,81 @@ class SubmissionReport:
         by_kind = {}
         for p in self.problems:
             by_kind.setdefault((p.severity, p.message), []).append(p)
-        for (severity, message), items in sorted(by_kind.items(), key=lambda kv: (kv[0][0] != "error", -len(kv[1]))):
+        # Errors first, those about a whole file (no field: not JSON, the other mode, ...) before the rest.
+        for (severity, message), items in sorted(by_kind.items(), key=lambda kv: (kv[0][0] != "error",
+                                                                                  bool(kv[1][0].field), -len(kv[1]))):
             lines.append(f"{severity}: {message} ({len(items)}x)")
             for p in items[:limit]:
-                lines.append(f"    {p.path}: {p.field}")
+                if p.field:
+                    lines.append(f"    {p.path}: {p.field}")
             if len(items) > limit:
                 lines.append(f"    ... and {len(items) - limit} more")
         return "\n".join(lines)
 
 
-def _is_box(b) -> bool:
-    return isinstance(b, list) and box_problem(b) is None
+def _load_pred(obj, name: str, err) -> dict:
+    """A prediction file as a dict; one that cannot be read or is not a JSON object becomes an error."""
+    from tpslab.metrics.official import load_json
+
+    try:
+        return load_json(obj, name)
+    except ScoringError as e:
+        err(f"{name}.json", "", str(e))
+        return {}
+
+
+def _ground_truth_names(gt_vid, gt_part) -> tuple[set, set, set]:
+    """Classes, part names and states that the ground truth uses (skipping whatever is malformed)."""
+    from tpslab.metrics.official import _parts_dict
+
+    classes = {v for v in (gt_vid or {}).values() if isinstance(v, str)}
+    parts, states = set(), set()
+    for frames in (gt_part or {}).values():
+        for fr in frames.values() if isinstance(frames, dict) else ():
+            humans = fr.get("humans") if isinstance(fr, dict) else None
+            for person in humans if isinstance(humans, list) else ():
+                try:
+                    named = _parts_dict(person.get("parts") if isinstance(person, dict) else None, "", "")
+                except ScoringError:
+                    continue
+                for name, part in named.items():
+                    parts.add(name)
+                    if isinstance(part, dict) and isinstance(part.get("verb"), str):
+                        states.add(part["verb"])
+    return classes, parts, states
+
+
+def submission_mode(report_or_pred_part) -> str | None:
+    """The mode a submission's parts are written in: ``"list"`` when every predicted verb is a list,
+    ``"single"`` when every one is a string, else None (no parts, or a mix)."""
+    if isinstance(report_or_pred_part, SubmissionReport):
+        return report_or_pred_part.looks_like
+    return validate_submission({}, report_or_pred_part).looks_like
 
 
 @gc_paused()  # builds or walks millions of small objects
 def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=None, mode: str = "list",
                         max_humans: int = MAX_HUMANS, max_proposals: int = MAX_PROPOSALS) -> SubmissionReport:
-    """Check a submission (dicts or paths) and return a :class:`SubmissionReport` (no exception).
+    """Check a submission (dicts or paths) and return a :class:`SubmissionReport`.
 
-    Errors: wrong structure or types, boxes that are not 4 finite numbers, more than ``max_humans`` humans in
-    a frame or ``max_proposals`` proposals for a part, box and verb lists of different lengths, and (when
-    ``gt_vid`` is given) ground-truth videos missing from ``pred_vid_result`` or, when ``gt_part`` is given,
-    videos with annotated humans missing from ``pred_part_result``. Warnings: names outside ``vocab``
-    (default: the built-in vocabularies; such names never score), frame keys not of the form
-    ``img_00001.json`` or not on the scored grid, extra videos, and scored ground-truth frames the
-    prediction lacks (each counts 0).
+    The validator checks everything; the scorer reads only what the score needs, so every submission
+    the validator accepts scores without error, and every one the scorer rejects is rejected here.
+
+    Errors: a file that is not valid JSON or not a JSON object, wrong structure or types, a human without
+    ``parts`` (``{}`` when it has none: the public script reads them from every matched human), parts
+    listed without a string ``name``, boxes that are not 4 finite numbers (``true``/``false`` are not
+    numbers), more than ``max_humans`` humans in a frame or ``max_proposals`` proposals for a part, box
+    and verb lists of different lengths, parts written in the other mode (the report says which mode the
+    submission looks like), and (when ``gt_vid`` is given) ground-truth videos missing from
+    ``pred_vid_result`` or, when ``gt_part`` is given, videos with annotated humans missing from
+    ``pred_part_result``. Warnings: class, part and state names outside ``vocab`` (default: the built-in
+    vocabularies) and the ground truth (such names never score; counted in ``unknown_names``), frame keys
+    not of the form ``img_00001.json`` or not on the scored grid, extra videos, and scored ground-truth
+    frames the prediction lacks (each counts 0).
+
+    Problems of the submission never raise; ground truth that cannot be read raises :class:`ScoringError`.
     """
-    from tpslab.metrics.official import load_json
+    from tpslab.metrics.official import _parts_dict, box_problem, box_problems, load_json
     from tpslab.vocab import Vocab
 
     if mode not in ("list", "single"):
@@ -492,21 +614,37 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
     def warn(file, where, msg):
         problems.append(Problem(file, where, msg, "warning"))
 
-    pred_vid = load_json(pred_vid, "pred_vid_result")
-    pred_part = load_json(pred_part, "pred_part_result")
+    gt_vid = load_json(gt_vid, "gt_vid_result") if gt_vid is not None else None
+    gt_part = load_json(gt_part, "gt_part_result") if gt_part is not None else None
+    gt_classes, gt_parts, gt_states = _ground_truth_names(gt_vid, gt_part)
+    known_classes, known_parts, known_states = (set(vocab.actions) | gt_classes, set(vocab.parts) | gt_parts,
+                                                set(vocab.states) | gt_states)
+    vocab_of = {"class": vocab.actions, "part": vocab.parts, "state": vocab.states}
+    what = {"class": "action", "part": "body-part", "state": "part-state"}
+    report = SubmissionReport(mode=mode)
+    hints = {}  # (kind, name) -> the warning's message, made once per name
+
+    def unknown(kind, name, where, file=PRED_PART):
+        report.unknown_names[kind][name] += 1
+        message = hints.get((kind, name))
+        if message is None:
+            near = vocab_of[kind].suggest(name) if len(hints) < 1000 else []
+            report.suggestions[(kind, name)] = near
+            hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+            message = hints[kind, name] = f"{kind} {name!r} not in the {what[kind]} vocabulary{hint}"
+        warn(file, where, message)
+
+    pred_vid = _load_pred(pred_vid, "pred_vid_result", err)
+    pred_part = _load_pred(pred_part, "pred_part_result", err)
     stats = Counter(videos=0, frames=0, humans=0, parts=0, proposals=0)
-    if not isinstance(pred_vid, dict):
-        err(PRED_VID, "", "expected an object {video: class}")
-        pred_vid = {}
+    shapes = Counter()  # parts whose verb is a list / a string
+    human_boxes, human_where, part_boxes, part_where = [], [], [], []
     for video, label in pred_vid.items():
         stats["videos"] += 1
         if not isinstance(label, str):
             err(PRED_VID, str(video), f"class must be a string, got {type(label).__name__}")
-        elif label not in vocab.actions:
-            warn(PRED_VID, str(video), "class not in the action vocabulary")
-    if not isinstance(pred_part, dict):
-        err(PRED_PART, "", "expected an object {video: {frame: {...}}}")
-        pred_part = {}
+        elif label not in known_classes:
+            unknown("class", label, str(video), PRED_VID)
     for video, frames in pred_part.items():
         if video not in pred_vid:
             warn(PRED_PART, str(video), "video has parts but no class in pred_vid_result")
@@ -533,26 +671,26 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
                 if not isinstance(person, dict):
                     err(PRED_PART, hw, "expected an object with 'box' and 'parts'")
                     continue
-                if not _is_box(person.get("box")):
-                    err(PRED_PART, hw + ".box", "box is not 4 finite numbers")
-                parts = person.get("parts", {})
-                if isinstance(parts, list):
-                    named = [p for p in parts if isinstance(p, dict) and "name" in p]
-                    if len(named) != len(parts):
-                        err(PRED_PART, hw + ".parts", "parts given as a list need a 'name' each")
-                    parts = {p["name"]: p for p in named}
-                if not isinstance(parts, dict):
-                    err(PRED_PART, hw + ".parts", "expected an object {part: {...}}")
+                human_boxes.append(person.get("box"))
+                human_where.append(hw)
+                if "parts" not in person:
+                    err(PRED_PART, hw + ".parts", "missing 'parts' (use {} for a human without parts)")
+                    continue
+                try:
+                    parts = _parts_dict(person["parts"], PRED_PART, hw)
+                except ScoringError as e:
+                    problems.extend(e.problems)
                     continue
                 for name, part in parts.items():
                     stats["parts"] += 1
                     pw = f"{hw}.parts.{name}"
-                    if name not in vocab.parts:
-                        warn(PRED_PART, pw, "part name not in the body-part vocabulary")
+                    if name not in known_parts:
+                        unknown("part", name, pw)
                     if not isinstance(part, dict) or "box" not in part or "verb" not in part:
                         err(PRED_PART, pw, "expected {'box': ..., 'verb': ...}")
                         continue
                     box, verb = part["box"], part["verb"]
+                    shapes["list" if isinstance(verb, list) else "single" if isinstance(verb, str) else None] += 1
                     if mode == "list":
                         if not isinstance(verb, list) or not isinstance(box, list):
                             err(PRED_PART, pw, "mode 'list' expects lists of boxes and verbs")
@@ -568,15 +706,27 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
                             continue
                         boxes, verbs = [box], [verb]
                     stats["proposals"] += len(verbs)
-                    if not all(_is_box(b) for b in boxes):
-                        err(PRED_PART, pw + ".box", "a box is not 4 finite numbers")
+                    part_boxes += boxes
+                    part_where += repeat(pw, len(boxes))
                     for v in verbs:
                         if not isinstance(v, str):
                             err(PRED_PART, pw + ".verb", f"verb must be a string, got {type(v).__name__}")
-                        elif v not in vocab.states:
-                            warn(PRED_PART, pw + ".verb", "state not in the part-state vocabulary")
+                        elif v not in known_states:
+                            unknown("state", v, pw + ".verb")
+    # Boxes are checked together, as the scorer checks them (quick when all are well formed).
+    for i, _ in box_problems(human_boxes):
+        err(PRED_PART, human_where[i] + ".box", "box is not 4 finite numbers")
+    for where in dict.fromkeys(part_where[i] for i, _ in box_problems(part_boxes)):
+        err(PRED_PART, where + ".box", "a box is not 4 finite numbers")
+    if shapes["list"] and not shapes["single"] and not shapes[None]:
+        report.looks_like = "list"
+    elif shapes["single"] and not shapes["list"] and not shapes[None]:
+        report.looks_like = "single"
+    if report.looks_like not in (None, mode):
+        held = "lists of boxes and verbs" if report.looks_like == "list" else "one box and one verb"
+        problems.insert(0, Problem(PRED_PART, "", f"every part holds {held}: this looks like a mode "
+                                   f"'{report.looks_like}' submission, not mode '{mode}'"))
     if gt_vid is not None:
-        gt_vid = load_json(gt_vid, "gt_vid_result")
         for video in gt_vid:
             if video not in pred_vid:
                 err(PRED_VID, str(video), "ground-truth video missing")
@@ -584,9 +734,8 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
             if video not in gt_vid:
                 warn(PRED_VID, str(video), "video not in the ground truth (ignored)")
     if gt_part is not None:
-        gt_part = load_json(gt_part, "gt_part_result")
         for video, frames in gt_part.items():
-            if gt_vid is not None and video not in gt_vid:
+            if gt_vid is not None and video not in gt_vid or not isinstance(frames, dict):
                 continue
             scored = [k for k, fr in frames.items() if isinstance(fr, dict) and fr.get("humans")]
             if not scored:
@@ -598,7 +747,8 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
             for key in scored:
                 if key not in pframes:
                     warn(PRED_PART, f"{video}/{key}", "ground-truth frame missing from the prediction (counts 0)")
-    return SubmissionReport(problems, dict(stats))
+    report.problems, report.stats = problems, dict(stats)
+    return report
 
 
 __all__ = ["GT_PART", "GT_VID", "PRED_PART", "PRED_VID", "SubmissionError", "SubmissionReport", "build_predictions",

@@ -180,19 +180,47 @@ def curve(psc, correct):
 # Input loading and small helpers
 
 
+def _json_kind(obj) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true/false"
+    if isinstance(obj, (int, float)):
+        return "a number"
+    if isinstance(obj, str):
+        return "a string"
+    if isinstance(obj, (list, tuple)):
+        return "a list"
+    return type(obj).__name__
+
+
+def _expect_object(obj, name: str):
+    """``obj`` when it is a JSON object (a mapping); else a ScoringError saying what it is."""
+    if not isinstance(obj, Mapping):
+        raise ScoringError(f"{name}: expected a JSON object {{...}}, got {_json_kind(obj)}")
+    return obj
+
+
 def loads_json(data, name: str = "input"):
-    """Parse JSON text (bytes or str) with orjson, the garbage collector paused."""
+    """Parse JSON text (bytes, bytearray or str) with orjson, the garbage collector paused.
+
+    Every file of the challenge holds one JSON object: anything else (a list, a number, ...) raises
+    :class:`ScoringError` naming ``name`` and what it holds."""
     import orjson
 
     try:
         with gc_paused():
-            return orjson.loads(data)
+            obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise ScoringError(f"{name} is not valid JSON: {e}") from None
+    return _expect_object(obj, name)
 
 
 def load_json(obj, name: str = "input"):
-    """``obj`` itself when it is a mapping, else the JSON file at path ``obj``."""
+    """``obj`` itself when it is a mapping, else the JSON file at path ``obj`` (which must hold an object).
+
+    A JSON value that is not an object (a list, a number, ``None``, ...) raises :class:`ScoringError`."""
     if isinstance(obj, Mapping):
         return obj
     if isinstance(obj, (str, Path)):
@@ -202,6 +230,8 @@ def load_json(obj, name: str = "input"):
         except OSError as e:
             raise ScoringError(f"cannot read {name} from {path}: {e}") from e
         return loads_json(data, f"{name} ({path})")
+    if obj is None or isinstance(obj, (list, tuple, int, float)):
+        return _expect_object(obj, name)
     raise TypeError(f"{name} must be a dict (as loaded from JSON) or a path, got {type(obj).__name__}")
 
 
@@ -219,6 +249,8 @@ def _resolve_pairing(pairing: str, legacy_pairing: bool | None = None) -> str:
 
 
 def _check_threshold(value, name):
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -229,7 +261,8 @@ def _check_threshold(value, name):
 
 
 def _is_number(v) -> bool:
-    if not isinstance(v, (int, float)):
+    """A finite int or float; not a bool (JSON ``true`` is not a coordinate, though bool subclasses int)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
         return False
     try:
         return math.isfinite(v)
@@ -248,49 +281,76 @@ def box_problem(box) -> str | None:
     return None
 
 
+_JSON_NUMBERS = frozenset((int, float))
+
+
+def _boxes_fast(boxes: list):
+    """(n, 4) float64 array when every box is a list of 4 finite JSON numbers, else None (look closer).
+
+    Only ``int`` and ``float`` pass: ``bool``, ``str`` and ``None``, which ``np.fromiter`` would silently
+    convert, do not (nor tuples or NumPy scalars, which :func:`box_problem` then accepts)."""
+    n = len(boxes)
+    try:
+        lengths = np.fromiter(map(list.__len__, boxes), np.int64, n)  # TypeError for anything but lists
+    except TypeError:
+        return None
+    if n and (lengths.min() != 4 or lengths.max() != 4):
+        return None
+    flat = list(chain.from_iterable(boxes))
+    if not _JSON_NUMBERS.issuperset(map(type, flat)):
+        return None
+    try:
+        arr = np.fromiter(flat, np.float64, 4 * n).reshape(n, 4)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return arr if np.isfinite(arr).all() else None
+
+
+def box_problems(boxes: list) -> list:
+    """``(index, what is wrong)`` for every malformed box of ``boxes`` (see :func:`box_problem`).
+
+    The check the scorer makes, in blocks: quick when every box is well formed."""
+    found = []
+    for s in range(0, len(boxes), _CHUNK):
+        block = boxes[s:s + _CHUNK]
+        if _boxes_fast(block) is None:
+            found += [(s + i, msg) for i, msg in enumerate(map(box_problem, block)) if msg]
+    return found
+
+
 def _box_array(boxes: list, where, file: str) -> np.ndarray:
     """(n, 4) float64 array of a list of boxes; on any malformed box, a ScoringError listing them."""
     if len(boxes) > _CHUNK:
         return np.concatenate([_box_array(boxes[s:s + _CHUNK], lambda i, s=s: where(s + i), file)
                                for s in range(0, len(boxes), _CHUNK)])
     n = len(boxes)
-    try:
-        lengths = np.fromiter(map(list.__len__, boxes), np.int64, n)  # also rejects anything but lists
-        if n and (lengths.min() != 4 or lengths.max() != 4):
-            raise ValueError
-        flat = list(chain.from_iterable(boxes))
-        # sum() rejects strings and None, which np.fromiter would silently convert.
-        sum(flat)
-        arr = np.fromiter(flat, np.float64, 4 * n).reshape(n, 4)
-        if not np.isfinite(arr).all():
-            raise ValueError
+    arr = _boxes_fast(boxes)
+    if arr is not None:
         return arr
-    except (TypeError, ValueError, OverflowError):
-        problems = []
-        for i, box in enumerate(boxes):
-            msg = box_problem(box)
-            if msg:
-                problems.append(Problem(file, where(i), msg))
-        if problems:
-            raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems) from None
-    # Well-formed boxes the fast path does not take (tuples, from Python callers).
+    problems = [Problem(file, where(i), msg) for i, msg in enumerate(map(box_problem, boxes)) if msg]
+    if problems:
+        raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems)
+    # Well-formed boxes the fast path does not take (tuples, NumPy numbers, from Python callers).
     return np.array([[float(v) for v in box] for box in boxes], dtype=np.float64).reshape(n, 4)
 
 
 def _parts_dict(parts, file: str, where: str) -> dict:
-    """Parts as {name: part}: the evaluation form (a dict) as is, the raw form (a list with names) converted."""
+    """Parts as {name: part}: the evaluation form (a dict) as is, the raw form (a list with names) converted.
+
+    A ScoringError names the first part that is not an object with a string ``name``, or ``parts`` itself
+    when it is neither an object nor a list (``validate_submission`` shares this judgement)."""
     if isinstance(parts, dict):
         return parts
     if isinstance(parts, list):
         out = {}
         for k, p in enumerate(parts):
-            if not isinstance(p, dict) or "name" not in p:
+            if not isinstance(p, dict) or not isinstance(p.get("name"), str):
                 raise ScoringError(f"malformed parts in {file}",
-                                   [Problem(file, f"{where}.parts[{k}]", "expected an object with a 'name'")])
+                                   [Problem(file, f"{where}.parts[{k}]", "expected an object with a 'name' string")])
             out[p["name"]] = p
         return out
     raise ScoringError(f"malformed parts in {file}",
-                       [Problem(file, f"{where}.parts", f"expected an object or a list, got {type(parts).__name__}")])
+                       [Problem(file, f"{where}.parts", f"expected an object or a list, got {_json_kind(parts)}")])
 
 
 def _group_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -1,0 +1,98 @@
+"""Atomic writes with the user's umask, and name lists read with clear errors."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tpslab.fileio import atomic_path, atomic_write_bytes, read_name_list
+
+
+@pytest.fixture(params=[0o022, 0o077, 0o002])
+def umask(request):
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def _mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_files_are_written_with_the_users_umask(tmp_path, umask):
+    out = atomic_write_bytes(tmp_path / "a" / "data.bin", b"x")
+    assert out.read_bytes() == b"x"
+    assert _mode(out) == 0o666 & ~umask  # as open(..., "w") would make it, not mkstemp's 0600
+    with atomic_path(tmp_path / "model.pt") as tmp:
+        assert _mode(tmp) == 0o666 & ~umask
+        tmp.write_bytes(b"y")
+    assert _mode(tmp_path / "model.pt") == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "model.pt"]  # no temporary left
+
+
+def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "keep.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["keep.bin"]
+
+
+def test_writing_into_a_file_or_an_unwritable_folder_names_the_folder(tmp_path):
+    (tmp_path / "plain").write_text("x")
+    for target in (tmp_path / "plain" / "out.json", tmp_path / "plain" / "deeper" / "out.json"):
+        with pytest.raises(NotADirectoryError) as e:
+            atomic_write_bytes(target, b"{}")
+        assert (e.value.filename, e.value.strerror) == (str(tmp_path / "plain"), "exists and is not a folder")
+    assert (tmp_path / "plain").read_text() == "x"
+
+
+def _unwritable_folder(tmp_path):
+    """A folder this process cannot create files in: a read-only one, or /sys when running as root."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder
+    if not os.path.isdir("/sys"):
+        pytest.skip("root writes anywhere and there is no /sys")
+    return Path("/sys")
+
+
+def test_an_unwritable_folder_is_an_error_naming_it(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    try:
+        with pytest.raises(PermissionError) as e:
+            atomic_write_bytes(folder / "tpslab-test.json", b"{}")
+        assert e.value.filename == str(folder)
+        assert e.value.strerror.startswith("cannot create a file in this folder")
+    finally:
+        if folder != Path("/sys"):
+            folder.chmod(0o700)
+    assert not (folder / "tpslab-test.json").exists()
+
+
+def test_name_lists(tmp_path):
+    f = tmp_path / "videos.txt"
+    f.write_bytes("\ufeff# two videos\n  a_000001_000011 \n\nb\r\na_000001_000011\n".encode())
+    assert read_name_list(f) == ["a_000001_000011", "b"]  # BOM, comments, blanks, CRLF, repeats
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9\n")
+    with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text \(byte 3 is 0xe9\)"):
+        read_name_list(latin)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="empty.txt: no video names in the file"):
+        read_name_list(empty, "video")
+    with pytest.raises(IsADirectoryError) as e:
+        read_name_list(tmp_path)
+    assert (e.value.filename, e.value.strerror) == (str(tmp_path), "is a folder, expected a text file")
+    with pytest.raises(FileNotFoundError):
+        read_name_list(tmp_path / "missing.txt")
