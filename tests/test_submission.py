@@ -185,7 +185,8 @@ def test_validation_lists_errors_and_warnings():
     warnings = {(p.field, p.message) for p in report.warnings}
     assert ("a", "class 'lunges' not in the action vocabulary; did you mean 'lunge'?") in warnings
     assert ("a/img_00001.json/humans[0].parts.tail", "part 'tail' not in the body-part vocabulary") in warnings
-    assert ("a/img_00001.json/humans[0].parts.tail.verb", "state 'wag' not in the part-state vocabulary; did you mean 'wave' or 'sway' or 'swing'?") in warnings
+    assert ("a/img_00001.json/humans[0].parts.tail.verb",
+            "state 'wag' not in the part-state vocabulary; did you mean 'wave' or 'sway' or 'swing'?") in warnings
     assert ("a/img_00003.json", "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer") in warnings
     assert ("a/img_00006.json", "ground-truth frame missing from the prediction (counts 0)") in warnings
     assert ("b", "video not in the ground truth (ignored)") in warnings
@@ -545,7 +546,8 @@ def test_an_encrypted_zip_is_a_clear_error(tmp_path):
     path = write_submission_zip(tmp_path / "sub.zip", *_good())
     # General purpose flag bit 0 means "encrypted" (zip -P sets it); zipfile would then ask for a password.
     _patch_zip(path, {(b"PK\x01\x02", 8, "<H"): lambda v: v | 1, (b"PK\x03\x04", 6, "<H"): lambda v: v | 1})
-    with pytest.raises(SubmissionError, match=r"sub.zip: pred_vid_result.json and pred_part_result.json are encrypted \(password-protected\)") as e:
+    both = f"{PRED_VID} and {PRED_PART}"
+    with pytest.raises(SubmissionError, match=rf"sub.zip: {both} are encrypted \(password-protected\)") as e:
         read_submission(path)
     assert "\n" not in str(e.value)
 

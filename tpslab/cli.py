@@ -2,13 +2,77 @@
 
 Each command is a ``_cmd_<name>(args) -> int`` function plus its parser in ``_build_parser``.
 Heavy modules are imported inside the command functions so ``tpslab --help`` stays instant.
+
+Errors: a bad argument or an input problem is one line on stderr, ``tpslab <command>: error: ...``,
+and exit status 2 (argparse's usage errors included). :func:`main` turns the exceptions that mean
+"bad input" into that line: ``OSError`` (missing, unreadable or unwritable paths), ``ValueError``
+(every tpslab input error derives from it: annotations, submissions, scores, bad values) and tpslab's
+``UnknownNameError`` and ``VideoError``. Anything else is a bug and keeps its traceback; with
+``TPSLAB_TRACEBACK=1`` the expected errors show theirs too.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+
+TRACEBACK_ENV = "TPSLAB_TRACEBACK"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, ``tpslab <command>: error: ...``, and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _whole_number(minimum: int):
+    """An argparse type: an int >= ``minimum``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _fraction(text):
+    """An argparse type: a number strictly between 0 and 1 (checked before any data is loaded)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: ``path: what is wrong`` for OSErrors, the summary and the first problem
+    (and how many more) for errors that list problems."""
+    if isinstance(e, OSError) and e.filename is not None:
+        text = f"{e.filename}: {e.strerror or e}"
+    else:
+        text = str(e)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    problems = getattr(e, "problems", None) or []
+    if len(lines) > 1 and problems:
+        p = problems[0]
+        first = ": ".join(x for x in (p.path, p.field, p.message) if x)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return f"{lines[0]}: {first}{more}"
+    return "; ".join(lines)
+
+
+class _Refused(ValueError):
+    """A command refuses its input; the message is the whole explanation."""
 
 
 def _cmd_mini(args) -> int:
@@ -17,8 +81,10 @@ def _cmd_mini(args) -> int:
     if args.out is None:
         root = synthetic.ensure_mini(preset=args.preset, seed=args.seed, progress=not args.quiet)
     else:
-        synthetic.generate(args.out, preset=args.preset, seed=args.seed, progress=not args.quiet)
-        root = args.out
+        root, reused = synthetic.generate_or_reuse(args.out, preset=args.preset, seed=args.seed,
+                                                   progress=not args.quiet)
+        if reused and not args.quiet:
+            print(f"tpslab mini: {root} already holds this dataset; reused as it is", file=sys.stderr)
     print(root)
     return 0
 
@@ -116,21 +182,44 @@ def _cmd_extract_frames(args) -> int:
     return 1 if report["status"].isin(["error", "refused"]).any() else 0
 
 
+def _read_pair(args):
+    """(gt_vid, gt_part) of ``args.gt_dir`` (None, None without it) and (pred_vid, pred_part) of ``args.pred``."""
+    from tpslab.submission import read_ground_truth, read_submission
+
+    gt = read_ground_truth(args.gt_dir) if args.gt_dir is not None else (None, None)
+    return gt, read_submission(args.pred, max_bytes=args.max_bytes)
+
+
 def _cmd_evaluate(args) -> int:
     import json
 
     from tpslab.metrics import ScoringError, TPSScorer
-    from tpslab.submission import SubmissionError, read_ground_truth, read_submission
+    from tpslab.submission import validate_submission
 
+    (gt_vid, gt_part), (pred_vid, pred_part) = _read_pair(args)
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=args.mode)
+    if report.looks_like not in (None, args.mode):
+        raise _Refused(f"{args.pred} looks like a mode '{report.looks_like}' submission (every part holds "
+                       f"{'lists of boxes and verbs' if report.looks_like == 'list' else 'one box and one verb'}), "
+                       f"not mode '{args.mode}': rerun with --mode {report.looks_like}")
+    unknown = report.describe_unknown_names()
+    if unknown and not args.allow_unknown_names:
+        raise _Refused(f"{args.pred} has names outside the vocabulary and the ground truth, which never score: "
+                       f"{unknown}; fix them, or pass --allow-unknown-names to score anyway")
     try:
-        gt_vid, gt_part = read_ground_truth(args.gt_dir)
-        pred_vid, pred_part = read_submission(args.pred)
         scorer = TPSScorer(gt_vid, gt_part, pred_vid, pred_part, mode=args.mode, pairing=args.pairing)
         result = scorer.score(args.human_iou, args.part_iou)
         grid = scorer.grid() if args.grid else None
-    except (ScoringError, SubmissionError, ValueError) as e:
-        print(f"tpslab evaluate: error: {e}", file=sys.stderr)
-        return 2
+    except ScoringError as e:
+        if len(e.problems) > 1:
+            raise _Refused(f"{_one_line(e)}; `tpslab check-submission {args.pred} --gt {args.gt_dir} "
+                           f"--mode {args.mode}` lists them all") from e
+        raise
+    if unknown:
+        print(f"tpslab evaluate: note: scored with unknown names (they never score): {unknown}", file=sys.stderr)
+    if not report.ok:
+        print(f"tpslab evaluate: note: {len(report.errors)} error(s) in parts of the submission the score does "
+              f"not read; `tpslab check-submission` lists them", file=sys.stderr)
     if args.json:
         out = result.summary()
         if grid is not None:
@@ -148,45 +237,60 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _cmd_export_gt(args) -> int:
-    from tpslab.dataset import load_dataset
-    from tpslab.submission import GT_PART, GT_VID, SubmissionError, export_ground_truth
+def _cmd_check_submission(args) -> int:
+    from tpslab.submission import validate_submission
 
+    (gt_vid, gt_part), (pred_vid, pred_part) = _read_pair(args)
+    report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=args.mode)
+    print(report.__str__(limit=args.max))
+    return 0 if report.ok else 1
+
+
+def _cmd_export_gt(args) -> int:
+    from pathlib import Path
+
+    from tpslab.dataset import load_dataset
+    from tpslab.submission import GT_PART, GT_VID, export_ground_truth
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():  # refused before the dataset is loaded
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(out))
+    videos = _read_video_list(args.videos) if args.videos is not None else None
     ds = load_dataset(args.root, progress=not args.quiet)
-    if args.videos is not None:
-        lines = open(args.videos, encoding="utf-8").read().splitlines()
-        videos = [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
-    else:
+    if videos is None:
         train, val = ds.split_train_val(val_fraction=args.val_fraction, seed=args.seed)
         videos = val if args.split == "val" else train
-    try:
-        gt_vid, gt_part = export_ground_truth(ds, out=args.out, videos=videos)
-    except SubmissionError as e:
-        print(f"tpslab export-gt: error: {e}", file=sys.stderr)
-        return 2
+        if not videos:
+            raise _Refused(f"the {args.split} side of the split of {ds.root} has no videos: nothing to export")
+    gt_vid, gt_part = export_ground_truth(ds, out=out, videos=videos)
     frames = sum(len(f) for f in gt_part.values())
-    print(f"{len(gt_vid)} videos, {frames} scored frames -> {args.out}/{GT_VID}, {args.out}/{GT_PART}")
+    print(f"{len(gt_vid)} videos, {frames} scored frames -> {out / GT_VID}, {out / GT_PART}")
     return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tpslab",
         description="Kinetics-TPS tools: build the mini dataset, index and validate annotations, "
-        "check and extract video frames, score predictions.",
+        "check and extract video frames, check and score submissions.",
+        epilog="A bad argument or input is one line on stderr (tpslab COMMAND: error: ...) and exit status 2; "
+        f"set {TRACEBACK_ENV}=1 to see where it came from.",
     )
     parser.add_argument("--version", action="version", version=f"tpslab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("mini", help="generate the embedded mini dataset (release layout)",
                        description="Generate the mini dataset. Without OUT it is made once in the "
-                       "cache folder ($TPSLAB_CACHE or ~/.cache/tpslab) and reused; its path is printed.")
+                       "cache folder ($TPSLAB_CACHE or ~/.cache/tpslab) and reused; its path is printed. "
+                       "OUT must be new or empty, or hold the dataset of the same preset and seed that "
+                       "`tpslab mini` wrote there before (it is then reused as it is); anything else in OUT is "
+                       "refused, never overwritten.")
     p.add_argument("out", nargs="?", help="folder to write the dataset root into (default: the cache)")
     p.add_argument("--preset", choices=["tiny", "default"], default="default",
                    help="dataset size (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="random seed, >= 0 (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_mini)
 
@@ -194,7 +298,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        description="Parse every annotation file of ROOT in parallel and cache the tables as "
                        "parquet in ROOT/.tpslab (or in the cache folder when ROOT is read-only).")
     p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=_whole_number(1), default=None, help="worker processes (default: all cores)")
     p.add_argument("--rebuild", action="store_true", help="ignore an existing cache")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
@@ -206,7 +310,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video-probe", action="store_true",
                    help="do not read video headers (skips the boxes-inside-the-image check)")
     p.add_argument("--strict", action="store_true", help="warnings count as errors for the exit code")
-    p.add_argument("--max", type=int, default=None, metavar="N", help="print at most N problems")
+    p.add_argument("--max", type=_whole_number(0), default=None, metavar="N", help="print at most N problems")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_validate)
 
@@ -216,9 +320,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        "mismatches, unreadable files and a summary; exits 1 when anything is off.")
     p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
     p.add_argument("--decode", action="store_true", help="decode every frame too (slow; catches damaged data)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
-    p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
+    p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",
+                   help="print at most N videos (default: 50)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_check_videos)
 
@@ -256,8 +361,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="the official Kinetics-TPS score of a submission",
                        description="Score PRED (a folder with pred_vid_result.json and pred_part_result.json, "
                        "or the submission zip) against GT_DIR (gt_vid_result.json and gt_part_result.json), "
-                       "exactly as the challenge scorer. Prints area, accuracy and mean PSC; exits 2 on "
-                       "input the scorer cannot score (the message lists the offending videos and frames).")
+                       "exactly as the challenge scorer. Prints area, accuracy and mean PSC. Exits 2, without "
+                       "scoring, on input the scorer cannot score (the message names the first offending video "
+                       "and frame; `tpslab check-submission` lists them all), on a submission written in the other "
+                       "mode, and on class, part or state names outside the vocabulary and the ground truth "
+                       "(listed with suggestions), unless --allow-unknown-names.")
     p.add_argument("gt_dir", help="folder with gt_vid_result.json and gt_part_result.json")
     p.add_argument("pred", help="submission folder or zip")
     p.add_argument("--mode", choices=["list", "single"], default="list",
@@ -273,35 +381,76 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="also the 5x5 grid of IoU thresholds the official "
                    "script prints")
     p.add_argument("--json", action="store_true", help="print one JSON object (area, accuracy, mean_psc, ...)")
+    p.add_argument("--allow-unknown-names", action="store_true",
+                   help="score even when class, part or state names are outside the vocabulary and the ground "
+                   "truth (such names never score)")
+    _max_bytes_argument(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("check-submission", help="check a submission and print the validation report",
+                       description="Check PRED (a folder with pred_vid_result.json and pred_part_result.json, or "
+                       "the submission zip) against the format, the limits (10 humans a frame, 5 proposals a part), "
+                       "the vocabulary and, with --gt, the coverage of the ground truth. Prints the report (errors "
+                       "and warnings grouped, with where they are); exits 0 when it has no error, 1 when it has, "
+                       "2 when PRED cannot be read.")
+    p.add_argument("pred", help="submission folder or zip")
+    p.add_argument("--gt", dest="gt_dir", metavar="GT_DIR",
+                   help="folder with gt_vid_result.json and gt_part_result.json: also check coverage")
+    p.add_argument("--mode", choices=["list", "single"], default="list",
+                   help="list: up to 5 box/verb proposals per part (2021); single: one box and one verb (2022) "
+                   "(default: %(default)s)")
+    p.add_argument("--max", type=_whole_number(0), default=5, metavar="N",
+                   help="places shown for each kind of problem (default: %(default)s)")
+    _max_bytes_argument(p)
+    p.set_defaults(func=_cmd_check_submission)
 
     p = sub.add_parser("export-gt", help="write gt_vid_result.json and gt_part_result.json for some videos",
                        description="Export the evaluation ground truth (scored frames 1, 6, 11, ...) of a set "
                        "of train-split videos of ROOT: those listed in a file, or a seeded train/val split.")
     p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--videos", metavar="FILE", help="file with one video name per line")
+    which.add_argument("--videos", metavar="FILE", help="UTF-8 file with one video name per line (# comments)")
     which.add_argument("--split", choices=["train", "val"], help="one side of split_train_val")
-    p.add_argument("--val-fraction", type=float, default=0.25, help="for --split (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="for --split (default: %(default)s)")
-    p.add_argument("--out", required=True, help="folder to write the two files into")
+    p.add_argument("--val-fraction", type=_fraction, default=0.25,
+                   help="for --split, strictly between 0 and 1 (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
+    p.add_argument("--out", required=True, help="folder to write the two files into (made if missing)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export_gt)
 
     return parser
 
 
-def main(argv=None) -> int:
-    args = _build_parser().parse_args(argv)
-    from tpslab.errors import AnnotationError
+def _max_bytes_argument(p) -> None:
+    from tpslab.submission import MAX_SUBMISSION_BYTES
 
+    p.add_argument("--max-bytes", type=_whole_number(1), default=MAX_SUBMISSION_BYTES, metavar="N",
+                   help="refuse a submission whose two files hold more than N bytes (inflated); the default "
+                   "is the largest test-set submission the limits allow (%(default)s)")
+
+
+def _is_input_error(e: BaseException) -> bool:
+    """Whether ``e`` means bad input (one line for the user) rather than a bug (a traceback)."""
+    from tpslab.video import VideoError
+    from tpslab.vocab import UnknownNameError
+
+    return isinstance(e, (OSError, ValueError, UnknownNameError, VideoError))
+
+
+def main(argv=None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 the command found problems, 2 bad input)."""
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors (already printed)
+        return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
     try:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, NotADirectoryError, AnnotationError) as e:
-        # Expected user errors: one clear line, no traceback.
-        print(f"tpslab {args.command}: error: {e}", file=sys.stderr)
+    except Exception as e:
+        if os.environ.get(TRACEBACK_ENV) or not _is_input_error(e):
+            raise
+        print(f"tpslab {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

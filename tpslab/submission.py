@@ -570,14 +570,6 @@ def _ground_truth_names(gt_vid, gt_part) -> tuple[set, set, set]:
     return classes, parts, states
 
 
-def submission_mode(report_or_pred_part) -> str | None:
-    """The mode a submission's parts are written in: ``"list"`` when every predicted verb is a list,
-    ``"single"`` when every one is a string, else None (no parts, or a mix)."""
-    if isinstance(report_or_pred_part, SubmissionReport):
-        return report_or_pred_part.looks_like
-    return validate_submission({}, report_or_pred_part).looks_like
-
-
 @gc_paused()  # builds or walks millions of small objects
 def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=None, mode: str = "list",
                         max_humans: int = MAX_HUMANS, max_proposals: int = MAX_PROPOSALS) -> SubmissionReport:
@@ -600,7 +592,7 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
 
     Problems of the submission never raise; ground truth that cannot be read raises :class:`ScoringError`.
     """
-    from tpslab.metrics.official import _parts_dict, box_problem, box_problems, load_json
+    from tpslab.metrics.official import _parts_dict, box_problems, load_json
     from tpslab.vocab import Vocab
 
     if mode not in ("list", "single"):
@@ -751,6 +743,6 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
     return report
 
 
-__all__ = ["GT_PART", "GT_VID", "PRED_PART", "PRED_VID", "SubmissionError", "SubmissionReport", "build_predictions",
-           "export_ground_truth", "frame_key", "frame_number", "is_scored", "read_ground_truth", "read_submission",
-           "validate_submission", "write_json_pair", "write_prediction_files", "write_submission_zip"]
+__all__ = ["GT_PART", "GT_VID", "MAX_SUBMISSION_BYTES", "PRED_PART", "PRED_VID", "SubmissionError", "SubmissionReport",
+           "build_predictions", "export_ground_truth", "frame_key", "frame_number", "is_scored", "read_ground_truth",
+           "read_submission", "validate_submission", "write_json_pair", "write_prediction_files", "write_submission_zip"]

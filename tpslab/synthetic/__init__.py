@@ -15,6 +15,7 @@ test videos each, 56-72 frames at 256x192) and ``tiny`` (4 classes, 4 train and 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -28,8 +29,11 @@ from tpslab.synthetic.writer import GENERATOR_VERSION, PRESETS, Preset, get_pres
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GENERATOR_VERSION", "PRESETS", "Preset", "SyntheticRecord", "ensure_mini", "generate",
-           "mini_path", "plan_record"]
+__all__ = ["GENERATOR_VERSION", "MINI_RECORD", "PRESETS", "Preset", "SyntheticRecord", "ensure_mini", "generate",
+           "generate_or_reuse", "mini_path", "plan_record"]
+
+#: The file in a dataset root that says how ``tpslab mini OUT`` made it (hidden: never read as data).
+MINI_RECORD = ".tpslab-mini.json"
 
 
 @dataclass
@@ -122,13 +126,14 @@ def _record(root: Path, preset: Preset, seed: int, specs, rows) -> SyntheticReco
 
 
 def generate(out, preset="default", seed: int = 0, progress: bool = True,
-             workers: int | None = None) -> SyntheticRecord:
+             workers: int | None = None, *, mark: bool = False) -> SyntheticRecord:
     """Write a mini dataset in the release layout to ``out`` and return the generator's record of it.
 
     The tree is built in a hidden sibling folder and renamed to ``out`` when complete, so an
     interrupted run never leaves a partial dataset. ``out`` must not exist or be an empty folder.
     ``workers``: processes rendering videos (default: one per core for the default preset, none for
-    the tiny one); the output does not depend on it.
+    the tiny one); the output does not depend on it. ``mark`` also writes :data:`MINI_RECORD` (preset,
+    seed, generator version) into the root, so that :func:`generate_or_reuse` can recognise it.
     """
     from tpslab.synthetic import writer
 
@@ -144,6 +149,8 @@ def generate(out, preset="default", seed: int = 0, progress: bool = True,
         workers = writer.default_workers(len(specs)) if workers is None else workers
         rows = writer.run_videos(specs, tmp, workers, progress)
         writer.write_lists(tmp, specs)
+        if mark:
+            (tmp / MINI_RECORD).write_text(json.dumps(_mini_identity(p, seed)) + "\n", encoding="utf-8")
         if out.is_dir():
             out.rmdir()  # fails if someone filled it meanwhile
         try:
@@ -156,6 +163,51 @@ def generate(out, preset="default", seed: int = 0, progress: bool = True,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _record(out, p, seed, specs, rows)
+
+
+def _mini_identity(preset: Preset, seed: int) -> dict:
+    return {"generator": "tpslab.synthetic", "generator_version": GENERATOR_VERSION, "preset": preset.name,
+            "seed": int(seed)}
+
+
+def generate_or_reuse(out, preset="default", seed: int = 0, progress: bool = True) -> tuple[Path, bool]:
+    """``tpslab mini OUT``: generate the mini dataset into ``out``, or reuse the one already there.
+
+    ``out`` is reused, untouched, when it holds the dataset this call would write: its
+    :data:`MINI_RECORD` names the same preset, seed and generator version, and every video and list
+    folder of that dataset is present. A missing or empty ``out`` is generated (with the record). Anything
+    else (another preset or seed, an older generator, an incomplete tree, files tpslab did not write) is
+    refused with a ``FileExistsError`` saying what is there; nothing in ``out`` is changed or deleted.
+    Returns ``(root, reused)``.
+    """
+    from tpslab.synthetic import writer
+
+    p = get_preset(preset)
+    out = Path(out).expanduser().absolute()
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        generate(out, preset=p.name, seed=seed, progress=progress, mark=True)
+        return out, False
+    if not out.is_dir():
+        raise FileExistsError(errno.EEXIST, "exists and is a file, not a folder; choose a new folder", str(out))
+    try:
+        found = json.loads((out / MINI_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        found = None
+    wanted = _mini_identity(p, seed)
+    if not isinstance(found, dict) or found.get("generator") != wanted["generator"]:
+        raise FileExistsError(errno.EEXIST, "exists and does not hold a mini dataset written by `tpslab mini`; "
+                              "choose a new folder (tpslab never writes into one it did not make)", str(out))
+    if found != wanted:
+        made = (f"preset {found.get('preset')!r}, seed {found.get('seed')!r}, "
+                f"generator v{found.get('generator_version')}")
+        raise FileExistsError(errno.EEXIST, f"holds the mini dataset of {made}, not of preset {p.name!r}, seed "
+                              f"{seed}, generator v{GENERATOR_VERSION}; choose a new folder", str(out))
+    missing = [s.mp4 for s in writer.video_specs(p, seed) if not (out / s.mp4).is_file()]
+    missing += [d for d in ("list", "train_annotations") if not (out / d).is_dir()]
+    if missing:
+        raise FileExistsError(errno.EEXIST, f"holds an incomplete mini dataset ({len(missing)} videos or folders "
+                              f"missing, e.g. {missing[0]}); choose a new folder", str(out))
+    return out, True
 
 
 def plan_record(root, preset="default", seed: int = 0) -> SyntheticRecord:
