@@ -35,6 +35,15 @@ def test_files_are_written_with_the_users_umask(tmp_path, umask):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "model.pt"]  # no temporary left
 
 
+def test_submission_zips_and_prediction_files_get_the_umask_too(tmp_path, umask):
+    from tpslab.submission import write_prediction_files, write_submission_zip
+
+    zipped = write_submission_zip(tmp_path / "submission.zip", {"a": "lunge"}, {"a": {}})
+    assert _mode(zipped) == 0o666 & ~umask
+    for path in write_prediction_files(tmp_path / "pred", {"a": "lunge"}, {"a": {}}):
+        assert _mode(path) == 0o666 & ~umask
+
+
 def test_a_failed_write_leaves_nothing_and_keeps_the_old_file(tmp_path):
     target = tmp_path / "keep.bin"
     target.write_bytes(b"old")
