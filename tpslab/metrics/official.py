@@ -24,11 +24,12 @@ decide the last digit are:
 
 Input limits (at most 10 predicted humans in a scored frame, 5 proposals for a scored part) are
 checked where the public scorer asserts them, and a violation raises :class:`ScoringError` listing
-every offending video and frame. Malformed input (a box that is not 4 finite numbers, a missing key,
-lists in ``mode="single"``, box and verb lists of different lengths) raises too, naming the video, frame
-and field. Like the public scorer, only what the score reads is inspected: the boxes of a predicted part
-are read only when one of its verbs is right (``validate_submission`` in ``tpslab.submission`` checks
-everything).
+every offending video and frame. Malformed input (a file that is not a JSON object, a box that is not 4
+finite numbers (``true``/``false`` are not numbers), a missing key such as the ``parts`` of a matched
+human, lists in ``mode="single"``, box and verb lists of different lengths) raises too, naming the video,
+frame and field. Like the public scorer, only what the score reads is inspected: the boxes of a predicted
+part are read only when one of its verbs is right. ``validate_submission`` in ``tpslab.submission`` checks
+everything, with the same judgement: what it accepts scores, what the scorer refuses it refuses.
 
 ``mode="single"`` is the 2022 variant: one box and one verb per predicted part (N = 1).
 
