@@ -431,10 +431,12 @@ def _max_bytes_argument(p) -> None:
 
 def _is_input_error(e: BaseException) -> bool:
     """Whether ``e`` means bad input (one line for the user) rather than a bug (a traceback)."""
+    if isinstance(e, (OSError, ValueError)):
+        return True
     from tpslab.video import VideoError
     from tpslab.vocab import UnknownNameError
 
-    return isinstance(e, (OSError, ValueError, UnknownNameError, VideoError))
+    return isinstance(e, (UnknownNameError, VideoError))
 
 
 def main(argv=None) -> int:

@@ -6,9 +6,9 @@
 - :func:`build_predictions` turns prediction tables (the long format below) into ``pred_vid_result`` and
   ``pred_part_result`` structures; :func:`write_prediction_files` and :func:`write_submission_zip` write them.
 - :func:`validate_submission` checks schema, vocabulary names, limits and coverage of the ground truth and
-  returns a readable :class:`SubmissionReport`.
+  returns a readable :class:`SubmissionReport`; it accepts nothing the scorer refuses.
 - :func:`read_submission` reads a folder or a zip safely (no absolute paths or ``..``; the two files at the
-  root or inside one folder; bounded size).
+  root or inside one folder; no encrypted members; at most :data:`MAX_SUBMISSION_BYTES`, inflated in chunks).
 
 Prediction tables (input of :func:`build_predictions`)
 ------------------------------------------------------
