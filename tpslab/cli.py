@@ -269,6 +269,60 @@ def _cmd_export_gt(args) -> int:
     return 0
 
 
+def _cmd_export_coco(args) -> int:
+    from pathlib import Path
+
+    from tpslab.dataset import load_dataset
+    from tpslab.interop import check_coco_out, export_coco
+
+    out = check_coco_out(args.out)  # an --out tpslab did not write, and a missing FRAMES, fail before any work
+    if not Path(args.frames).is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such frames folder (make one with tpslab extract-frames)",
+                                args.frames)
+    videos = _read_video_list(args.videos) if args.videos is not None else None
+    ds = load_dataset(args.root, progress=not args.quiet)
+    if videos is None and args.split != "all":
+        train, val = ds.split_train_val(val_fraction=args.val_fraction, seed=args.seed)
+        videos = train if args.split == "train" else val
+        if not videos:
+            raise _Refused(f"the {args.split} side of the split of {ds.root} has no videos: nothing to export")
+    info = export_coco(ds, args.frames, out, videos=videos, missing="skip" if args.skip_missing else "error",
+                       workers=args.workers, progress=not args.quiet)
+    notes = [f"{info['resized_videos']} videos with resized frames (boxes scaled)"]
+    if info["skipped_frames"]:
+        notes.append(f"{info['skipped_frames']} annotated frames not in {args.frames} skipped")
+    if info["videos_without_annotated_frames"]:
+        notes.append(f"{len(info['videos_without_annotated_frames'])} videos without annotated frames")
+    if info["inexact_boxes"]:
+        notes.append(f"{info['inexact_boxes']} boxes with coordinates finer than 6 decimals (read back rounded)")
+    print(f"{info['images']} images of {info['videos']} videos, {info['persons']} persons, {info['parts']} parts "
+          f"-> {out}; {'; '.join(notes)}")
+    return 0
+
+
+def _cmd_export_lists(args) -> int:
+    from pathlib import Path
+
+    from tpslab.dataset import load_dataset
+    from tpslab.interop import check_lists_out, export_lists
+
+    out = check_lists_out(args.out, frames=args.frames is not None)  # refused before any work
+    if args.frames is not None and not Path(args.frames).is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such frames folder (make one with tpslab extract-frames)",
+                                args.frames)
+    ds = load_dataset(args.root, progress=not args.quiet)
+    result = export_lists(ds, out, frames=args.frames, val_fraction=args.val_fraction, seed=args.seed,
+                          hide_test_labels=args.hide_test_labels, missing="skip" if args.skip_missing else "error",
+                          workers=args.workers, progress=not args.quiet)
+    files = result["files"]
+    kinds = "rawframe and video lists" if args.frames is not None else "video lists (no --frames: no rawframe lists)"
+    skipped = sum(len(v) for v in result["skipped"].values())
+    print(f"train {files['train_list_videos.txt']}, val {files['val_list_videos.txt']}, test "
+          f"{files['test_list_videos.txt']} videos: {kinds}, PySlowFast csv files and classes.txt "
+          f"({files['classes.txt']} actions) -> {out}" + (f"; {skipped} list entries skipped" if skipped else ""))
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -418,6 +472,59 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write the two files into (made if missing)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export_gt)
+
+    p = sub.add_parser("export-coco", help="persons and body parts of annotated frames as a COCO detection file",
+                       usage="tpslab export-coco [ROOT] FRAMES --out FILE.json [options]",
+                       description="Write the persons and the 10 body parts of every annotated frame as COCO "
+                       "(images, annotations, categories) to train a detector: file_name is the frame's JPEG "
+                       "relative to FRAMES (the folder of tpslab extract-frames), width and height are read from "
+                       "it, and boxes are scaled when the frames were resized (--short-side). bbox [x, y, w, h] = "
+                       "[x1, y1, x2 - x1 + 1, y2 - y1 + 1] at the video's size (the release's corners are inclusive "
+                       "pixels). Parts carry person_id, state, object and object_bbox. An existing --out is "
+                       "overwritten only when tpslab export-coco wrote it. Exits 2 on bad input (a frame missing "
+                       "from FRAMES unless --skip-missing, a 0-based frame folder, frames whose size cannot be checked "
+                       "against their video).")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("frames", metavar="FRAMES", help="rawframes folder made by tpslab extract-frames")
+    p.add_argument("--out", required=True, metavar="FILE.json", help="COCO JSON file to write")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--split", choices=["train", "val", "all"], default="all",
+                       help="videos: one side of split_train_val, or all annotated videos (default: %(default)s)")
+    which.add_argument("--videos", metavar="FILE", help="UTF-8 file with one video name per line (# comments)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.25,
+                   help="for --split, strictly between 0 and 1 (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="leave out annotated frames that FRAMES lacks (counted in the summary) instead of refusing")
+    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
+                   help="worker processes reading frame and video sizes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export_coco)
+
+    p = sub.add_parser("export-lists", help="MMAction2 and PySlowFast annotation lists of the train/val/test videos",
+                       usage="tpslab export-lists [ROOT] [--frames FRAMES] --out DIR [options]",
+                       description="Write into DIR: classes.txt (one action per line, line i = action id i), "
+                       "<split>_list_videos.txt (MMAction2 VideoDataset: 'path label', path relative to ROOT), "
+                       "<split>.csv (the same lines, PySlowFast's Kinetics loader) and, with --frames, "
+                       "<split>_list_rawframes.txt (MMAction2 RawframeDataset: 'frame_dir total_frames label', "
+                       "frame_dir relative to FRAMES) for split train and val (split_train_val, as elsewhere in "
+                       "tpslab) and test. Test videos get their class folder's action id (the release files them "
+                       "by class), or -1 with --hide-test-labels. A file in DIR that tpslab did not write is "
+                       "never overwritten. Exits 2 on bad input.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("--frames", metavar="FRAMES",
+                   help="rawframes folder made by tpslab extract-frames: also write the rawframe lists")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the lists into (made if missing)")
+    p.add_argument("--val-fraction", type=_fraction, default=0.25,
+                   help="share of each class's train videos in val, strictly between 0 and 1 (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the split, >= 0 (default: %(default)s)")
+    p.add_argument("--hide-test-labels", action="store_true", help="write -1 as every test video's label")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="leave out videos without a video file or frame folder instead of refusing")
+    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
+                   help="worker processes counting frames (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export_lists)
 
     return parser
 
