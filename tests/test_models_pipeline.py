@@ -193,13 +193,36 @@ def test_ablation_errors():
         part_ablation(parts, labels, vocab, [(["cap0"], ["cap1"])], probs=np.zeros((3, 66)))
 
 
-def test_predicting_in_chunks_of_videos_changes_nothing(tiny, models):
+def test_streamed_prediction_does_not_depend_on_workers_or_batch_size(tiny, models):
     recognizer, classifier, _ = models
     boxes, frames = boxes_from_dataset(tiny.dataset, tiny.train[:5])
     paths = video_paths(tiny.dataset)
     pipeline = EndToEnd(recognizer, classifier, window=1)
-    whole = pipeline.predict(boxes, paths, frames=frames, chunk_videos=100, progress=False)
-    chunked = pipeline.predict(boxes, paths, frames=frames, chunk_videos=2, progress=False)
-    assert chunked.actions == whole.actions
-    np.testing.assert_allclose(chunked.probs, whole.probs, rtol=0, atol=1e-6)
-    pd.testing.assert_frame_equal(chunked.boxes, whole.boxes)
+    whole = pipeline.predict(boxes, paths, frames=frames, progress=False)
+    # DataLoader workers read the same batches (one video each): the same numbers, bit for bit.
+    workers = pipeline.predict(boxes, paths, frames=frames, workers=2, progress=False)
+    assert workers.actions == whole.actions
+    np.testing.assert_array_equal(workers.probs, whole.probs)
+    pd.testing.assert_frame_equal(workers.boxes, whole.boxes)
+    # Smaller batches (pieces of a video, cut between frames) change the numbers by rounding at most.
+    small = pipeline.predict(boxes, paths, frames=frames, batch_size=40, progress=False)
+    assert small.actions == whole.actions
+    np.testing.assert_allclose(small.probs, whole.probs, rtol=0, atol=1e-6)
+    pd.testing.assert_frame_equal(small.boxes, whole.boxes)
+    # In-memory crops of the same boxes give the same states (the crops are the same bytes).
+    has_part = boxes["part"].notna().to_numpy()
+    crops = recognizer.crops(boxes[has_part], paths, progress=False)
+    held = pipeline.predict(boxes, frames=frames, crops=crops, progress=False)
+    np.testing.assert_allclose(held.probs, whole.probs, rtol=0, atol=1e-6)
+    assert held.actions == whole.actions
+
+
+def test_videos_with_frames_but_no_boxes_get_an_action(tiny, models):
+    recognizer, classifier, _ = models
+    boxes, frames = boxes_from_dataset(tiny.dataset, tiny.train[:2])
+    lonely = pd.DataFrame({"video": [tiny.train[3]], "frame": [1]})
+    pred = EndToEnd(recognizer, classifier).predict(boxes, video_paths(tiny.dataset),
+                                                    frames=pd.concat([frames, lonely]), progress=False)
+    assert set(pred.actions) == set(tiny.train[:2]) | {tiny.train[3]}
+    pred_vid, pred_part = pred.files()
+    assert pred_part[tiny.train[3]] == {"img_00001.json": {"humans": []}}

@@ -32,6 +32,8 @@ from tpslab.models._common import labels_for
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
 from tpslab.vocab import Vocab, part_groups
 
+PIPELINE_FILE = "pipeline.json"
+CLASSIFIER_FILE = "classifier.joblib"
 BOX_COLUMNS = ["video", "frame", "human", "human_x1", "human_y1", "human_x2", "human_y2",
                "part", "part_x1", "part_y1", "part_x2", "part_y2"]
 
@@ -230,36 +232,36 @@ class EndToEnd:
         self.window, self.video_level, self.counts = window, video_level, counts
 
     def predict(self, boxes: pd.DataFrame, paths: Mapping[str, str] | None = None, *,
-                frames: pd.DataFrame | None = None, crops: np.ndarray | None = None,
-                chunk_videos: int = 64, progress: bool = True) -> Predictions:
-        """Predict states and actions for every video of ``boxes``.
+                frames: pd.DataFrame | None = None, crops: np.ndarray | None = None, batch_size: int = 1024,
+                workers: int = 0, backend: str = "auto", progress: bool = True) -> Predictions:
+        """Predict states and actions for every video of ``boxes`` (and of ``frames``).
 
-        ``paths``: ``{video: file}`` to crop from (see :func:`~tpslab.models.recognizer.video_paths`);
-        crops are made and classified ``chunk_videos`` videos at a time, so memory holds one chunk's
-        crops, not the whole set's. ``crops``: the crops of the rows with a part, already made (then
-        ``paths`` is not needed).
+        ``paths``: ``{video: file or rawframes folder}`` to crop from (see
+        :func:`~tpslab.crops.video_paths`, :func:`~tpslab.crops.rawframe_paths`). Crops are read on demand
+        (:class:`~tpslab.crops.PartCrops`): one video per batch (pieces of at most ``batch_size`` part
+        boxes), by ``workers`` DataLoader workers, so memory holds a few videos' crops, never the whole
+        set's. Under ``torch.distributed`` (``torchrun``) each process reads every W-th video and the
+        probabilities are gathered, so every process returns the same predictions as one process would:
+        a batch is one video's boxes whatever the number of processes. ``crops``: the crops of the rows
+        with a part, already made (then ``paths`` is not needed). Videos listed in ``frames`` without any
+        box get an action too (from an empty bag of states).
         """
-        from tqdm.auto import tqdm
-
         from tpslab.models.recognizer import smooth_probs
 
         has_part = boxes["part"].notna().to_numpy()
-        with_part = boxes[has_part]
+        with_part = boxes[has_part].reset_index(drop=True)
         if crops is not None:
             probs = self.recognizer.predict_proba(crops, with_part)
         elif paths is None:
             raise ValueError("give the video paths (or the crops)")
         else:
-            probs = np.zeros((len(with_part), len(self.recognizer.vocab.states)), np.float32)
-            groups = list(pd.Series(np.arange(len(with_part))).groupby(
-                with_part["video"].astype(str).to_numpy(), sort=False).indices.values())
-            chunks = [np.concatenate(groups[i:i + chunk_videos]) for i in range(0, len(groups), chunk_videos)]
-            for rows in tqdm(chunks, desc="part states", unit="chunk", disable=not progress, leave=False):
-                chunk = with_part.iloc[rows]
-                probs[rows] = self.recognizer.predict_proba(self.recognizer.crops(chunk, paths, progress=False), chunk)
+            probs = self._stream(with_part, paths, batch_size, workers, backend, progress)
         if self.window or self.video_level:
             probs = smooth_probs(with_part, probs, window=self.window, video_level=self.video_level)
         videos = list(pd.unique(boxes["video"].astype(str)))
+        if frames is not None:
+            seen = set(videos)
+            videos += [v for v in pd.unique(frames["video"].astype(str)) if v not in seen]
         counts = probs
         if self.counts == "hard":
             counts = np.zeros_like(probs)
@@ -268,28 +270,193 @@ class EndToEnd:
         states = self.recognizer.states_of(probs)
         return Predictions(_with_states(boxes, has_part, states), actions, frames, probs)
 
-    def save(self, folder) -> Path:
-        """Write the two models and the smoothing settings into ``folder``."""
+    def _stream(self, with_part: pd.DataFrame, paths, batch_size: int, workers: int, backend: str,
+                progress: bool) -> np.ndarray:
+        """State probabilities of every row of ``with_part``, read video by video (this process's share
+        under torch.distributed, then gathered)."""
+        from tpslab.crops import VideoBatches
+        from tpslab.models.training import dist_context
+
+        d = dist_context()
+        ds = self.recognizer.dataset(with_part, paths, self.recognizer.vocab, backend=backend)
+        batches = VideoBatches(ds, batch_size, rank=d.rank, world_size=d.world)
+        rows, part = self.recognizer.predict_batches(ds, batches, workers=workers, progress=progress and d.main)
+        if d.world > 1:
+            import torch.distributed as dist
+
+            shares = [None] * d.world
+            dist.all_gather_object(shares, (rows, part))
+            rows = np.concatenate([r for r, _ in shares])
+            part = np.concatenate([p for _, p in shares])
+        probs = np.zeros((len(with_part), len(self.recognizer.vocab.states)), np.float32)
+        if len(rows) != len(with_part) or len(np.unique(rows)) != len(with_part):
+            raise RuntimeError(f"predicted {len(np.unique(rows))} of {len(with_part)} part boxes")
+        probs[rows] = part
+        return probs
+
+    def save(self, folder, *, recognizer_file: str = "recognizer.pt") -> Path:
+        """Write the two models and the smoothing settings into ``folder`` (the recogniser as
+        ``recognizer_file``; ``pipeline.json`` records its name)."""
+        from tpslab.fileio import atomic_write_bytes
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.recognizer.save(folder / "recognizer.pt")
-        self.classifier.save(folder / "classifier.joblib")
-        (folder / "pipeline.json").write_text(json.dumps({"window": self.window, "video_level": self.video_level,
-                                                                  "counts": self.counts}),
-                                              encoding="utf-8")
+        self.recognizer.save(folder / recognizer_file)
+        self.classifier.save(folder / CLASSIFIER_FILE)
+        settings = {"window": self.window, "video_level": self.video_level, "counts": self.counts,
+                    "recognizer": recognizer_file}
+        atomic_write_bytes(folder / PIPELINE_FILE, json.dumps(settings).encode())
         return folder
 
     @classmethod
-    def load(cls, folder, vocab: Vocab | None = None, device="cpu", threads: int | None = None) -> "EndToEnd":
-        """Read a pipeline written by :meth:`save`; ``vocab``, when given, must match both models."""
+    def load(cls, folder, vocab: Vocab | None = None, device="cpu", threads: int | None = None,
+             backbone=None) -> "EndToEnd":
+        """Read a pipeline written by :meth:`save` (or a run folder of ``tpslab train-recognizer``);
+        ``vocab``, when given, must match both models; ``backbone``: see
+        :meth:`~tpslab.models.recognizer.PartStateRecognizer.load`."""
         from tpslab.models.recognizer import PartStateRecognizer
 
         folder = Path(folder)
-        settings = json.loads((folder / "pipeline.json").read_text(encoding="utf-8"))
-        recognizer = PartStateRecognizer.load(folder / "recognizer.pt", vocab, device=device, threads=threads)
-        classifier = CompositionalClassifier.load(folder / "classifier.joblib", vocab)
+        try:
+            settings = json.loads((folder / PIPELINE_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{folder} holds no {PIPELINE_FILE}: not a pipeline or a finished run of "
+                                    "`tpslab train-recognizer`") from None
+        recognizer = PartStateRecognizer.load(folder / settings.get("recognizer", "recognizer.pt"), vocab,
+                                              device=device, threads=threads, backbone=backbone)
+        classifier = CompositionalClassifier.load(folder / CLASSIFIER_FILE, vocab)
         return cls(recognizer, classifier, window=settings["window"], video_level=settings["video_level"],
                    counts=settings["counts"])
+
+
+# ----------------------------------------------------------------------------- runs (the commands)
+
+
+def _load_in_turn(root, d, progress: bool):
+    """The dataset at ``root``: rank 0 loads (and builds the index cache) first, then the others read it."""
+    from tpslab.dataset import load_dataset
+    from tpslab.models.training import barrier
+
+    ds = None
+    if d.main:
+        ds = load_dataset(root, strict=False, progress=progress)
+    barrier(d)
+    return ds if ds is not None else load_dataset(root, strict=False, progress=False)
+
+
+def _frame_paths(ds, frames, videos):
+    from tpslab.crops import rawframe_paths, video_paths
+
+    return rawframe_paths(ds, frames, videos) if frames is not None else video_paths(ds)
+
+
+def train_run(root, run, *, epochs: int = 4, batch_size: int = 128, device="cpu", workers: int = 0,
+              resume: bool = False, val_fraction: float = 0.1, seed: int = 0, frames=None, lr: float = 3e-3,
+              max_crops: int | None = None, balance: str | None = None, cap_per_state: int | None = None,
+              patience: int | None = None, backbone=None, threads: int | None = None, progress: bool = True,
+              log=print) -> dict:
+    """``tpslab train-recognizer``: train the recogniser on the training videos of the release at ``root``
+    (a seeded ``val_fraction`` of them held out for validation; 0: none) and write the run folder ``run``.
+
+    The run folder holds ``model.pt`` (the recogniser, :meth:`PartStateRecognizer.load` reads it),
+    ``checkpoint.pt`` and ``metrics.jsonl`` (one line per epoch), and the rest of the end-to-end
+    pipeline, so ``tpslab predict`` needs nothing else: ``classifier.joblib``, a compositional classifier
+    (logistic regression on ground-truth part-state bags) trained on the same training videos, and
+    ``pipeline.json`` (no smoothing, hard counts). ``frames``: read crops from rawframes made by
+    ``tpslab extract-frames`` (much faster than seeking in videos). Works under ``torchrun`` (see
+    :mod:`tpslab.models.training`); only rank 0 writes. Returns a summary (rank 0's).
+    """
+    import time
+
+    from tpslab.models._common import video_labels
+    from tpslab.models.recognizer import PartStateRecognizer
+    from tpslab.models.training import init_distributed, prepare_run, process_device
+
+    t0 = time.perf_counter()
+    d = init_distributed(device)
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    if d.main:
+        prepare_run(run, resume)
+    recognizer = PartStateRecognizer(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_crops=max_crops,
+                                      device=process_device(device, d), backbone=backbone, threads=threads,
+                                      progress=progress)
+    ds = _load_in_turn(root, d, progress)
+    if val_fraction > 0:
+        train, val = ds.split_train_val(val_fraction, seed=seed)
+    else:
+        train, val = sorted(ds.videos.loc[ds.videos["split"] == "train", "video"].astype(str)), []
+    if not train:
+        raise ValueError(f"{ds.root} has no annotated training videos")
+    parts = ds.parts[ds.parts["state"].notna().to_numpy()]
+    video_col = parts["video"].astype(str)
+    paths = _frame_paths(ds, frames, train + val)
+    train_set = recognizer.dataset(parts[video_col.isin(set(train)).to_numpy()], paths, ds.vocab)
+    val_set = recognizer.dataset(parts[video_col.isin(set(val)).to_numpy()], paths, ds.vocab) if val else None
+    if d.main and log:
+        log(f"training on {len(train_set)} part crops of {len(train)} videos"
+            + (f", validating on {len(val_set)} of {len(val)}" if val else "") + f", {d.world} process(es), "
+            f"device {recognizer.device}")
+    recognizer.fit(train_set, val=val_set, workers=workers, balance=balance, cap_per_state=cap_per_state,
+                   patience=patience, run_dir=run, resume=resume, log=log if d.main else None)
+    summary = {"run": str(run), "epochs": len(recognizer.metrics_), "train_crops": len(train_set),
+               "train_videos": len(train), "val_videos": len(val), "seconds": time.perf_counter() - t0,
+               "last": recognizer.metrics_[-1] if recognizer.metrics_ else {}}
+    if d.main:
+        classifier = CompositionalClassifier("logreg", seed=seed).fit_parts(ds.parts, video_labels(ds, train),
+                                                                            ds.vocab, videos=train)
+        EndToEnd(recognizer, classifier).save(run, recognizer_file="model.pt")
+    return summary
+
+
+def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = None, frames=None, device="cpu",
+                workers: int = 0, batch_size: int = 1024, backbone=None, threads: int | None = None,
+                overwrite: bool = False, progress: bool = True, log=print) -> dict:
+    """``tpslab predict``: the end-to-end pipeline of run folder ``run`` on the boxes of a detections file
+    (the prediction format, :func:`boxes_from_predictions`) for videos of the release at ``root``, written
+    as the submission zip ``out`` (scored frames only).
+
+    ``videos``: only those (each must be in the detections); ``frames``: read crops from rawframes.
+    Under ``torchrun`` each process reads its share of the videos and rank 0 writes the zip; the
+    predictions are those of one process. ``out`` must not exist unless ``overwrite``. Returns a summary.
+    """
+    import time
+
+    from tpslab.models.training import barrier, init_distributed, process_device
+    from tpslab.submission import write_submission_zip
+
+    t0 = time.perf_counter()
+    d = init_distributed(device)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another name (or --overwrite)")
+    if out.suffix.lower() != ".zip":
+        raise ValueError(f"the submission is a .zip file, got {out}")
+    ds = _load_in_turn(root, d, progress)
+    pipeline = EndToEnd.load(run, vocab=ds.vocab, device=process_device(device, d), threads=threads,
+                             backbone=backbone)
+    pipeline.recognizer.progress = progress
+    boxes, frame_table = boxes_from_predictions(detections, videos)
+    named = list(pd.unique(pd.concat([boxes["video"], frame_table["video"]]).astype(str)))
+    if videos is not None:
+        absent = sorted(set(map(str, videos)) - set(named))
+        if absent:
+            raise ValueError(f"{len(absent)} video(s) have no detections in {detections}, e.g. {absent[:3]}")
+    unknown = sorted(set(named) - set(ds.videos["video"].astype(str)))
+    if unknown:
+        raise ValueError(f"{len(unknown)} video(s) of {detections} are not videos of {ds.root}, e.g. {unknown[:3]}")
+    if not named:
+        raise ValueError(f"{detections} holds no frames to predict")
+    paths = _frame_paths(ds, frames, named)
+    if d.main and log:
+        log(f"predicting {int(boxes['part'].notna().sum())} part boxes in {len(named)} videos, {d.world} process(es)")
+    pred = pipeline.predict(boxes, paths, frames=frame_table, workers=workers, batch_size=batch_size,
+                            progress=progress)
+    if d.main:
+        write_submission_zip(out, *pred.files())
+    barrier(d)
+    return {"out": str(out), "videos": len(pred.actions), "part_boxes": int(boxes["part"].notna().sum()),
+            "seconds": time.perf_counter() - t0}
 
 
 # ----------------------------------------------------------------------------- part ablation

@@ -1,27 +1,33 @@
-"""Part states from pixels: a small CNN on a crop around each part box.
+"""Part states from pixels: a CNN on a crop around each part box.
 
 Boxes come from a table shaped like the dataset's ``parts`` table (columns ``video, frame, human,
 human_x1..human_y2, part, part_x1..part_y2`` and, to train, ``state``): ground-truth boxes, or the
 boxes of an external detections file read by :func:`tpslab.models.pipeline.boxes_from_predictions`.
 
-- :func:`crop_parts` decodes the frames of each video once and cuts a square crop around every part
-  box (``context`` times its longer side), resized to ``size`` pixels;
-- :func:`box_geometry` describes each part box relative to its human box (size, shape, position);
-- :class:`PartStateRecognizer` embeds the crop with a small CNN, adds the part identity and the
-  geometry, and predicts a state. States never seen for a part in training are masked out, the
-  loss copes with the dominant ``none`` state (see :data:`LOSSES`), and training flips crops
-  left-right while swapping the part (``left_arm`` <-> ``right_arm``);
+- crops come from :mod:`tpslab.crops`: :func:`crop_parts` holds every crop of a table in memory,
+  :class:`~tpslab.crops.PartCrops` reads them on demand (the streaming path: memory does not grow with
+  the data); both cut the same crops. :func:`box_geometry` describes each part box relative to its
+  human box (size, shape, position);
+- :class:`PartStateRecognizer` embeds the crop with a backbone (a small CNN with GroupNorm by default,
+  or any ``torch.nn.Module`` mapping a crop batch to features, see :class:`Backbone`), adds the part
+  identity and the geometry, and predicts a state. States never seen for a part in training are masked
+  out, the loss copes with the dominant ``none`` state (see :data:`LOSSES`), and training flips crops
+  left-right while swapping the part (``left_arm`` <-> ``right_arm``). Training runs in
+  :mod:`tpslab.models.training` (checkpoints, resume, several processes under ``torchrun``);
 - :func:`link_humans` and :func:`smooth_probs` link humans across annotated frames and smooth each
   part's probabilities along a person's track, optionally blending in the person's video-level
   distribution (one state per part for the whole video when ``video_level=1``).
 
-Training is seeded and leaves the caller's global torch random state untouched.
+Training is seeded and leaves the caller's global torch random state untouched. tpslab never
+downloads weights: a pretrained backbone is one the caller built (e.g. from its own cache).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+import copy
+import importlib
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -30,112 +36,24 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tpslab.crops import (GEOMETRY, HUMAN_BOX, PartCrops, box_geometry, crop_parts, need_columns,  # noqa: F401
+                          video_paths)
 from tpslab.fileio import atomic_path
-from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, torch_device,
-                                   torch_generator, torch_threads, vocab_from_names,
-                                   vocab_names)
-from tpslab.vocab import Vocab, mirror_part
+from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, torch_device, torch_threads,
+                                   vocab_from_names, vocab_names)
+from tpslab.vocab import Vocab
 
 #: ``weighted``: cross-entropy with class weights 1/sqrt(frequency) (the default: frequent states such
 #: as ``none`` weigh less, rare ones more); ``focal``: focal loss (easy, mostly frequent, examples
 #: weigh less); ``weighted_focal``: both; ``ce``: plain cross-entropy (best top-1, worst on rare states).
 LOSSES = ("weighted", "focal", "weighted_focal", "ce")
+#: Normalisation layers of the default CNN: ``group`` (GroupNorm: each crop on its own, so training is
+#: the same however a batch is split across processes) or ``batch`` (BatchNorm; models saved before
+#: GroupNorm became the default use it).
+NORMS = ("group", "batch")
 _KIND = "tpslab.PartStateRecognizer"
-_PART_BOX = ["part_x1", "part_y1", "part_x2", "part_y2"]
-_HUMAN_BOX = ["human_x1", "human_y1", "human_x2", "human_y2"]
-GEOMETRY = ("width/human_height", "height/human_height", "log_aspect", "centre_x/human_width",
-            "centre_y/human_height")
-
-
-def _need(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what} needs columns {missing} (a table shaped like the dataset's parts table)")
-
-
-# ----------------------------------------------------------------------------- crops
-
-
-def video_paths(dataset) -> dict[str, str]:
-    """``{video: path of its video file}`` from a dataset's ``videos`` table."""
-    t = dataset.videos
-    return {str(v): str(p) for v, p in zip(t["video"], t["path"]) if isinstance(p, str)}
-
-
-def _sample_crops(frames: np.ndarray, which: np.ndarray, boxes: np.ndarray, size: int, context: float,
-                  min_side: float) -> np.ndarray:
-    """Square crops of ``frames[which[i]]`` around ``boxes[i]`` (inclusive pixels), resized by Pillow.
-
-    Pillow's bilinear resize widens its filter when shrinking, so small output crops are not aliased.
-    """
-    from PIL import Image
-
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2
-    side = np.maximum(np.maximum(boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1) * context, min_side)
-    # Pixel i covers [i - 0.5, i + 0.5]; Pillow's box is in pixel-edge coordinates, on a zero-padded frame.
-    pad = int(np.ceil(side.max() / 2)) + 2
-    x0 = cx - side / 2 + 0.5 + pad
-    y0 = cy - side / 2 + 0.5 + pad
-    out = np.zeros((len(boxes), size, size, 3), np.uint8)
-    for t in np.unique(which):
-        image = Image.fromarray(np.pad(frames[t], ((pad, pad), (pad, pad), (0, 0))))
-        for i in np.flatnonzero(which == t):
-            region = (x0[i], y0[i], x0[i] + side[i], y0[i] + side[i])
-            out[i] = np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=region))
-    return out
-
-
-def crop_parts(boxes: pd.DataFrame, paths: Mapping[str, str], *, size: int = 32, context: float = 1.5,
-               min_side: float = 8.0, backend: str = "auto", progress: bool = True) -> np.ndarray:
-    """Square crops around every part box of ``boxes``: uint8 array (rows, size, size, 3), RGB.
-
-    ``boxes`` needs ``video, frame`` (1-based, as ``img_00001.json``) and ``part_x1..part_y2``;
-    ``paths`` maps each video to its file (see :func:`video_paths`). Each crop is centred on its box,
-    ``context`` times the box's longer side wide (at least ``min_side`` pixels); pixels outside the
-    frame are black. Each video is decoded once, only at the frames needed.
-    """
-    from tqdm.auto import tqdm
-
-    from tpslab.video import open_video
-
-    _need(boxes, ["video", "frame", *_PART_BOX], "crop_parts")
-    out = np.zeros((len(boxes), size, size, 3), np.uint8)
-    if not len(boxes):
-        return out
-    videos = boxes["video"].astype(str).to_numpy()
-    missing = sorted(set(videos) - set(paths))
-    if missing:
-        raise KeyError(f"no video file known for {len(missing)} video(s), e.g. {missing[:3]}")
-    frame = boxes["frame"].to_numpy(np.int64)
-    box = boxes[_PART_BOX].to_numpy(np.float64)
-    bad = ~np.isfinite(box).all(1)
-    if bad.any():
-        raise ValueError(f"{bad.sum()} part box(es) are not 4 finite numbers, e.g. row {np.flatnonzero(bad)[0]} "
-                         f"of video {videos[bad][0]}")
-    groups = pd.Series(np.arange(len(boxes))).groupby(videos, sort=False).indices
-    for video, rows in tqdm(groups.items(), desc="cropping parts", unit="video", disable=not progress, leave=False):
-        uniq, which = np.unique(frame[rows], return_inverse=True)
-        with open_video(paths[video], backend=backend) as reader:
-            frames = reader.get(uniq - 1)  # annotation img_k.json is decoded frame k-1
-        out[rows] = _sample_crops(frames, which, box[rows], size, context, min_side)
-    return out
-
-
-def box_geometry(boxes: pd.DataFrame) -> np.ndarray:
-    """Per row, the part box relative to its human box (see :data:`GEOMETRY`): float32 (rows, 5)."""
-    _need(boxes, _PART_BOX + _HUMAN_BOX, "box_geometry")
-    p = boxes[_PART_BOX].to_numpy(np.float64)
-    hb = boxes[_HUMAN_BOX].to_numpy(np.float64)
-    pw, ph = p[:, 2] - p[:, 0] + 1, p[:, 3] - p[:, 1] + 1
-    hw, hh = np.maximum(hb[:, 2] - hb[:, 0] + 1, 1), np.maximum(hb[:, 3] - hb[:, 1] + 1, 1)
-    g = np.stack([pw / hh, ph / hh, np.log(np.maximum(pw, 1) / np.maximum(ph, 1)),
-                  ((p[:, 0] + p[:, 2]) / 2 - (hb[:, 0] + hb[:, 2]) / 2) / hw,
-                  ((p[:, 1] + p[:, 3]) / 2 - hb[:, 1]) / hh], 1)
-    bad = ~np.isfinite(g).all(1)
-    if bad.any():
-        raise ValueError(f"{bad.sum()} row(s) lack a finite part or human box, e.g. row {np.flatnonzero(bad)[0]}")
-    return g.astype(np.float32)
+_need = need_columns
+_HUMAN_BOX = HUMAN_BOX
 
 
 # ----------------------------------------------------------------------------- the network
@@ -151,44 +69,103 @@ class RecognizerConfig:
     dropout: float = 0.2
     geometry: bool = True
     stem_stride: int = 2  # 1: a second full-resolution convolution instead of a strided first one
+    norm: str = "group"
+    backbone: str | None = None  # the name of a custom backbone (None: the small CNN)
+    features: int | None = None  # the size of a custom backbone's features
 
 
-def _conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+@dataclass
+class Backbone:
+    """A custom feature extractor for :class:`PartStateRecognizer`.
+
+    ``module`` maps a float batch (B, 3, size, size), normalised with ``mean``/``std`` (per channel, for
+    pixels in [0, 1]), to features (B, F) or feature maps (B, F, h, w) (averaged over h, w). ``size``:
+    the crop size it expects (None: the recogniser's ``size``); ``mean``/``std``: its normalisation (None:
+    estimated from the training crops); ``features``: F (None: found by running the module once);
+    ``name``: recorded in saved models (default: the module's class). The module is copied, never changed.
+    """
+
+    module: nn.Module
+    size: int | None = None
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+    features: int | None = None
+    name: str | None = None
+
+
+def resolve_backbone(spec) -> Backbone | None:
+    """A :class:`Backbone` from ``spec``: None, a Backbone, a ``torch.nn.Module``, or ``"module:callable"``
+    (imported and called without arguments; it returns a Module or a Backbone)."""
+    if spec is None or isinstance(spec, Backbone):
+        return spec
+    if isinstance(spec, nn.Module):
+        return Backbone(spec, name=f"{type(spec).__module__}.{type(spec).__qualname__}")
+    if isinstance(spec, str):
+        mod, _, attr = spec.partition(":")
+        if not mod or not attr:
+            raise ValueError(f"a backbone is named 'package.module:callable', got {spec!r}")
+        try:
+            factory = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot import the backbone {spec!r}: {e}") from None
+        made = resolve_backbone(factory())
+        if made is None:
+            raise ValueError(f"the backbone factory {spec!r} returned None")
+        made.name = spec
+        return made
+    raise TypeError(f"backbone must be a torch.nn.Module, a Backbone or 'module:callable', got {type(spec).__name__}")
+
+
+def _conv(cin: int, cout: int, norm: str, stride: int = 1) -> list[nn.Module]:
+    layer = nn.GroupNorm(min(8, cout), cout) if norm == "group" else nn.BatchNorm2d(cout)
+    return [nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), layer, nn.ReLU(inplace=True)]
+
+
+def _small_cnn(cfg: RecognizerConfig) -> nn.Sequential:
+    w, n = cfg.width, cfg.norm
+    stem = _conv(3, w, n, 2) if cfg.stem_stride == 2 else [*_conv(3, w, n), *_conv(w, w, n), nn.MaxPool2d(2)]
+    return nn.Sequential(*stem, *_conv(w, 2 * w, n), nn.MaxPool2d(2), *_conv(2 * w, 4 * w, n), nn.MaxPool2d(2),
+                         nn.AdaptiveAvgPool2d(4), nn.Flatten())
 
 
 class _Net(nn.Module):
-    def __init__(self, n_parts: int, n_states: int, cfg: RecognizerConfig):
+    def __init__(self, n_parts: int, n_states: int, cfg: RecognizerConfig, backbone: nn.Module | None = None):
         super().__init__()
-        w = cfg.width
-        stem = _conv(3, w, 2) if cfg.stem_stride == 2 else [*_conv(3, w), *_conv(w, w), nn.MaxPool2d(2)]
-        self.features = nn.Sequential(*stem, *_conv(w, 2 * w), nn.MaxPool2d(2), *_conv(2 * w, 4 * w), nn.MaxPool2d(2),
-                                      nn.AdaptiveAvgPool2d(4), nn.Flatten())
+        self.features = _small_cnn(cfg) if backbone is None else backbone
+        n_features = 16 * 4 * cfg.width if backbone is None else int(cfg.features)
         self.part = nn.Embedding(n_parts, cfg.part_dim)
         n_geo = len(GEOMETRY) if cfg.geometry else 0
-        self.head = nn.Sequential(nn.Linear(16 * 4 * w + cfg.part_dim + n_geo, cfg.hidden), nn.ReLU(inplace=True),
+        self.head = nn.Sequential(nn.Linear(n_features + cfg.part_dim + n_geo, cfg.hidden), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, n_states))
         # allowed[p, s]: state s was seen for part p in training; others are masked out.
         self.register_buffer("allowed", torch.ones(n_parts, n_states, dtype=torch.bool))
         self.register_buffer("mean", torch.zeros(3))
         self.register_buffer("std", torch.ones(3))
 
-    def forward(self, images: torch.Tensor, parts: torch.Tensor, geometry: torch.Tensor | None) -> torch.Tensor:
-        """``images`` uint8 (B, H, W, 3), ``parts`` (B,) ids, ``geometry`` (B, G) or None -> logits (B, states)."""
+    def embed(self, images: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """uint8 (B, H, W, 3) -> backbone features (B, F)."""
         x = (images.permute(0, 3, 1, 2).float() / 255 - self.mean[:, None, None]) / self.std[:, None, None]
-        z = [self.features(x), self.part(parts)]
+        x = x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        f = self.features(x)
+        if f.ndim == 4:
+            f = f.mean((2, 3))
+        return f.flatten(1)
+
+    def forward(self, images: torch.Tensor, parts: torch.Tensor, geometry: torch.Tensor | None = None,
+                dropout_mask: torch.Tensor | None = None, channels_last: bool = False) -> torch.Tensor:
+        """``images`` uint8 (B, H, W, 3), ``parts`` (B,) ids, ``geometry`` (B, G) or None -> logits (B, states).
+
+        ``dropout_mask`` (B, hidden), already scaled: the head's dropout in training (else drawn here).
+        """
+        z = [self.embed(images, channels_last), self.part(parts)]
         if geometry is not None:
             z.append(geometry)
-        logits = self.head(torch.cat(z, 1))
+        z = [t.to(z[0].dtype) for t in z]
+        h = self.head[1](self.head[0](torch.cat(z, 1)))
+        if self.training:
+            h = h * dropout_mask.to(h.dtype) if dropout_mask is not None else self.head[2](h)
+        logits = self.head[3](h)
         return logits.masked_fill(~self.allowed[parts], -1e4)
-
-
-def _focal(logits: torch.Tensor, y: torch.Tensor, gamma: float, weight: torch.Tensor | None) -> torch.Tensor:
-    logp = torch.log_softmax(logits, -1).gather(1, y[:, None])[:, 0]
-    loss = -((1 - logp.exp()) ** gamma) * logp
-    if weight is not None:
-        loss = loss * weight[y]
-    return loss.mean()
 
 
 # ----------------------------------------------------------------------------- the recogniser
@@ -198,167 +175,196 @@ class PartStateRecognizer:
     """Part state from a part crop, its part name and its box geometry; see the module docstring.
 
     ``size``/``context``: the crops it expects (:func:`crop_parts` arguments, recorded so that saved
-    models crop the same way); ``width``: channels of the first convolutions; ``loss``: one of
-    :data:`LOSSES` (``gamma`` for the focal ones); ``max_crops``: crops drawn per epoch (default: all);
-    ``flip``: left-right flip with part swap as augmentation; ``shift``: random shift in pixels;
-    ``geometry``: use :func:`box_geometry`; ``stem_stride``: 2 (fast) or 1 (a full-resolution stem);
-    ``device``: where to train and predict; ``threads``: torch CPU threads while training and
-    predicting (None: torch's setting; 1 is often fastest on a busy machine).
+    models crop the same way); ``width``: channels of the first convolutions; ``norm``: see :data:`NORMS`;
+    ``backbone``: a custom feature extractor (a ``torch.nn.Module``, a :class:`Backbone`, or
+    ``"module:callable"``; default: the small CNN); ``mean``/``std``: the input normalisation (default:
+    the backbone's, else estimated from the training crops); ``loss``: one of :data:`LOSSES`
+    (``gamma`` for the focal ones); ``epochs``, ``batch_size`` (the global batch, over all processes),
+    ``lr`` (peak of a one-cycle schedule), ``weight_decay`` (AdamW), ``clip_grad`` (gradient norm,
+    None: no clipping); ``max_crops``: crops drawn per epoch (default: all); ``flip``: left-right flip
+    with part swap as augmentation; ``shift``: random shift in pixels; ``geometry``: use
+    :func:`box_geometry`; ``stem_stride``: 2 (fast) or 1 (a full-resolution stem); ``device``: where
+    to train and predict; ``amp``: mixed precision on CUDA (never on the CPU); ``threads``: torch CPU
+    threads while training and predicting (None: torch's setting; 1 is often fastest on a busy machine).
     """
 
     def __init__(self, *, size: int = 32, context: float = 1.5, width: int = 16, hidden: int = 128,
-                 dropout: float = 0.2, geometry: bool = True, stem_stride: int = 2, loss: str = "weighted",
-                 gamma: float = 2.0, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3,
-                 weight_decay: float = 1e-4,
+                 dropout: float = 0.2, geometry: bool = True, stem_stride: int = 2, norm: str = "group",
+                 backbone=None, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 loss: str = "weighted", gamma: float = 2.0, epochs: int = 4, batch_size: int = 128,
+                 lr: float = 3e-3, weight_decay: float = 1e-4, clip_grad: float | None = 1.0,
                  max_crops: int | None = None, flip: bool = True, shift: int = 2, seed: int = 0, device="cpu",
-                 threads: int | None = None, progress: bool = True):
+                 amp: bool = True, threads: int | None = None, progress: bool = True):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
-        self.config = RecognizerConfig(size, context, width, 16, hidden, dropout, geometry, stem_stride)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        self.backbone = resolve_backbone(backbone)
+        bb = self.backbone
+        if bb is not None and bb.size is not None:
+            size = int(bb.size)
+        self.config = RecognizerConfig(size, context, width, 16, hidden, dropout, geometry, stem_stride, norm,
+                                       None if bb is None else bb.name, None if bb is None else bb.features)
+        self.mean = mean if mean is not None else (None if bb is None else bb.mean)
+        self.std = std if std is not None else (None if bb is None else bb.std)
         self.loss, self.gamma, self.epochs, self.batch_size, self.lr = loss, gamma, epochs, batch_size, lr
-        self.weight_decay, self.max_crops, self.flip, self.shift = weight_decay, max_crops, flip, shift
-        self.seed, self.device, self.threads, self.progress = seed, device, threads, progress
+        self.weight_decay, self.clip_grad, self.max_crops, self.flip, self.shift = (weight_decay, clip_grad,
+                                                                                    max_crops, flip, shift)
+        self.seed, self.device, self.amp, self.threads, self.progress = seed, device, amp, threads, progress
         self.net_: _Net | None = None
         self.vocab: Vocab | None = None
         self.history_: list[float] = []
+        self.metrics_: list[dict] = []
 
     def __repr__(self) -> str:
         state = "fitted" if self.net_ is not None else "not fitted"
         return f"PartStateRecognizer({self.config}, loss={self.loss!r}, epochs={self.epochs}, {state})"
 
+    @property
+    def backbone_name_(self) -> str | None:
+        return self.config.backbone
+
     # ------------------------------------------------------------------ inputs
     def crops(self, boxes: pd.DataFrame, paths: Mapping[str, str], **kwargs) -> np.ndarray:
-        """:func:`crop_parts` with this model's crop size and context."""
+        """:func:`crop_parts` with this model's crop size and context (every crop in memory)."""
         return crop_parts(boxes, paths, size=self.config.size, context=self.config.context, **kwargs)
 
-    def _inputs(self, crops: np.ndarray, boxes: pd.DataFrame, vocab: Vocab):
+    def dataset(self, boxes: pd.DataFrame, paths: Mapping[str, str], vocab: Vocab, *,
+                backend: str = "auto") -> PartCrops:
+        """A :class:`~tpslab.crops.PartCrops` with this model's crop size and context: crops read on demand
+        from ``paths`` (video files, or rawframes folders: :func:`tpslab.crops.rawframe_paths`)."""
+        return PartCrops(boxes, paths, vocab, size=self.config.size, context=self.config.context,
+                         geometry=self.config.geometry, backend=backend)
+
+    def _check_crops(self, crops: np.ndarray, boxes: pd.DataFrame) -> None:
         size = self.config.size
-        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3) or crops.dtype != np.uint8:
+        if (not isinstance(crops, np.ndarray) or crops.ndim != 4 or crops.shape[1:] != (size, size, 3)
+                or crops.dtype != np.uint8):
+            got = f"{crops.dtype} {crops.shape}" if isinstance(crops, np.ndarray) else type(crops).__name__
             raise ValueError(f"crops must be uint8 (rows, {size}, {size}, 3) as crop_parts(size={size}) makes them; "
-                             f"got {crops.dtype} {crops.shape}")
+                             f"got {got}")
         if len(crops) != len(boxes):
             raise ValueError(f"{len(crops)} crops for {len(boxes)} box rows")
-        _need(boxes, ["part"], "the recogniser")
-        parts = vocab.parts.codes(boxes["part"])
-        if (parts < 0).any():
-            raise ValueError(f"{(parts < 0).sum()} box row(s) have no part name")
-        geo = box_geometry(boxes) if self.config.geometry else None
-        return crops, parts, geo
+
+    def _as_dataset(self, crops, boxes: pd.DataFrame | None, vocab: Vocab) -> PartCrops:
+        if isinstance(crops, PartCrops):
+            if boxes is not None:
+                raise ValueError("give either a PartCrops dataset or crops with their boxes, not both")
+            if (crops.size, crops.context) != (self.config.size, self.config.context):
+                raise ValueError(f"the dataset cuts crops of size {crops.size}, context {crops.context}; this model "
+                                 f"expects size {self.config.size}, context {self.config.context} "
+                                 "(make it with model.dataset(...))")
+            if (crops.geometry is None) == self.config.geometry:
+                raise ValueError("the dataset's box geometry setting differs from the model's")
+            return crops
+        if boxes is None:
+            raise ValueError("give the crops' box table (or a PartCrops dataset)")
+        self._check_crops(crops, boxes)
+        return PartCrops.from_array(crops, boxes, vocab, geometry=self.config.geometry)
 
     # ------------------------------------------------------------------ training
-    def fit(self, crops: np.ndarray, boxes: pd.DataFrame, vocab: Vocab) -> "PartStateRecognizer":
-        """Train on ``crops`` (from :meth:`crops`) and the ``part``/``state`` (and box) columns of ``boxes``."""
-        from tqdm.auto import tqdm
+    def fit(self, crops, boxes: pd.DataFrame | None = None, vocab: Vocab | None = None, *,
+            val: PartCrops | None = None, workers: int = 0, balance: str | None = None,
+            cap_per_state: int | None = None, group_frames: bool = True, patience: int | None = None,
+            run_dir=None, resume: bool = False, log=None) -> "PartStateRecognizer":
+        """Train on ``crops`` and the ``part``/``state`` (and box) columns of ``boxes``.
 
-        _need(boxes, ["state"], "training the recogniser")
-        crops, parts, geo = self._inputs(crops, boxes, vocab)
-        states = vocab.states.codes(boxes["state"])
-        keep = states >= 0
-        if not keep.any():
-            raise ValueError("no box row has a state to learn from")
-        crops, parts, states = crops[keep], parts[keep], states[keep]
-        geo = geo[keep] if geo is not None else None
-        dev = torch_device(self.device)
-        n_parts, n_states = len(vocab.parts), len(vocab.states)
-        counts = np.bincount(states, minlength=n_states).astype(np.float64)
-        allowed = np.zeros((n_parts, n_states), bool)
-        allowed[parts, states] = True
-        if self.flip:  # a flipped left_arm crop is shown as a right_arm
-            mirror = np.asarray([vocab.parts.id(mirror_part(p)) if mirror_part(p) in vocab.parts else i
-                                 for i, p in enumerate(vocab.parts.names)])
-            allowed |= allowed[mirror]
-        weight = None
-        if self.loss.startswith("weighted"):
-            # Inverse square-root frequency, mean 1 over the training rows: `none` no longer dominates.
-            w = np.where(counts > 0, 1 / np.sqrt(np.maximum(counts, 1)), 0.0)
-            w /= (w[states]).mean()
-            weight = torch.as_tensor(w, dtype=torch.float32, device=dev)
-        x_all = torch.from_numpy(np.ascontiguousarray(crops))
-        p_all = torch.from_numpy(parts)
-        y_all = torch.from_numpy(states)
-        g_all = torch.from_numpy(geo) if geo is not None else None
-        sample = x_all[:: max(1, len(x_all) // 20000)].float()  # colour statistics from up to ~20k crops
-        mean, std = sample.mean((0, 1, 2)) / 255, sample.std((0, 1, 2)) / 255
-        gen = torch_generator(self.seed)
-        per_epoch = min(len(y_all), self.max_crops or len(y_all))
-        steps = self.epochs * math.ceil(per_epoch / self.batch_size)
-        mirror_t = torch.as_tensor(mirror) if self.flip else None
-        self.history_ = []
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(self.threads):
-            torch.manual_seed(self.seed)
-            net = _Net(n_parts, n_states, self.config)
-            net.allowed.copy_(torch.from_numpy(allowed))
-            net.mean.copy_(mean)
-            net.std.copy_(std.clamp(min=1e-3))
-            net.to(dev)
-            opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=max(steps, 1))
-            bar = tqdm(total=steps, desc="part-state recogniser", unit="batch", disable=not self.progress, leave=False)
-            for _ in range(self.epochs):
-                net.train()
-                order = torch.randperm(len(y_all), generator=gen)[:per_epoch]
-                total = 0.0
-                for start in range(0, per_epoch, self.batch_size):
-                    idx = order[start:start + self.batch_size]
-                    x, p, y = x_all[idx], p_all[idx], y_all[idx]
-                    g = g_all[idx].clone() if g_all is not None else None
-                    x = self._augment(x, gen)
-                    if self.flip:
-                        flip = torch.rand(len(idx), generator=gen) < 0.5
-                        x = torch.where(flip[:, None, None, None], x.flip(2), x)
-                        p = torch.where(flip, mirror_t[p], p)
-                        if g is not None:
-                            g[:, 3] = torch.where(flip, -g[:, 3], g[:, 3])
-                    logits = net(x.to(dev), p.to(dev), g.to(dev) if g is not None else None)
-                    y = y.to(dev)
-                    if self.loss.endswith("focal"):
-                        loss = _focal(logits, y, self.gamma, weight)
-                    else:
-                        loss = nn.functional.cross_entropy(logits, y, weight=weight)
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.detach().item() * len(idx)
-                    bar.update(1)
-                self.history_.append(total / per_epoch)
-                bar.set_postfix(loss=f"{self.history_[-1]:.3f}")
-            bar.close()
-        net.eval()
-        self.net_, self.vocab = net, vocab
-        return self
+        ``crops``: crops in memory (from :meth:`crops`) with their ``boxes`` and ``vocab``, or a
+        :class:`~tpslab.crops.PartCrops` (from :meth:`dataset`: read on demand, ``boxes``/``vocab`` not
+        given). Rows without a state are left out. ``val``: a PartCrops to report validation metrics
+        on (and stop early with ``patience``); ``workers``: DataLoader worker processes;
+        ``balance``/``cap_per_state``/``group_frames``: sampling (:class:`~tpslab.crops.CropSampler`);
+        ``run_dir``/``resume``: checkpoints and metrics in a run folder; ``log``: called with a line per
+        epoch. See :func:`tpslab.models.training.fit`, which does the work (also under ``torchrun``).
+        """
+        from tpslab.models.training import fit
 
-    def _augment(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """A random shift of up to ``shift`` pixels per batch (edges repeated)."""
-        if not self.shift:
-            return x
-        dx, dy = (int(v) for v in torch.randint(-self.shift, self.shift + 1, (2,), generator=gen))
-        s = self.config.size
-        ix = torch.clamp(torch.arange(s) + dx, 0, s - 1)
-        iy = torch.clamp(torch.arange(s) + dy, 0, s - 1)
-        return x[:, iy][:, :, ix]
+        if not isinstance(crops, PartCrops):
+            if vocab is None:
+                raise ValueError("give the vocabulary of the crops' boxes")
+            _need(boxes if boxes is not None else pd.DataFrame(), ["state"], "training the recogniser")
+        train = self._as_dataset(crops, boxes, vocab if vocab is not None else crops.vocab)
+        if val is not None:
+            val = self._as_dataset(val, None, train.vocab)
+        return fit(self, train, val, workers=workers, balance=balance, cap_per_state=cap_per_state,
+                   group_frames=group_frames, patience=patience, run_dir=run_dir, resume=resume, log=log)
+
+    def _build_net(self, vocab: Vocab, allowed: np.ndarray, train: PartCrops | None) -> _Net:
+        """A new network for ``vocab`` (initialised from ``seed``; call inside a forked torch RNG): its
+        allowed states, and its normalisation (given, or estimated from ``train``)."""
+        bb = self.backbone
+        module = None
+        if bb is not None:
+            module = copy.deepcopy(bb.module)
+            if self.config.features is None:
+                self.config = replace(self.config, features=_feature_size(module, self.config.size))
+        torch.manual_seed(self.seed)
+        net = _Net(len(vocab.parts), len(vocab.states), self.config, module)
+        net.allowed.copy_(torch.from_numpy(allowed))
+        if self.mean is not None and self.std is not None:
+            mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        elif train is not None:
+            mean, std = train.colour_stats(seed=self.seed)
+        else:
+            return net
+        net.mean.copy_(torch.as_tensor(mean))
+        net.std.copy_(torch.as_tensor(std).clamp(min=1e-3))
+        return net
 
     # ------------------------------------------------------------------ predicting
-    @torch.no_grad()
-    def predict_proba(self, crops: np.ndarray, boxes: pd.DataFrame, *, batch_size: int = 1024) -> np.ndarray:
-        """State probabilities (rows, states of the vocabulary), one row per crop."""
+    def predict_proba(self, crops, boxes: pd.DataFrame | None = None, *, batch_size: int = 1024,
+                      workers: int = 0) -> np.ndarray:
+        """State probabilities (rows, states of the vocabulary), one row per crop.
+
+        ``crops``: crops in memory with their ``boxes``, or a :class:`~tpslab.crops.PartCrops` (read in
+        batches of ``batch_size`` rows by ``workers`` DataLoader workers).
+        """
         if self.net_ is None:
             raise RuntimeError("PartStateRecognizer is not fitted; call fit() or load()")
-        crops, parts, geo = self._inputs(crops, boxes, self.vocab)
-        dev = next(self.net_.parameters()).device
-        out = np.zeros((len(crops), len(self.vocab.states)), np.float32)
-        with torch_threads(self.threads):
-            for start in range(0, len(crops), batch_size):
-                sl = slice(start, start + batch_size)
-                g = torch.from_numpy(geo[sl]).to(dev) if geo is not None else None
-                logits = self.net_(torch.from_numpy(np.ascontiguousarray(crops[sl])).to(dev),
-                                   torch.from_numpy(parts[sl]).to(dev), g)
-                out[sl] = torch.softmax(logits, -1).cpu().numpy()
+        ds = self._as_dataset(crops, boxes, self.vocab)
+        batches = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
+        rows, probs = self.predict_batches(ds, batches, workers=workers)
+        out = np.zeros((len(ds), len(self.vocab.states)), np.float32)
+        out[rows] = probs
         return out
 
-    def predict(self, crops: np.ndarray, boxes: pd.DataFrame) -> np.ndarray:
+    @torch.no_grad()
+    def predict_batches(self, ds: PartCrops, batches, *, workers: int = 0, progress: bool = False,
+                        desc: str = "part states") -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, probabilities)`` of the rows of ``batches`` (lists of rows of ``ds``, e.g. a
+        :class:`~tpslab.crops.VideoBatches`), read by ``workers`` DataLoader workers."""
+        from tqdm.auto import tqdm
+
+        from tpslab.crops import batch_loader
+
+        if self.net_ is None:
+            raise RuntimeError("PartStateRecognizer is not fitted; call fit() or load()")
+        if ds.vocab.parts != self.vocab.parts or ds.vocab.states != self.vocab.states:
+            raise ValueError("the crops' part or state vocabulary differs from the recogniser's")
+        dev = next(self.net_.parameters()).device
+        cuda = dev.type == "cuda"
+        self.net_.eval()
+        rows, out = [], []
+        total = len(batches) if hasattr(batches, "__len__") else None
+        with torch_threads(self.threads):
+            loader = batch_loader(ds, batches, workers)
+            for batch in tqdm(loader, total=total, desc=desc, unit="batch", disable=not progress, leave=False):
+                g = batch.get("geometry")
+                cast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and self.amp and \
+                    torch.cuda.is_bf16_supported() else nullcontext()
+                with cast:
+                    logits = self.net_(batch["images"].to(dev), batch["parts"].to(dev),
+                                       g.to(dev) if g is not None else None, channels_last=cuda)
+                out.append(torch.softmax(logits.float(), -1).cpu().numpy())
+                rows.append(batch["index"].numpy())
+        n = len(self.vocab.states)
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, n), np.float32)
+        return np.concatenate(rows), np.concatenate(out).astype(np.float32)
+
+    def predict(self, crops, boxes: pd.DataFrame | None = None) -> np.ndarray:
         """The most probable state name per row."""
         return self.states_of(self.predict_proba(crops, boxes))
 
@@ -380,21 +386,44 @@ class PartStateRecognizer:
         return path
 
     @classmethod
-    def load(cls, path, vocab: Vocab | None = None, device="cpu", threads: int | None = None) -> "PartStateRecognizer":
-        """Read a model written by :meth:`save` onto ``device``; ``vocab``, when given, must match."""
+    def load(cls, path, vocab: Vocab | None = None, device="cpu", threads: int | None = None,
+             backbone=None) -> "PartStateRecognizer":
+        """Read a model written by :meth:`save` onto ``device``; ``vocab``, when given, must match.
+
+        A model trained with a custom backbone needs ``backbone``: the same architecture (a Module, a
+        :class:`Backbone` or ``"module:callable"``); its weights are then those saved.
+        """
         data = check_saved(torch.load(path, map_location="cpu", weights_only=True), _KIND, path)
         if vocab is not None:
             check_vocab(data["vocab"], vocab, f"the recogniser in {path}")
-        cfg = RecognizerConfig(**data["config"])
+        saved = {"norm": "batch", "backbone": None, "features": None, **data["config"]}  # older files: BatchNorm
+        cfg = RecognizerConfig(**saved)
+        if cfg.backbone is not None and backbone is None:
+            raise ValueError(f"{path} was trained with the backbone {cfg.backbone!r}; pass backbone= (the same "
+                             "architecture: a Module, a Backbone or 'module:callable') to load it")
+        if cfg.backbone is None and backbone is not None:
+            raise ValueError(f"{path} was trained with the default CNN, not a custom backbone")
         model = cls(size=cfg.size, context=cfg.context, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout,
-                    geometry=cfg.geometry, stem_stride=cfg.stem_stride, device=device,
-                    threads=threads)
+                    geometry=cfg.geometry, stem_stride=cfg.stem_stride, norm=cfg.norm, backbone=backbone,
+                    device=device, threads=threads)
         model.config = cfg
         model.vocab = vocab_from_names(data["vocab"])
-        net = _Net(len(model.vocab.parts), len(model.vocab.states), cfg)
+        module = None if model.backbone is None else copy.deepcopy(model.backbone.module)
+        net = _Net(len(model.vocab.parts), len(model.vocab.states), cfg, module)
         net.load_state_dict(data["state_dict"])
         model.net_ = net.to(torch_device(device)).eval()
         return model
+
+
+@torch.no_grad()
+def _feature_size(module: nn.Module, size: int) -> int:
+    was = module.training
+    module.eval()
+    f = module(torch.zeros(2, 3, size, size))
+    module.train(was)
+    if f.ndim == 4:
+        f = f.mean((2, 3))
+    return int(f.flatten(1).shape[1])
 
 
 # ----------------------------------------------------------------------------- tracks and smoothing
