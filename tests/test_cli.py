@@ -98,12 +98,19 @@ def _bad_inputs(f, tmp):
         # (extract-frames prepares its OUT before it reads ROOT: it gets a folder of its own)
         "extract-frames": [[tmp / "no-such-root", "--out", tmp / "frames"],
                            [root, "--out", tmp / "frames", "--short-side", "0"], [root, "--out", plain]],
+        "export-coco": [[root, tmp / "no-frames", "--out", tmp / "coco.json"], [root, root, "--out", plain],
+                        [root, root, "--out", tmp / "coco.json", "--split", "val", "--val-fraction", "0"],
+                        [root, root, "--out", tmp / "coco.json", "--workers", "0"]],
+        "export-lists": [[tmp / "no-such-root", "--out", tmp / "lists"], [root, "--out", plain],
+                         [root, "--out", tmp / "lists", "--val-fraction", "1"],
+                         [root, "--frames", tmp / "no-frames", "--out", tmp / "lists"]],
     }
 
 
 def test_every_bad_argument_or_path_is_one_line_and_a_nonzero_exit(files, tmp_path, capsys):
     cases = _bad_inputs(files, tmp_path)
-    quiet = {"mini", "index", "validate", "check-videos", "extract-frames", "export-gt"}  # no progress bars
+    quiet = {"mini", "index", "validate", "check-videos", "extract-frames", "export-gt", "export-coco",
+             "export-lists"}  # no progress bars
     for command, arg_lists in cases.items():
         for args in arg_lists:
             rc, out, err = cli(capsys, command, *args, *(["--quiet"] if command in quiet else []))
@@ -111,7 +118,8 @@ def test_every_bad_argument_or_path_is_one_line_and_a_nonzero_exit(files, tmp_pa
                 one_line_error(rc, err, command)
             except AssertionError as e:
                 raise AssertionError(f"tpslab {command} {' '.join(map(str, args))}: {e}") from None
-    assert not (tmp_path / "out").exists()  # nothing written on the way to an error
+    for name in ("out", "coco.json", "lists"):
+        assert not (tmp_path / name).exists(), name  # nothing written on the way to an error
     assert files["file"].read_text() == "not a folder\n"
 
 
