@@ -1,4 +1,4 @@
-"""Atomic writes with the user's umask, and name lists read with clear errors."""
+"""Atomic writes: whole or not at all, with the user's umask, and clear errors about the folder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tpslab.fileio import atomic_path, atomic_write_bytes, read_name_list
+from tpslab.fileio import atomic_path, atomic_write_bytes
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002])
@@ -87,21 +87,3 @@ def test_an_unwritable_folder_is_an_error_naming_it(tmp_path):
             folder.chmod(0o700)
     assert not (folder / "tpslab-test.json").exists()
 
-
-def test_name_lists(tmp_path):
-    f = tmp_path / "videos.txt"
-    f.write_bytes("\ufeff# two videos\n  a_000001_000011 \n\nb\r\na_000001_000011\n".encode())
-    assert read_name_list(f) == ["a_000001_000011", "b"]  # BOM, comments, blanks, CRLF, repeats
-    latin = tmp_path / "latin.txt"
-    latin.write_bytes(b"caf\xe9\n")
-    with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text \(byte 3 is 0xe9\)"):
-        read_name_list(latin)
-    empty = tmp_path / "empty.txt"
-    empty.write_text("# nothing\n\n")
-    with pytest.raises(ValueError, match="empty.txt: no video names in the file"):
-        read_name_list(empty, "video")
-    with pytest.raises(IsADirectoryError) as e:
-        read_name_list(tmp_path)
-    assert (e.value.filename, e.value.strerror) == (str(tmp_path), "is a folder, expected a text file")
-    with pytest.raises(FileNotFoundError):
-        read_name_list(tmp_path / "missing.txt")

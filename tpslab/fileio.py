@@ -1,4 +1,4 @@
-"""Files in and out: writes that a crash or an interrupt never leaves half-done, and name lists.
+"""Writing files so that a crash or an interrupt never leaves a half-written one in place.
 
 Written files get the permissions the user's umask gives (as ``open(path, "w")`` would), and problems
 with the target folder raise an ``OSError`` that names the folder.
@@ -61,25 +61,3 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         tmp.write_bytes(data)
     return Path(path)
 
-
-def read_name_list(path, what: str = "name") -> list[str]:
-    """Names from a UTF-8 text file, one per line (e.g. the videos to export).
-
-    Surrounding spaces, blank lines, ``#`` comments and a byte-order mark are skipped; a repeated name is
-    kept once, where it first appears. Raises ``ValueError`` naming the file when it is not UTF-8 or
-    holds no name (``what`` says which kind, e.g. "video"), and ``IsADirectoryError`` for a folder.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a text file", str(path))
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); "
-                         "save the list as UTF-8") from None
-    names = [line.strip() for line in text.splitlines()]
-    names = list(dict.fromkeys(n for n in names if n and not n.startswith("#")))
-    if not names:
-        raise ValueError(f"{path}: no {what} names in the file")
-    return names
