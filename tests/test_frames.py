@@ -335,3 +335,15 @@ def test_cli_video_subset_default_root_and_out_forms(release, tmp_path, capsys, 
                            ([str(release), str(tmp_path / "d"), "--out", str(tmp_path / "e")], "output folder once")]:
         assert main(["extract-frames", *argv, "--quiet"]) == 2
         assert expected in capsys.readouterr().err
+
+
+def test_cli_video_list_with_a_bom_and_a_bad_root_leave_nothing_behind(release, tmp_path, capsys):
+    subset = tmp_path / "notepad.txt"
+    subset.write_bytes(b"\xef\xbb\xbf" + f"{PLAIN}\r\n".encode())  # as Notepad saves it
+    assert main(["extract-frames", str(release), str(tmp_path / "a"), "--videos", str(subset), "--quiet"]) == 0
+    assert "1 videos: 1 extracted" in capsys.readouterr().out
+    (tmp_path / "not_a_release").mkdir()
+    assert main(["extract-frames", str(tmp_path / "not_a_release"), str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a Kinetics-TPS release" in err[0]
+    assert not (tmp_path / "out").exists()  # OUT is made only once ROOT is known to be a release

@@ -134,7 +134,7 @@ def _read_video_list(path) -> list[str]:
     """Video names from a text file: one per line, blank lines and ``#`` comments ignored, duplicates
     dropped; ``ValueError`` (naming the file) when it cannot be read, is not UTF-8 or lists nothing."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: lists saved by Notepad start with a BOM
             lines = f.read().splitlines()
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from e
@@ -150,6 +150,8 @@ def _read_video_list(path) -> list[str]:
 def _cmd_extract_frames(args) -> int:
     from tpslab.dataset import load_dataset
     from tpslab.frames import extract_frames, prepare_extraction, summarize_extraction
+    from tpslab.home import resolve_root
+    from tpslab.layout import check_release_root
 
     def fail(message) -> int:
         print(f"tpslab extract-frames: error: {message}", file=sys.stderr)
@@ -163,12 +165,13 @@ def _cmd_extract_frames(args) -> int:
     settings = {"short_side": args.short_side}
     if args.quality is not None:
         settings["quality"] = args.quality
-    try:  # bad settings, an unwritable OUT and a bad video list fail here, once, before any work
+    try:  # a bad ROOT, bad settings, an unwritable OUT and a bad video list fail here, before any work
+        root = check_release_root(resolve_root(args.root, progress=not args.quiet))
         prepare_extraction(out, **settings)
         videos = None if args.videos is None else _read_video_list(args.videos)
     except (ValueError, OSError) as e:
         return fail(e)
-    ds = load_dataset(args.root, strict=False, progress=not args.quiet)
+    ds = load_dataset(root, strict=False, progress=not args.quiet)
     if videos is not None:
         unknown = sorted(set(videos) - set(ds.videos["video"].astype(str)))
         if unknown:
