@@ -294,12 +294,19 @@ def test_export_skips_or_refuses_missing_frames_and_unverifiable_folders(hurling
     frames = tmp_path / "frames"
     shutil.copytree(full, frames)
     shutil.rmtree(frames / "train" / "lunge" / "lunge_b")
-    (frames / "train" / "lunge" / "lunge_a" / "img_00005.jpg").unlink()
+    for n in range(5, 9):  # lunge_a ends at img_00004 (as if the video were shorter than its annotations)
+        (frames / "train" / "lunge" / "lunge_a" / f"img_{n:05d}.jpg").unlink()
     with pytest.raises(InteropError, match=r"lunge_a: no img_00005.jpg, .* 3 annotated frames of 2 videos"):
         coco_ground_truth(ds, frames, progress=False)
     coco = coco_ground_truth(ds, frames, missing="skip", progress=False)
     assert coco["info"]["skipped_frames"] == 3 and coco["info"]["skipped_videos"] == ["lunge_b"]
     assert len(coco["images"]) == len(ds.frames) - 3
+    # a gap in the numbering is a damaged folder, refused even when skipping missing frames
+    gap = frames / "train" / "hurling_(sport)" / "hurl_a" / "img_00004.jpg"
+    gap.rename(gap.with_suffix(".bak"))
+    with pytest.raises(InteropError, match=r"hurl_a: 1 frame\(s\) missing from the numbering, first img_00004"):
+        coco_ground_truth(ds, frames, missing="skip", progress=False)
+    gap.with_suffix(".bak").rename(gap)
     # a 0-based folder is refused, never read one frame off
     zero = frames / "train" / "lunge" / "lunge_a"
     (zero / "img_00000.jpg").write_bytes((zero / "img_00001.jpg").read_bytes())
@@ -552,7 +559,7 @@ def test_lists_refuse_files_tpslab_did_not_write_and_folders_without_frames(hurl
     skipped = export_lists(ds, tmp_path / "other", frames=frames, missing="skip", progress=False)
     assert skipped["skipped"] == {"test_list_rawframes.txt": ["lunge_test"]}
     (frames / "train" / "lunge" / "lunge_a" / "img_00003.jpg").unlink()
-    with pytest.raises(InteropError, match="lunge_a: 1 frame.* missing from the numbering, first img_00003.jpg"):
+    with pytest.raises(InteropError, match="lunge_a: 1 frame.* missing from the numbering, first img_00003"):
         export_lists(ds, tmp_path / "third", frames=frames, missing="skip", progress=False)
 
 

@@ -150,7 +150,7 @@ def _scan_video(task) -> dict:
     """One video's annotated frames on disk: their file names, the frames' size, the video's size."""
     from PIL import Image, UnidentifiedImageError
 
-    from tpslab.video import VideoError, list_frame_files, probe
+    from tpslab.video import RawFramesReader, VideoError, list_frame_files, probe
 
     root, rel, video_path, numbers = task
     folder = Path(root) / rel
@@ -158,13 +158,14 @@ def _scan_video(task) -> dict:
     if not folder.is_dir():
         return out
     try:
+        with RawFramesReader(folder):  # refuses 0-based numbering and gaps
+            pass
         files = list_frame_files(folder)
-    except OSError as err:
-        out["error"] = f"{folder}: cannot list it ({err.strerror or err})"
+    except VideoError as err:
+        out["error"] = str(err)
         return out
-    if 0 in files:
-        out["error"] = (f"{folder}: frames are numbered from img_00000 (0-based), but annotation img_00001.json is "
-                        "frame img_00001.jpg; re-extract it with tpslab extract-frames")
+    except OSError as err:
+        out["error"] = f"{folder}: cannot read it ({err.strerror or err})"
         return out
     sizes = {}
     for i, n in enumerate(numbers):
@@ -336,7 +337,7 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
         person = h_ids[p_person]
         number = parts["human"].to_numpy()
         ids = np.arange(len(humans) + 1, len(humans) + len(parts) + 1)
-        state = parts["state"].astype(object).to_numpy()
+        state = parts["state"].astype(object).where(parts["state"].notna(), None).to_numpy()
         obj = parts["object"].astype(object).where(parts["object"].notna(), None).to_numpy()
         for s in range(0, len(parts), _CHUNK):
             e = s + _CHUNK
@@ -392,8 +393,10 @@ def coco_ground_truth(dataset, frames, *, videos: Iterable[str] | None = None, m
     frames. Videos without annotated frames (the test split) contribute no images.
 
     Raises :class:`InteropError` (one line, naming the folder or file) for a missing frame (with
-    ``missing="error"``), a 0-based frame folder, frames of mixed sizes, frames that are not a resize of
-    their video, a video whose size cannot be read, and names that are not videos of the dataset.
+    ``missing="error"``; a frame is missing when its video's folder is absent or ends before it), a
+    0-based frame folder or one with a gap in its numbering (damaged: refused even with ``"skip"``),
+    frames of mixed sizes, frames that are not a resize of their video, a video whose size cannot be
+    read, and names that are not videos of the dataset.
     """
     parts = _coco_parts(dataset, frames, videos, missing, workers, progress)
     annotations = [a for chunk in parts.chunks for a in chunk]
@@ -635,7 +638,7 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     or the loaded list. ``images``: the COCO file :func:`export_coco` wrote for those frames (or its
     dict, or a pycocotools ``COCO`` of it): it maps image ids to videos and frames, category ids to
     names, and gives each frame's scale back to the release's pixels (see the module docstring).
-    ``videos`` keeps only those videos' frames.
+    ``videos`` keeps only those videos' frames (the entries of others are counted, not read).
 
     The rule, per frame:
 
@@ -675,19 +678,21 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
         raise ValueError(f"reach must be >= 0, got {reach!r}")
     imgs = _read_images(images)
     img, cat, bbox, score = _read_entries(results, imgs)
-    n_entries = len(img)
+    n_other = 0
     order_all = np.arange(len(imgs.video))
     if videos is not None:
         wanted = set(map(str, videos))
         keep_img = np.array([v in wanted for v in imgs.video], bool)
         sel = keep_img[img]
+        n_other = int((~sel).sum())
         img, cat, bbox, score = img[sel], cat[sel], bbox[sel], score[sel]
         order_all = order_all[keep_img]
     corners = coco_to_corners(bbox, (imgs.sx[img], imgs.sy[img]))
     entry = np.arange(len(img))
     person_cat = next(k for k, v in imgs.categories.items() if v == PERSON)
     is_person = cat == person_cat
-    counts = {"entries": n_entries, "frames": len(order_all), "max_humans": int(max_humans),
+    counts = {"entries": len(img), "entries_of_other_videos": n_other, "frames": len(order_all),
+              "max_humans": int(max_humans),
               "max_proposals": int(max_proposals)}
 
     # 1. persons: best first within each frame
@@ -833,24 +838,19 @@ def check_lists_out(out, frames: bool = True) -> Path:
 
 
 def _count_frames(task) -> tuple[int | None, str | None]:
-    from tpslab.video import list_frame_files
+    """(frames in a folder numbered from img_00001 without gaps, as MMAction2 reads it, or None; an error)."""
+    from tpslab.video import RawFramesReader, VideoError
 
     folder = Path(task)
     if not folder.is_dir():
         return None, None
     try:
-        numbers = list_frame_files(folder)
+        with RawFramesReader(folder) as reader:
+            return len(reader), None
+    except VideoError as err:
+        return None, str(err)
     except OSError as err:
-        return None, f"{folder}: cannot list it ({err.strerror or err})"
-    if not numbers:
-        return None, None
-    if 0 in numbers:
-        return None, f"{folder}: frames are numbered from img_00000 (0-based); MMAction2 reads img_00001 first"
-    n = len(numbers)
-    if max(numbers) != n:
-        gaps = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-        return None, f"{folder}: {len(gaps)} frame(s) missing from the numbering, first img_{gaps[0]:05d}.jpg"
-    return n, None
+        return None, f"{folder}: cannot read it ({err.strerror or err})"
 
 
 def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed: int = 0,
