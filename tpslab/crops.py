@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
@@ -195,11 +197,13 @@ class CropSource:
     """Reads the crops of any rows of a box table (``video, frame, part_x1..part_y2``) from ``paths``.
 
     ``paths`` maps each video to its file or rawframes folder (:func:`video_paths`, :func:`rawframe_paths`);
-    ``backend`` is ``open_video``'s. Holds only numpy arrays and paths (cheap to send to workers).
+    ``backend`` is ``open_video``'s; ``open_readers``: readers kept open per process (reopening a video
+    costs more than reading a frame of a small one). Pickles as numpy arrays and paths (cheap to send
+    to workers), without its open readers.
     """
 
     def __init__(self, boxes: pd.DataFrame, paths: Mapping[str, str], *, size: int = 32, context: float = 1.5,
-                 min_side: float = 8.0, backend: str = "auto"):
+                 min_side: float = 8.0, backend: str = "auto", open_readers: int = 16):
         need_columns(boxes, ["video", "frame", *PART_BOX], "part crops")
         codes, names = pd.factorize(boxes["video"].astype(str).to_numpy(), sort=False)
         self.names = np.asarray(names, dtype=object)
@@ -215,6 +219,9 @@ class CropSource:
                              f"of video {self.names[self.video[bad][0]]}")
         self.frame = _frame_numbers(boxes, "part crops")
         self.size, self.context, self.min_side, self.backend = int(size), float(context), float(min_side), backend
+        self.open_readers = int(open_readers)
+        self._readers: OrderedDict | None = None
+        self._owner = 0
 
     def __len__(self) -> int:
         return len(self.video)
@@ -233,10 +240,36 @@ class CropSource:
             self._read_video(int(v), pos, rows, out)
         return out
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_readers"] = None  # open decoders stay in the process that opened them
+        return state
+
+    def _reader(self, v: int):
+        """An open reader of video ``v``: up to ``open_readers`` stay open per process (least recently used
+        ones are closed); readers opened by a parent process are never used by a forked worker."""
+        if self._readers is None or self._owner != os.getpid():
+            self._readers, self._owner = OrderedDict(), os.getpid()
+        reader = self._readers.pop(v, None)
+        if reader is None:
+            reader = open_video(self.files[v], backend=self.backend)
+        self._readers[v] = reader
+        while len(self._readers) > self.open_readers:
+            self._readers.popitem(last=False)[1].close()
+        return reader
+
+    def close(self) -> None:
+        """Close the readers this process holds open."""
+        if self._readers is not None and self._owner == os.getpid():
+            for reader in self._readers.values():
+                reader.close()
+        self._readers = None
+
     def _read_video(self, v: int, pos: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
         path, name = self.files[v], self.names[v]
         numbers, which = np.unique(self.frame[rows[pos]], return_inverse=True)
-        with open_video(path, backend=self.backend) as reader:
+        reader = self._reader(v)
+        try:
             if numbers[-1] > len(reader):
                 raise VideoError(path, f"video {name}: frame img_{int(numbers[-1]):05d} is past the end "
                                        f"(the file shows {len(reader)} frames)")
@@ -246,6 +279,10 @@ class CropSource:
                     at = pos[which == j]
                     out[at] = crop_boxes(frame, self.box[rows[at]], size=self.size, context=self.context,
                                          min_side=self.min_side, where=f"video {name} frame {int(numbers[j])}")
+        except BaseException:
+            self._readers.pop(v, None)
+            reader.close()
+            raise
 
 
 def crop_parts(boxes: pd.DataFrame, paths: Mapping[str, str], *, size: int = 32, context: float = 1.5,
@@ -262,8 +299,11 @@ def crop_parts(boxes: pd.DataFrame, paths: Mapping[str, str], *, size: int = 32,
     source = CropSource(boxes, paths, size=size, context=context, min_side=min_side, backend=backend)
     out = np.zeros((len(source), size, size, 3), np.uint8)
     groups = pd.Series(np.arange(len(source))).groupby(source.video, sort=False).indices
-    for rows in tqdm(groups.values(), desc="cropping parts", unit="video", disable=not progress, leave=False):
-        out[rows] = source.read(rows)
+    try:
+        for rows in tqdm(groups.values(), desc="cropping parts", unit="video", disable=not progress, leave=False):
+            out[rows] = source.read(rows)
+    finally:
+        source.close()
     return out
 
 
