@@ -562,6 +562,8 @@ def test_the_default_size_bound_comes_from_the_test_set_limits(tmp_path):
     path = write_submission_zip(tmp_path / "sub.zip", *_good())
     _patch_zip(path, {(b"PK\x01\x02", 24, "<I"): lambda v: 0xFFFFFFF0, (b"PK\x03\x04", 22, "<I"): lambda v: 0xFFFFFFF0})
     with pytest.raises(SubmissionError, match=f"more than {MAX_SUBMISSION_BYTES} bytes"):
+        read_submission(path, max_ratio=None)  # the size bound alone (the ratio would refuse it too)
+    with pytest.raises(SubmissionError, match="zip bomb"):
         read_submission(path)
 
 
@@ -598,6 +600,29 @@ def test_a_zip_bomb_is_refused_with_bounded_memory(tmp_path):
     assert read_submission(small, max_bytes=3 << 20) == ({}, {})  # under the bound: whitespace is valid JSON
     with pytest.raises(ValueError, match="max_bytes must be positive"):
         read_submission(small, max_bytes=0)
+
+
+def test_a_zip_that_inflates_far_more_than_json_does_is_a_bomb_even_under_the_size_bound(tmp_path):
+    import tracemalloc
+
+    from tpslab.submission import MAX_SUBMISSION_BYTES, RATIO_FREE_BYTES
+
+    bomb = _bomb(tmp_path / "bomb.zip", 96)  # ~1000 times: the 591 KB zip inflating to 600 MB, scaled
+    assert (96 << 20) < MAX_SUBMISSION_BYTES  # the size bound alone lets it through
+    with pytest.raises(SubmissionError, match="refused as a zip bomb; if it is real, unzip it"):
+        read_submission(bomb)
+    # When the zip understates the sizes, inflating stops at the ratio's bound: memory stays bounded.
+    _patch_zip(bomb, {(b"PK\x01\x02", 24, "<I"): lambda v: 1 << 20 if v > 100 else v})
+    tracemalloc.start()
+    try:
+        with pytest.raises(SubmissionError, match="zip bomb|cannot read"):
+            read_submission(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < RATIO_FREE_BYTES + (8 << 20), peak
+    assert read_submission(_bomb(tmp_path / "b2.zip", 96), max_ratio=None) == ({}, {})  # turned off: read
+    assert read_submission(_bomb(tmp_path / "b3.zip", 8)) == ({}, {})  # small files compress as they like
 
 
 def test_reading_stops_as_soon_as_the_bound_is_crossed():

@@ -66,6 +66,11 @@ SCORED_FRAMES_PER_VIDEO = 30
 #: ``tpslab evaluate --max-bytes``.
 MAX_SUBMISSION_BYTES = TEST_VIDEOS * (64 + SCORED_FRAMES_PER_VIDEO * (32 + MAX_HUMANS * (
     128 + len(PARTS) * (48 + MAX_PROPOSALS * 112))))
+#: Submissions (JSON of numbers and names) deflate 2-6 times; a zip whose files inflate more than this
+#: many times their compressed size is refused as a zip bomb once they pass ``RATIO_FREE_BYTES``
+#: (small files may compress as they like). A real one can be read unzipped, from its folder.
+MAX_INFLATE_RATIO = 100
+RATIO_FREE_BYTES = 64 << 20
 _FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
 _BOX_COLS = ("x1", "y1", "x2", "y2")
 
@@ -383,7 +388,8 @@ def _read_bounded(f, limit: int, chunk: int = 1 << 20) -> bytearray:
     return data
 
 
-def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[dict, dict]:
+def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
+                    max_ratio: float | None = MAX_INFLATE_RATIO) -> tuple[dict, dict]:
     """``(pred_vid, pred_part)`` from a submission folder or zip.
 
     A zip must hold ``pred_vid_result.json`` and ``pred_part_result.json`` at its root or inside one
@@ -392,7 +398,10 @@ def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[dict, 
     together (default :data:`MAX_SUBMISSION_BYTES`, the largest test-set submission the limits allow):
     checked on the sizes the zip declares, then on the bytes actually inflated, which are read in chunks
     and stop as soon as the bound is crossed, so a zip bomb costs at most ``max_bytes`` of memory.
-    Nothing is extracted to disk. Each file must hold one JSON object.
+    Beyond :data:`RATIO_FREE_BYTES` the files may also not inflate more than ``max_ratio`` times their
+    compressed size (default :data:`MAX_INFLATE_RATIO`; ``None`` turns the check off): a 591 KB zip
+    inflating to 600 MB is refused after 64 MiB, not parsed at 1.3 GB of memory. Nothing is extracted
+    to disk. Each file must hold one JSON object.
 
     Raises :class:`SubmissionError` naming the file and the problem, ``FileNotFoundError`` when ``path``
     does not exist.
@@ -448,10 +457,22 @@ def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[dict, 
             raise SubmissionError(f"{path}: {' and '.join(encrypted)} {'is' if len(encrypted) == 1 else 'are'} "
                                   "encrypted (password-protected); zip the files without a password")
         declared = sum(m.file_size for m in members)
-        if declared > max_bytes:
-            raise SubmissionError(f"{path}: the two files inflate to {declared} bytes, more than {max_bytes} bytes "
-                                  "(raise max_bytes if the submission is real)")
-        out, budget = [], max_bytes
+        packed = sum(m.compress_size for m in members)
+        limit = max_bytes if max_ratio is None else min(max_bytes, max(RATIO_FREE_BYTES, int(max_ratio * packed)))
+
+        def too_big(inflated: int | None) -> SubmissionError:
+            size = f"{inflated} bytes" if inflated is not None else f"more than {limit} bytes"
+            if limit < max_bytes:  # the ratio was the tighter bound
+                return SubmissionError(
+                    f"{path}: the two files inflate to {size} from {packed} compressed, over {max_ratio:g} times "
+                    "(JSON submissions deflate 2-6 times): refused as a zip bomb; if it is real, unzip it and "
+                    "pass the folder")
+            return SubmissionError(f"{path}: the two files inflate to {size}, more than {max_bytes} bytes "
+                                   "(raise max_bytes if the submission is real)")
+
+        if declared > limit:
+            raise too_big(declared)
+        out, budget = [], limit
         for name, member in zip((PRED_VID, PRED_PART), members):
             try:
                 with z.open(member) as f:
@@ -459,7 +480,7 @@ def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES) -> tuple[dict, 
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
                 raise SubmissionError(f"{path}: cannot read {name} from the zip: {e}") from None
             if len(data) > budget:
-                raise SubmissionError(f"{path}: the two files inflate to more than {max_bytes} bytes")
+                raise too_big(None)
             budget -= len(data)
             out.append(_loads(data, f"{path}:{name}"))
             del data
