@@ -287,6 +287,13 @@ def test_round_trip_through_the_pipeline_scores_what_the_ground_truth_boxes_scor
     assert 0.7 * len(tiny_coco["annotations"]) < len(sim) < 0.9 * len(tiny_coco["annotations"])
     noisy, noisy_frames = read_coco_results(sim, tiny_coco)
     assert score(noisy, noisy_frames).area < 0.9
+    # one video of them
+    one = read_coco_results(sim, tiny_coco, videos=videos[:1])
+    assert set(one.boxes["video"]) == set(one.frames["video"]) == {videos[0]}
+    assert one.counts["entries"] + one.counts["entries_of_other_videos"] == len(sim)
+    assert "more of other videos left out" in one.summary()
+    with pytest.raises(InteropError, match="has no frames of 1 of the videos asked for: nope"):
+        read_coco_results(sim, tiny_coco, videos=["nope", videos[0]])
 
 
 def test_export_skips_or_refuses_missing_frames_and_unverifiable_folders(hurling, tmp_path):
@@ -545,6 +552,16 @@ def test_lists_refuse_files_tpslab_did_not_write_and_folders_without_frames(hurl
     (out / "train.csv").unlink()
     export_lists(ds, out, frames=full, progress=False)
     export_lists(ds, out, frames=full, progress=False)  # its own files: rewritten
+    # a run interrupted after claiming new contents, before writing them: the next run goes on
+    record = json.loads((out / ".tpslab-lists.json").read_text())
+    record["files"]["train.csv"] = [record["files"]["train.csv"], "0" * 64]
+    (out / ".tpslab-lists.json").write_text(json.dumps(record))
+    (out / "train.csv").write_text("half\n")
+    with pytest.raises(FileExistsError, match="train.csv: exists and was changed"):
+        export_lists(ds, out, frames=full, progress=False)
+    (out / "train.csv").write_text((out / "train_list_videos.txt").read_text())
+    export_lists(ds, out, frames=full, progress=False)
+    assert isinstance(json.loads((out / ".tpslab-lists.json").read_text())["files"]["train.csv"], str)
     export_lists(ds, out, progress=False)  # no frames now: the earlier rawframe lists go
     assert not (out / "train_list_rawframes.txt").exists() and (out / "train_list_videos.txt").exists()
     with (out / "val.csv").open("a") as f:

@@ -196,9 +196,9 @@ def _scan_video(task) -> dict:
         return out
     vw, vh = int(info.width), int(info.height)
     fw, fh = out["size"]
-    if abs(fh - vh * fw / vw) > 1 and abs(fw - vw * fh / vh) > 1:
-        out["error"] = (f"{folder}: frames are {fw}x{fh}, not a resize of the video's {vw}x{vh} (another video's "
-                        "frames, or cropped)")
+    if abs(fh - vh * fw / vw) > 1 or abs(fw - vw * fh / vh) > 1:  # a resize keeps the aspect to a pixel
+        out["error"] = (f"{folder}: frames are {fw}x{fh}, not a resize of the video's {vw}x{vh} that keeps its "
+                        "aspect (another video's frames, cropped, or stretched; tpslab extract-frames keeps it)")
         return out
     out["video_size"] = (vw, vh)
     return out
@@ -261,10 +261,6 @@ def _categories(vocab) -> list[dict]:
     cats += [{"id": PERSON_ID + 1 + i, "name": name, "supercategory": "body_part"}
              for i, name in enumerate(vocab.parts.names)]
     return cats
-
-
-def _none_if_nan(values: list) -> list:
-    return [None if v != v else v for v in values]
 
 
 @dataclass
@@ -372,9 +368,8 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
         "skipped_frames": len(skipped),
         "skipped_videos": sorted(set(skipped["video"]) - set(table["video"])),
         "videos_without_annotated_frames": sorted(set(videos) - set(table["video"]) - set(skipped["video"])),
+        "inexact_boxes": inexact,
     }
-    # Computed while converting: the boxes are converted above, before this dict is read.
-    info["inexact_boxes"] = inexact
     return _CocoParts(info, images, _categories(vocab), chunks())
 
 
@@ -417,8 +412,8 @@ def export_coco(dataset, frames, out, *, videos: Iterable[str] | None = None, mi
                 workers: int = 1, progress: bool = True) -> dict:
     """Write :func:`coco_ground_truth` to the JSON file ``out``; returns its ``info`` (the counts).
 
-    The file is written in chunks (memory stays bounded on the full release) to a temporary file
-    renamed into place. ``out`` may exist only when it is a file this function wrote earlier (its
+    The annotations are serialised in chunks (the file never exists as one Python object, so the full
+    release fits in memory) into a temporary file renamed into place. ``out`` may exist only when it is a file this function wrote earlier (its
     first bytes, ``{"info":{"tool":"tpslab export-coco"``, say so): any other file, or a folder, is
     refused with ``FileExistsError`` before any work, and left untouched.
     """
@@ -610,7 +605,9 @@ class CocoDetections:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"{c['entries']} detections on {c['frames']} frames: {c['persons']} persons kept "
+        other = f" ({c['entries_of_other_videos']} more of other videos left out)" \
+            if c.get("entries_of_other_videos") else ""
+        return (f"{c['entries']} detections on {c['frames']} frames{other}: {c['persons']} persons kept "
                 f"({c['persons_below_score']} below the score threshold, {c['persons_over_limit']} over the limit "
                 f"of {c['max_humans']} per frame), {c['parts']} part boxes kept ({c['parts_below_score']} below the "
                 f"score threshold, {c['parts_without_person']} near no kept person, {c['parts_over_limit']} over the "
@@ -638,7 +635,8 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     or the loaded list. ``images``: the COCO file :func:`export_coco` wrote for those frames (or its
     dict, or a pycocotools ``COCO`` of it): it maps image ids to videos and frames, category ids to
     names, and gives each frame's scale back to the release's pixels (see the module docstring).
-    ``videos`` keeps only those videos' frames (the entries of others are counted, not read).
+    ``videos`` keeps only those videos' frames (the entries of others are counted, not read; a video
+    the images file lacks is an error).
 
     The rule, per frame:
 
@@ -682,6 +680,11 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     order_all = np.arange(len(imgs.video))
     if videos is not None:
         wanted = set(map(str, videos))
+        absent = sorted(wanted - set(imgs.video))
+        if absent:
+            more = f" and {len(absent) - 5} more" if len(absent) > 5 else ""
+            raise InteropError(f"{imgs.where}: has no frames of {len(absent)} of the videos asked for: "
+                               f"{', '.join(absent[:5])}{more}")
         keep_img = np.array([v in wanted for v in imgs.video], bool)
         sel = keep_img[img]
         n_other = int((~sel).sum())
@@ -692,8 +695,7 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     person_cat = next(k for k, v in imgs.categories.items() if v == PERSON)
     is_person = cat == person_cat
     counts = {"entries": len(img), "entries_of_other_videos": n_other, "frames": len(order_all),
-              "max_humans": int(max_humans),
-              "max_proposals": int(max_proposals)}
+              "max_humans": int(max_humans), "max_proposals": int(max_proposals)}
 
     # 1. persons: best first within each frame
     pers = pd.DataFrame({"img": img[is_person], "score": score[is_person], "entry": entry[is_person]})
@@ -805,8 +807,12 @@ def _read_lists_record(out: Path) -> dict:
     except (OSError, ValueError):
         return {}
     files = record.get("files") if isinstance(record, dict) and record.get("tool") == TOOL_LISTS else None
-    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)} \
-        if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    # a digest, or while a run replaces the files, the old and the new digest
+    return {k: [v] if isinstance(v, str) else v for k, v in files.items()
+            if isinstance(k, str) and (isinstance(v, str) or (isinstance(v, list)
+                                                              and all(isinstance(d, str) for d in v)))}
 
 
 def list_file_names(frames: bool = True) -> list[str]:
@@ -831,7 +837,7 @@ def check_lists_out(out, frames: bool = True) -> Path:
     record = _read_lists_record(out)
     for name in list_file_names(frames):
         f = out / name
-        if f.exists() and (name not in record or not f.is_file() or _sha256(f) != record[name]):
+        if f.exists() and (name not in record or not f.is_file() or _sha256(f) not in record[name]):
             why = "was not written by tpslab" if name not in record else "was changed since tpslab wrote it"
             raise FileExistsError(f"{f}: exists and {why}; left untouched (move it, or write to another folder)")
     return out
@@ -951,15 +957,21 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
                 continue
             files[name].append(f"{checked(rel, video)} {n} {label_of(video, split)}")
     out.mkdir(parents=True, exist_ok=True)
-    record = {}
-    for name, lines in files.items():
-        data = "".join(line + "\n" for line in lines).encode("utf-8")
-        atomic_write_bytes(out / name, data)
-        record[name] = hashlib.sha256(data).hexdigest()
+    data = {name: "".join(line + "\n" for line in lines).encode("utf-8") for name, lines in files.items()}
+    record = {name: hashlib.sha256(d).hexdigest() for name, d in data.items()}
     previous = _read_lists_record(out)
-    for name, digest in previous.items():  # lists of an earlier run that this one does not write
+
+    def write_record(files_record):
+        atomic_write_bytes(out / LISTS_RECORD, json.dumps({"tool": TOOL_LISTS, "files": files_record},
+                                                          indent=1).encode())
+
+    # first claim the new contents beside the old ones, so an interrupted run is resumed, not refused
+    write_record({**previous, **{k: previous.get(k, []) + [d] for k, d in record.items()}})
+    for name, d in data.items():
+        atomic_write_bytes(out / name, d)
+    for name, digests in previous.items():  # lists of an earlier run that this one does not write
         f = out / name
-        if name not in record and name in list_file_names(True) and f.is_file() and _sha256(f) == digest:
+        if name not in record and name in list_file_names(True) and f.is_file() and _sha256(f) in digests:
             f.unlink()
-    atomic_write_bytes(out / LISTS_RECORD, json.dumps({"tool": TOOL_LISTS, "files": record}, indent=1).encode())
+    write_record(record)
     return {"files": {k: len(x) for k, x in files.items()}, "skipped": skipped, "out": out}
