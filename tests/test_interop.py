@@ -4,7 +4,6 @@ MMAction2 / PySlowFast lists (checked against the formats those toolchains docum
 import contextlib
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -26,9 +25,6 @@ from tpslab.models.pipeline import BOX_COLUMNS, Predictions, boxes_from_dataset,
 pycocotools = pytest.importorskip("pycocotools")  # a dev dependency: `pip install -e .[dev]`
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
-
-CORNERS = ["x1", "y1", "x2", "y2"]
-
 
 # ----------------------------------------------------------------------------- fixtures
 

@@ -54,7 +54,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -413,9 +413,10 @@ def export_coco(dataset, frames, out, *, videos: Iterable[str] | None = None, mi
     """Write :func:`coco_ground_truth` to the JSON file ``out``; returns its ``info`` (the counts).
 
     The annotations are serialised in chunks (the file never exists as one Python object, so the full
-    release fits in memory) into a temporary file renamed into place. ``out`` may exist only when it is a file this function wrote earlier (its
-    first bytes, ``{"info":{"tool":"tpslab export-coco"``, say so): any other file, or a folder, is
-    refused with ``FileExistsError`` before any work, and left untouched.
+    release fits in memory) into a temporary file renamed into place. ``out`` may exist only when it is
+    a file this function wrote earlier (its first bytes, ``{"info":{"tool":"tpslab export-coco"``, say
+    so): any other file, or a folder, is refused with ``FileExistsError`` before any work, and left
+    untouched.
     """
     import orjson
     from tqdm.auto import tqdm
