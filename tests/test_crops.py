@@ -82,7 +82,8 @@ def test_rawframes_are_the_video_frames_up_to_jpeg(tiny, videos, rawframes):
 def test_each_crop_depends_only_on_its_own_box():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    boxes = np.array([[10, 10, 30, 40], [-20, -5, 15, 20], [60, 40, 79, 59], [2.5, 3.25, 70.75, 55.5], [40, 20, 41, 21]])
+    boxes = np.array([[10, 10, 30, 40], [-20, -5, 15, 20], [60, 40, 79, 59], [2.5, 3.25, 70.75, 55.5],
+                      [40, 20, 41, 21]])
     together = crop_boxes(frame, boxes, size=16)
     for i, box in enumerate(boxes):
         np.testing.assert_array_equal(crop_boxes(frame, box[None], size=16)[0], together[i])

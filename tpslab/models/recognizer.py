@@ -96,10 +96,14 @@ class Backbone:
 def resolve_backbone(spec) -> Backbone | None:
     """A :class:`Backbone` from ``spec``: None, a Backbone, a ``torch.nn.Module``, or ``"module:callable"``
     (imported and called without arguments; it returns a Module or a Backbone)."""
-    if spec is None or isinstance(spec, Backbone):
+    if spec is None:
+        return None
+    if isinstance(spec, Backbone):
+        if spec.name is None:
+            spec = replace(spec, name=f"{type(spec.module).__module__}.{type(spec.module).__qualname__}")
         return spec
     if isinstance(spec, nn.Module):
-        return Backbone(spec, name=f"{type(spec).__module__}.{type(spec).__qualname__}")
+        return resolve_backbone(Backbone(spec))
     if isinstance(spec, str):
         mod, _, attr = spec.partition(":")
         if not mod or not attr:
@@ -108,11 +112,11 @@ def resolve_backbone(spec) -> Backbone | None:
             factory = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot import the backbone {spec!r}: {e}") from None
-        made = resolve_backbone(factory())
-        if made is None:
-            raise ValueError(f"the backbone factory {spec!r} returned None")
-        made.name = spec
-        return made
+        made = factory()
+        if not isinstance(made, (nn.Module, Backbone)):
+            raise ValueError(f"the backbone factory {spec!r} returned {type(made).__name__}, not a torch.nn.Module "
+                             "or a Backbone")
+        return replace(resolve_backbone(made), name=spec)
     raise TypeError(f"backbone must be a torch.nn.Module, a Backbone or 'module:callable', got {type(spec).__name__}")
 
 
