@@ -326,6 +326,57 @@ def _cmd_export_lists(args) -> int:
     return 0
 
 
+def _end_process_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _cmd_train_recognizer(args) -> int:
+    from tpslab.models.pipeline import train_run
+
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
+    try:
+        summary = train_run(args.root, args.out, epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                            workers=args.workers, resume=args.resume, val_fraction=args.val_fraction, seed=args.seed,
+                            frames=args.frames, lr=args.lr, max_crops=args.max_crops, balance=args.balance,
+                            cap_per_state=args.cap_per_state, patience=args.patience, backbone=args.backbone,
+                            threads=args.threads, progress=not quiet, log=None if quiet else print)
+    except KeyError as e:  # a video without a file: a problem of the input, said in one line
+        raise _Refused(e.args[0] if e.args else str(e)) from e
+    finally:
+        _end_process_group()
+    if not quiet:
+        last = summary["last"]
+        val = (f", validation top-1 {last['val_top1']:.3f} (mean-class {last['val_mean_class_acc']:.3f})"
+               if "val_top1" in last else "")
+        print(f"trained {summary['epochs']} epochs on {summary['train_crops']} part crops of "
+              f"{summary['train_videos']} videos in {summary['seconds']:.1f} s: loss {last.get('train_loss', 0):.4f}"
+              f"{val} -> {args.out}/model.pt")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from tpslab.models.pipeline import predict_run
+
+    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
+    try:
+        videos = None if args.videos is None else _read_video_list(args.videos)
+        summary = predict_run(args.root, args.run, args.boxes, args.out, videos=videos, frames=args.frames,
+                              device=args.device, workers=args.workers, batch_size=args.batch_size,
+                              backbone=args.backbone, threads=args.threads, overwrite=args.overwrite,
+                              progress=not quiet, log=None if quiet else print)
+    except KeyError as e:
+        raise _Refused(e.args[0] if e.args else str(e)) from e
+    finally:
+        _end_process_group()
+    if not quiet:
+        print(f"predicted {summary['videos']} videos ({summary['part_boxes']} part boxes) in "
+              f"{summary['seconds']:.1f} s -> {summary['out']}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -528,6 +579,83 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="worker processes counting frames (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_export_lists)
+
+    p = sub.add_parser("train-recognizer", help="train the part-state recogniser (and the pipeline) into a run folder",
+                       usage="tpslab train-recognizer [ROOT] --out RUN [options]\n"
+                       "       torchrun --nproc_per_node N -m tpslab train-recognizer [ROOT] --out RUN [options]",
+                       description="Train the pixel part-state recogniser on the annotated training videos of ROOT "
+                       "(a seeded --val-fraction of them held out for validation), reading part crops on demand "
+                       "(memory does not grow with the data). Writes RUN/model.pt (the recogniser), "
+                       "RUN/checkpoint.pt after every epoch, RUN/metrics.jsonl (loss, state top-1, mean-class "
+                       "accuracy, crops/s per epoch), and the rest of the end-to-end pipeline for `tpslab predict`: "
+                       "RUN/classifier.joblib (a compositional classifier on ground-truth part-state bags of the "
+                       "same training videos) and RUN/pipeline.json. RUN must be new or empty; --resume continues "
+                       "the run in RUN and ends with the weights an uninterrupted run would have. Under torchrun "
+                       "the processes share each global batch of --batch-size crops (gloo on CPU, NCCL on GPUs); "
+                       "only rank 0 writes. Exits 2 on bad input.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("--out", required=True, metavar="RUN", help="run folder (new or empty; or the run to --resume)")
+    p.add_argument("--epochs", type=_whole_number(1), default=4, help="epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=_whole_number(1), default=128, metavar="B",
+                   help="crops per optimiser step, over all processes (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule "
+                   "(default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun, cuda is each "
+                   "process's GPU) (default: %(default)s)")
+    p.add_argument("--workers", type=_whole_number(0), default=0, metavar="W",
+                   help="DataLoader worker processes reading crops, per process (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its checkpoint")
+    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+                   help="share of each class's training videos held out for validation, 0 for none "
+                   "(default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the split, the model and the sampling "
+                   "(default: %(default)s)")
+    p.add_argument("--frames", metavar="FRAMES", help="read crops from the full-size rawframes tpslab extract-frames "
+                   "wrote into FRAMES (much faster than seeking in videos)")
+    p.add_argument("--max-crops", type=_whole_number(1), default=None, metavar="N",
+                   help="crops drawn per epoch (default: all)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--balance", choices=["state"], default=None,
+                       help="draw crops so that every part state is equally likely")
+    which.add_argument("--cap-per-state", type=_whole_number(1), default=None, metavar="K",
+                       help="at most K crops of each part state per epoch (a fresh choice each epoch)")
+    p.add_argument("--patience", type=_whole_number(1), default=None, metavar="P",
+                   help="stop after P epochs without a lower validation loss, keeping the best epoch")
+    p.add_argument("--backbone", metavar="MODULE:CALLABLE", default=None,
+                   help="a custom feature extractor: a callable returning a torch.nn.Module or a "
+                   "tpslab.models.recognizer.Backbone (tpslab never downloads weights)")
+    p.add_argument("--threads", type=_whole_number(1), default=None, help="torch CPU threads per process")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    p.set_defaults(func=_cmd_train_recognizer)
+
+    p = sub.add_parser("predict", help="end-to-end predictions of a trained run on detected boxes, as a submission zip",
+                       usage="tpslab predict [ROOT] RUN --boxes DETECTIONS --out SUBMISSION.zip [options]\n"
+                       "       torchrun --nproc_per_node N -m tpslab predict [ROOT] RUN --boxes DETECTIONS "
+                       "--out SUBMISSION.zip",
+                       description="Run the pipeline of RUN (made by tpslab train-recognizer: the recogniser, then "
+                       "the compositional classifier on the predicted part states) on the human and part boxes of "
+                       "DETECTIONS (a file in the prediction format: pred_part_result.json, or a submission folder "
+                       "or zip; its verbs are ignored) for the videos of ROOT, and write the submission zip (scored "
+                       "frames). Under torchrun each process reads its share of the videos and rank 0 writes the "
+                       "zip; the predictions are those of a single process. Exits 2 on bad input.")
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    p.add_argument("run", metavar="RUN", help="run folder of tpslab train-recognizer")
+    p.add_argument("--boxes", required=True, metavar="DETECTIONS", help="detections in the prediction format")
+    p.add_argument("--out", required=True, metavar="SUBMISSION.zip", help="the submission zip to write (must not "
+                   "exist)")
+    p.add_argument("--videos", metavar="FILE", help="predict only the videos named in FILE (one per line, # comments)")
+    p.add_argument("--frames", metavar="FRAMES", help="read crops from the full-size rawframes in FRAMES")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--workers", type=_whole_number(0), default=0, metavar="W",
+                   help="DataLoader worker processes reading crops, per process (default: %(default)s)")
+    p.add_argument("--batch-size", type=_whole_number(1), default=1024, metavar="B",
+                   help="at most B part boxes per batch (one video per batch) (default: %(default)s)")
+    p.add_argument("--backbone", metavar="MODULE:CALLABLE", default=None,
+                   help="the custom backbone RUN was trained with (its architecture; the weights are RUN's)")
+    p.add_argument("--threads", type=_whole_number(1), default=None, help="torch CPU threads per process")
+    p.add_argument("--overwrite", action="store_true", help="replace SUBMISSION.zip if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_predict)
 
     return parser
 
