@@ -26,6 +26,7 @@ pycocotools = pytest.importorskip("pycocotools")  # a dev dependency: `pip insta
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
+
 # ----------------------------------------------------------------------------- fixtures
 
 

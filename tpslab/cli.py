@@ -549,7 +549,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="for --split, strictly between 0 and 1 (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
     p.add_argument("--skip-missing", action="store_true",
-                   help="leave out annotated frames that FRAMES lacks (counted in the summary) instead of refusing")
+                   help="leave out annotated frames that FRAMES lacks (a video not extracted, or a folder ending "
+                   "before the frame; counted in the summary) instead of refusing")
     p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes reading frame and video sizes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
