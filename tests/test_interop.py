@@ -18,7 +18,7 @@ from tpslab import load_dataset
 from tpslab.frames import extract_frames
 from tpslab.interop import (COCO_SIGNATURE, DECIMALS, PERSON_ID, UNKNOWN_LABEL, InteropError, check_coco_out,
                             coco_ground_truth, coco_to_corners, corners_to_coco, export_coco, export_lists,
-                            read_coco_results, simulate_detections)
+                            read_coco_results, simulate_detections, write_detections)
 from tpslab.metrics.official import HUMAN_LIMIT, PROPOSAL_LIMIT
 from tpslab.models.pipeline import BOX_COLUMNS, Predictions, boxes_from_dataset, score_predictions
 
@@ -291,6 +291,15 @@ def test_round_trip_through_the_pipeline_scores_what_the_ground_truth_boxes_scor
     assert "more of other videos left out" in one.summary()
     with pytest.raises(InteropError, match="has no frames of 1 of the videos asked for: nope"):
         read_coco_results(sim, tiny_coco, videos=["nope", videos[0]])
+    # as the detections file of `tpslab predict --boxes`
+    from tpslab.models.pipeline import boxes_from_predictions
+
+    path = write_detections(noisy_read := read_coco_results(sim, tiny_coco), tmp_path / "detections.json")
+    back, back_frames = boxes_from_predictions(path)
+    pd.testing.assert_frame_equal(sorted_boxes(back), sorted_boxes(noisy_read.boxes), check_exact=True)
+    assert sorted(map(tuple, back_frames.to_numpy().tolist())) == sorted(map(tuple, noisy_frames.to_numpy().tolist()))
+    with pytest.raises(FileExistsError, match="detections.json: exists"):
+        write_detections(noisy_read, path)
 
 
 def test_export_skips_or_refuses_missing_frames_and_unverifiable_folders(hurling, tmp_path):

@@ -15,7 +15,8 @@ COCO results in
     :func:`read_coco_results` reads a detector's results file (``[{"image_id", "category_id", "bbox",
     "score"}, ...]``) against the exported images and returns the boxes table that
     :class:`tpslab.models.pipeline.EndToEnd` and :func:`tpslab.models.pipeline.majority_predictions`
-    consume, in the release's pixels, with the scorer's limits applied (see its docstring for the rule).
+    consume, in the release's pixels, with the scorer's limits applied (see its docstring for the rule);
+    :func:`write_detections` writes them as the detections file ``tpslab predict --boxes`` reads.
 
 Lists
     :func:`export_lists` writes MMAction2's rawframe lists (``frame_dir total_frames label``) and video
@@ -755,6 +756,28 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     frames = pd.DataFrame({"video": imgs.video[order_all].astype(str), "frame": imgs.frame[order_all]})
     frames = frames.drop_duplicates().reset_index(drop=True)
     return CocoDetections(boxes, frames, counts)
+
+
+def write_detections(detections: CocoDetections, out, *, overwrite: bool = False) -> Path:
+    """Write what :func:`read_coco_results` read as a detections file in the challenge's prediction format
+    (a ``pred_part_result.json``: every frame of ``detections.frames``, persons with their parts' boxes
+    as proposals in score order, verbs ``"none"``), the ``DETECTIONS`` that ``tpslab predict RUN --boxes
+    DETECTIONS`` and :func:`tpslab.models.pipeline.boxes_from_predictions` read (they take each part's
+    first proposal and ignore the verbs). ``out`` must not exist unless ``overwrite``
+    (``FileExistsError``)."""
+    import orjson
+
+    from tpslab.fileio import atomic_write_bytes
+    from tpslab.submission import build_predictions
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out}: exists; left untouched (pass overwrite=True to replace it)")
+    boxes = detections.boxes.assign(state=np.where(detections.boxes["part"].notna(), "none", None))
+    videos = {v: "" for v in pd.unique(pd.concat([boxes["video"], detections.frames["video"]]).astype(str))}
+    _, pred_part = build_predictions(boxes, videos, frames=detections.frames)
+    atomic_write_bytes(out, orjson.dumps(pred_part))
+    return out
 
 
 def simulate_detections(coco: Mapping, *, jitter: float = 0.1, drop: float = 0.1, seed: int = 0) -> list[dict]:
