@@ -187,8 +187,13 @@ def test_sampler_keeps_frames_together_and_draws_fresh_each_epoch():
     runs = ds.frame_id[a]
     assert (np.diff(runs) != 0).sum() == len(np.unique(runs)) - 1  # each frame's rows are contiguous
     assert not np.array_equal(np.sort(runs), runs)  # frames in a random order
-    sub = CropSampler(ds, seed=1, num_samples=30)
-    assert len(sub) == 30 and len(set(sub.indices(0))) == 30 and set(sub.indices(0)) != set(sub.indices(1))
+    sub = CropSampler(ds, seed=1, num_samples=32)
+    rows = sub.indices(0)
+    assert len(sub) == 32 and len(set(rows)) == 32 and set(rows) != set(sub.indices(1))
+    per_frame = np.bincount(ds.frame_id[rows])
+    assert (per_frame[per_frame > 0] == 5).sum() >= 6  # whole frames (5 rows each), but perhaps the last
+    loose = CropSampler(ds, seed=1, num_samples=32, group_frames=False).indices(0)
+    assert len(set(loose)) == 32 and len(np.unique(ds.frame_id[loose])) > len(np.unique(ds.frame_id[rows]))
     with pytest.raises(ValueError, match="choose one"):
         CropSampler(ds, balance="state", cap_per_state=3)
 

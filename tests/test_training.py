@@ -263,7 +263,7 @@ def test_two_processes_train_and_predict_as_one(small, tiny, tmp_path):
     one = fit(tmp_path / "one")
     in_two_processes(tmp_path, lambda rank: fit(tmp_path / "two"))
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
-    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-5
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-4
     same_metrics(read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"), tol=1e-6)
     assert read_metrics(tmp_path / "two")[0]["processes"] == 2
     assert sorted(os.listdir(tmp_path / "two")) == ["checkpoint.pt", "metrics.jsonl", "model.pt"]  # rank 0 alone
@@ -326,7 +326,7 @@ def test_two_processes_under_torchrun_train_and_predict_as_one(tiny, tmp_path):
                           *train_args(root, tmp_path / "two")], env=child_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
-    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-5
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-4
     same_metrics(read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"), tol=1e-6)
     assert read_metrics(tmp_path / "two")[0]["processes"] == 2
     assert sorted(os.listdir(tmp_path / "two")) == sorted(os.listdir(tmp_path / "one"))  # rank 0 alone wrote

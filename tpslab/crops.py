@@ -535,7 +535,9 @@ class CropSampler(torch.utils.data.Sampler):
     """The rows of one epoch of a :class:`PartCrops`, drawn from ``(seed, epoch)``; see the module docstring.
 
     ``labelled``: only rows with a state (training); ``shuffle``: random order (else table order);
-    ``num_samples``: rows per epoch (a fresh random subset each epoch; default all); ``cap_per_state``:
+    ``num_samples``: rows per epoch (a fresh random subset each epoch, of whole frames with
+    ``group_frames``: the rows of randomly chosen frames, so each decoded frame gives all its crops;
+    default all); ``cap_per_state``:
     at most that many rows of each state per epoch (a fresh random choice each epoch, rarer states whole);
     ``balance="state"``: rows drawn with replacement so that every state is equally likely (``num_samples``
     of them, default as many as there are candidate rows); ``group_frames``: the rows of one frame are
@@ -592,7 +594,14 @@ class CropSampler(torch.utils.data.Sampler):
             p = 1.0 / counts[self.states[rows]]
             rows = np.sort(rng.choice(rows, size=n, replace=True, p=p / p.sum()))
         elif n < len(rows):
-            rows = np.sort(rng.choice(rows, size=n, replace=False)) if self.shuffle else rows[:n]
+            if not self.shuffle:
+                rows = rows[:n]
+            elif self.group_frames:  # whole frames in a random order: each decoded frame gives all its crops
+                pick = np.lexsort((rng.random(len(rows)), rng.permutation(int(self.frame_id.max()) + 1)[
+                    self.frame_id[rows]]))
+                rows = np.sort(rows[pick[:n]])
+            else:
+                rows = np.sort(rng.choice(rows, size=n, replace=False))
         if not self.shuffle:
             return rows
         if not self.group_frames:
