@@ -292,8 +292,9 @@ def main(argv=None) -> int:
           f"{d['two_s']:.1f} s vs {d['one_s']:.1f} s (2 processes include their start)")
     print(f"resume after epoch 1 of 3: weights {'equal' if r['match'] else 'DIFFER'} bit for bit")
     hours = RELEASE_PARTS / best / 3600
-    print(f"\none epoch over the release's {RELEASE_PARTS / 1e6:.1f}M parts at {best:.0f} crops/s: {hours:.1f} h on this "
-          f"CPU (tiny 192x144 videos; real videos decode slower: use rawframes) [{time.perf_counter() - t0:.0f} s]")
+    print(f"\none epoch over the release's {RELEASE_PARTS / 1e6:.1f}M parts at {best:.0f} crops/s: {hours:.1f} h on "
+          f"this CPU (tiny 192x144 videos; real videos decode slower: use rawframes) "
+          f"[{time.perf_counter() - t0:.0f} s]")
     print(f"rss_growth={rss_growth:.2f} crops_per_s={best:.0f} ddp_match={d['match']} resume_match={r['match']}")
     return 0
 
