@@ -148,6 +148,10 @@ def test_run_folders_are_never_clobbered(tiny, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("tpslab train-recognizer: error:") and "notes.txt" in err and "\n" not in err
     assert (tmp_path / "theirs" / "notes.txt").read_text() == "mine"
+    assert main(train_args(root, tmp_path / "new" / "run", "--frames", str(tmp_path / "no-frames"))) == 2
+    assert "no-frames" in capsys.readouterr().err and not (tmp_path / "new").exists()  # nothing left behind
+    assert main(train_args(root, tmp_path / "theirs" / "notes.txt" / "run")) == 2
+    assert "cannot make the run folder" in capsys.readouterr().err
     run = tmp_path / "run"
     assert main(train_args(root, run, "--epochs", "1")) == 0
     first = weights(run)

@@ -368,14 +368,31 @@ def train_run(root, run, *, epochs: int = 4, batch_size: int = 128, device="cpu"
     """
     import time
 
-    from tpslab.models._common import video_labels
-    from tpslab.models.recognizer import PartStateRecognizer
-    from tpslab.models.training import init_distributed, prepare_run, process_device
+    from tpslab.models.training import init_distributed, missing_dirs, remove_empty
 
     t0 = time.perf_counter()
     d = init_distributed(device)
     if not 0 <= val_fraction < 1:
         raise ValueError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    created = missing_dirs(run) if d.main else []
+    try:
+        return _train_run(d, t0, root, run, epochs=epochs, batch_size=batch_size, device=device, workers=workers,
+                          resume=resume, val_fraction=val_fraction, seed=seed, frames=frames, lr=lr,
+                          max_crops=max_crops, balance=balance, cap_per_state=cap_per_state, patience=patience,
+                          backbone=backbone, threads=threads, progress=progress, log=log)
+    except BaseException:
+        remove_empty(created)  # a run folder this call made, still empty: nothing left behind
+        raise
+
+
+def _train_run(d, t0, root, run, *, epochs, batch_size, device, workers, resume, val_fraction, seed, frames, lr,
+               max_crops, balance, cap_per_state, patience, backbone, threads, progress, log) -> dict:
+    import time
+
+    from tpslab.models._common import video_labels
+    from tpslab.models.recognizer import PartStateRecognizer
+    from tpslab.models.training import prepare_run, process_device
+
     if d.main:
         prepare_run(run, resume)
     recognizer = PartStateRecognizer(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_crops=max_crops,

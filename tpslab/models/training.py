@@ -150,8 +150,26 @@ def _leftover(name: str) -> bool:
     return name.endswith(".tmp") and any(name.startswith(f".{f}.") for f in RUN_FILES)
 
 
+def missing_dirs(folder) -> list[Path]:
+    """The folders of ``folder``'s path that do not exist yet, deepest first."""
+    out, path = [], Path(folder).absolute()
+    while not path.exists():
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def remove_empty(dirs: list[Path]) -> None:
+    """Remove the folders of ``dirs`` (deepest first) that are still empty: what a failed run made."""
+    for d in dirs:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+
+
 def prepare_run(folder, resume: bool) -> Path:
-    """Check that ``folder`` may hold a run (made if missing) and return it.
+    """Check that ``folder`` may hold a run, make it if missing and return it.
 
     A new run needs an empty (or missing) folder; one that holds a run raises unless ``resume``, and
     one that holds files tpslab did not write raises unless ``resume`` (they are then left alone).
@@ -160,7 +178,10 @@ def prepare_run(folder, resume: bool) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"{folder} is a file, not a run folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"cannot make the run folder {folder}: {e.strerror or e}") from None
     names = sorted(os.listdir(folder))
     ours = [n for n in names if n in RUN_FILES]
     foreign = [n for n in names if n not in RUN_FILES and not _leftover(n)]
@@ -318,8 +339,22 @@ def fit(model, train: PartCrops, val: PartCrops | None = None, *, workers: int =
     ``workers``: DataLoader worker processes; ``balance``/``cap_per_state``/``group_frames``:
     :class:`~tpslab.crops.CropSampler` options (``max_crops`` of the model is its ``num_samples``);
     ``patience``: early stopping on ``val``; ``run_dir``/``resume``: checkpoints (see :func:`prepare_run`);
-    ``log``: called with one line of text per epoch on rank 0 (e.g. ``print``).
+    ``log``: called with one line of text per epoch on rank 0 (e.g. ``print``). A run folder this call
+    made is removed again if the run fails before writing anything into it.
     """
+    created = missing_dirs(run_dir) if run_dir is not None and dist_context().main else []
+    try:
+        return _fit(model, train, val, workers=workers, balance=balance, cap_per_state=cap_per_state,
+                    group_frames=group_frames, patience=patience, run_dir=run_dir, resume=resume,
+                    eval_batch_size=eval_batch_size, log=log)
+    except BaseException:
+        remove_empty(created)
+        raise
+
+
+def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balance: str | None,
+         cap_per_state: int | None, group_frames: bool, patience: int | None, run_dir, resume: bool,
+         eval_batch_size: int, log):
     from tqdm.auto import tqdm
 
     d = dist_context()
