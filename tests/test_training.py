@@ -324,10 +324,12 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny, tmp_p
 @pytest.mark.skipif(not TORCHRUN.exists() or not torch.distributed.is_gloo_available(), reason="needs torchrun, gloo")
 def test_two_processes_under_torchrun_train_and_predict_as_one(tiny, tmp_path):
     root = tiny.dataset.root
-    # 257 crops per epoch in global batches of 64: the last one has a single crop, so one process gets none.
-    assert main(train_args(root, tmp_path / "one")) == 0
+    # 257 crops in global batches of 64: the last one has a single crop, so one process gets none. (The
+    # validation split and a second epoch across processes are checked by the forked test above.)
+    args = ("--epochs", "1", "--val-fraction", "0")
+    assert main(train_args(root, tmp_path / "one", *args)) == 0
     two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "-m", "tpslab",
-                          *train_args(root, tmp_path / "two")], env=child_env(), capture_output=True, text=True)
+                          *train_args(root, tmp_path / "two", *args)], env=child_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) < 1e-4
@@ -336,14 +338,15 @@ def test_two_processes_under_torchrun_train_and_predict_as_one(tiny, tmp_path):
     assert sorted(os.listdir(tmp_path / "two")) == sorted(os.listdir(tmp_path / "one"))  # rank 0 alone wrote
     # Prediction: each process reads half of the videos; the submission is the single process's.
     det = detections(tiny, tmp_path / "detections.json")
-    assert main(["predict", str(root), str(tmp_path / "one"), "--boxes", str(det), "--out",
-                 str(tmp_path / "one.zip"), "--quiet"]) == 0
-    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "-m", "tpslab", "predict", str(root),
-                          str(tmp_path / "one"), "--boxes", str(det), "--out", str(tmp_path / "two.zip"), "--quiet"],
+    (tmp_path / "videos.txt").write_text("\n".join(tiny.test[:5]))
+    predict = ["predict", str(root), str(tmp_path / "one"), "--boxes", str(det),
+               "--videos", str(tmp_path / "videos.txt"), "--quiet", "--out"]
+    assert main([*predict, str(tmp_path / "one.zip")]) == 0
+    two = subprocess.run([str(TORCHRUN), "--nproc_per_node", "2", "-m", "tpslab", *predict, str(tmp_path / "two.zip")],
                          env=child_env(), capture_output=True, text=True)
     assert two.returncode == 0, two.stderr[-2000:]
     from tpslab.submission import read_submission
 
     single, shared = read_submission(tmp_path / "one.zip"), read_submission(tmp_path / "two.zip")
-    assert single == shared and set(single[0]) == set(tiny.test)
+    assert single == shared and set(single[0]) == set(tiny.test[:5])
     shutil.rmtree(tmp_path / "two")

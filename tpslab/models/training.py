@@ -405,7 +405,8 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
         net.to(dev)
         if channels_last:
             net.to(memory_format=torch.channels_last)
-        if d.world > 1 and dev.type == "cuda":
+        norms = {n: type(m) for n, m in net.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+        if d.world > 1 and dev.type == "cuda" and norms:
             net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
         opt = torch.optim.AdamW(net.parameters(), lr=model.lr, weight_decay=model.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, model.lr, total_steps=model.epochs * steps_per_epoch)
@@ -427,8 +428,10 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
             ddp = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         width = net.head[0].out_features
         p_drop = float(model.config.dropout)
-        if log and d.main and start:
-            log(f"resuming after epoch {start} of {model.epochs} from {run / CHECKPOINT}")
+        if ckpt is not None and d.main:  # the metrics of the checkpoint (the file may lag it by one epoch)
+            write_metrics(run, history)
+            if log:
+                log(f"resuming after epoch {start} of {model.epochs} from {run / CHECKPOINT}")
         epoch = start
         while epoch < model.epochs and not stopped:
             t0 = time.perf_counter()
@@ -496,10 +499,8 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
                 log(describe_epoch(record, model.epochs) + (" (early stop)" if stopped else ""))
         if patience is not None and best is not None:
             net.load_state_dict(best["state"])
-        if run is not None and d.main and ckpt is not None and not (run / METRICS).exists():
-            write_metrics(run, history)
-    if isinstance(net, nn.SyncBatchNorm) or any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
-        net = _revert_sync_batchnorm(net)
+    if any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
+        net = _revert_sync_batchnorm(net, norms)
     net = net.to(memory_format=torch.contiguous_format).eval()
     model.net_, model.vocab = net, vocab
     model.history_ = [r["train_loss"] for r in history]
@@ -527,15 +528,16 @@ def describe_epoch(r: dict, epochs: int) -> str:
     return line
 
 
-def _revert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """SyncBatchNorm layers back to BatchNorm2d (same state), so a saved model loads in one process."""
+def _revert_sync_batchnorm(module: nn.Module, norms: dict, name: str = "") -> nn.Module:
+    """SyncBatchNorm layers back to the BatchNorm class each was (``norms``: name -> class), same state,
+    so a saved model loads in one process."""
     out = module
     if isinstance(module, nn.SyncBatchNorm):
-        out = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
-                             module.track_running_stats)
+        out = norms.get(name, nn.BatchNorm2d)(module.num_features, module.eps, module.momentum, module.affine,
+                                              module.track_running_stats)
         out.load_state_dict(module.state_dict())
-    for name, child in module.named_children():
-        out.add_module(name, _revert_sync_batchnorm(child))
+    for child_name, child in module.named_children():
+        out.add_module(child_name, _revert_sync_batchnorm(child, norms, f"{name}.{child_name}" if name else child_name))
     return out
 
 
