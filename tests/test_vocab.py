@@ -89,3 +89,9 @@ def test_name_codes_marks_unknown_values():
 
     assert name_codes(["b", "z", None, "a"], ["a", "b"]).tolist() == [1, -1, -1, 0]
     assert name_codes(["z"], ["a"], unknown=-2).tolist() == [-2]
+
+
+def test_vocabularies_hash_as_they_compare():
+    a, b = Vocab.default(), Vocab.default()
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert {a.states: 1}[b.states] == 1

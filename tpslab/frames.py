@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.fileio import atomic_write_bytes
+from tpslab.layout import rawframes_folder
 from tpslab.memory import owner_gone, owner_tag, worker_map
 from tpslab.video import PyAVReader, VideoError, count_frames, frame_name, list_frame_files, probe
 
@@ -383,7 +384,7 @@ def extract_frames(dataset, out, *, short_side: int | None = None, workers: int 
     _remove_stale_partials(out)
     table = dataset.videos
     paths = [p if isinstance(p, str) and p else None for p in table["path"]]
-    folders = [out / str(s) / str(lab) / str(v) for s, lab, v in zip(table["split"], table["label"], table["video"])]
+    folders = [out / rawframes_folder(s, lab, v) for s, lab, v in zip(table["split"], table["label"], table["video"])]
     tasks = [(p, str(f), short_side, quality, replace) for p, f in zip(paths, folders)]
     results = worker_map(_extract_one, tasks, workers, desc="extracting frames", unit="video", progress=progress)
     report = pd.DataFrame(results, columns=["folder", "frames_written", "decoded_frames", "status", "note"])

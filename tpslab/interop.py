@@ -60,6 +60,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from tpslab.layout import rawframes_folder
 from tpslab.metrics.official import HUMAN_LIMIT, PROPOSAL_LIMIT, box_problem
 
 TOOL_COCO = "tpslab export-coco"
@@ -144,7 +145,7 @@ def _video_names(dataset, videos) -> list[str]:
 
 def _frame_folder(row) -> PurePosixPath:
     """The rawframes folder of a ``videos`` row, relative to the frames root (``extract-frames``' layout)."""
-    return PurePosixPath(str(row["split"]), str(row["label"]), str(row["video"]))
+    return rawframes_folder(row["split"], row["label"], row["video"])
 
 
 def _scan_video(task) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tpslab.errors import NotAReleaseError, Problem
 
@@ -30,6 +30,12 @@ LIST_DIR = "list"
 FLIST_FILES = {"train": f"{LIST_DIR}/video_train_flist.csv", "test": f"{LIST_DIR}/video_test_flist.csv"}
 #: tpslab's own cache folder beside the data (hidden, so never read as data).
 CACHE_DIR = ".tpslab"
+
+
+def rawframes_folder(split: str, label: str, video: str) -> PurePosixPath:
+    """A video's folder of extracted frames relative to the frames root, as ``tpslab extract-frames``
+    writes it (mmaction2's rawframes layout): ``<split>/<class>/<video>/img_00001.jpg ...``."""
+    return PurePosixPath(str(split), str(label), str(video))
 
 
 def is_data_name(name: str) -> bool:

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from tpslab import sampling
+from tpslab.layout import rawframes_folder
 from tpslab.video import open_video
 from tpslab.vocab import mirror_part
 
@@ -300,7 +301,7 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"videos without an action label: {missing[:5]}")
         self.labels = dataset.vocab.actions.ids(labels)
         if frames_root is not None:
-            self.sources = [str(Path(frames_root) / str(s) / lab / v)
+            self.sources = [str(Path(frames_root) / rawframes_folder(s, lab, v))
                             for s, lab, v in zip(table["split"], labels, self.videos)]
         else:
             paths = table["path"].tolist()

@@ -88,6 +88,9 @@ class Vocabulary:
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocabulary) and (self.kind, self.names) == (other.kind, other.names)
 
+    def __hash__(self) -> int:  # equal vocabularies hash alike, so a Vocab can key a dict or a cache
+        return hash((self.kind, self.names))
+
     def suggest(self, name, n: int = 3) -> list[str]:
         return difflib.get_close_matches(str(name), self.names, n=n, cutoff=0.5)
 
