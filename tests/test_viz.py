@@ -300,3 +300,12 @@ def test_same_data_gives_the_same_picture(ds):
         plt.close(ax.figure)
         return pixels
     np.testing.assert_array_equal(png(), png())
+
+
+def test_notebook_style_sets_a_legible_resolution():
+    with plt.rc_context():
+        viz.notebook_style()
+        assert plt.rcParams["figure.dpi"] == viz.NOTEBOOK_DPI >= 100
+        assert plt.rcParams["savefig.dpi"] == viz.NOTEBOOK_DPI
+        viz.notebook_style(dpi=150)
+        assert plt.rcParams["figure.dpi"] == 150

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import matplotlib
@@ -54,6 +55,9 @@ def test_builds_on_the_first_class_video_and_annotated_frame(explorer):
     assert "lunge_a" in explorer.info.value and "frame 1 of 12" in explorer.info.value
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+    # pages that cannot run widgets show the current view instead
+    assert base64.b64decode(bundle["image/png"]) == bytes(explorer.image.value)
+    assert "running kernel" in bundle["text/plain"]
 
 
 def test_frame_selection_redraws_the_numbered_frame(explorer):

@@ -8,11 +8,14 @@ PNG shown in an ``ipywidgets.Image``, so no interactive matplotlib backend is ne
 
 Widgets need a live kernel. Where there is none (a rendered notebook on GitHub or nbviewer, an
 HTML export), use the static fallback: :func:`static_view` (or ``explorer.static()``) draws the
-same view as a matplotlib figure.
+same view as a matplotlib figure. The explorer's own output also carries its current picture as a PNG
+next to the widget, so a page that cannot run widgets (an HTML page read offline, for instance, once
+:func:`tpslab.teaching.static_outputs` has kept the picture) still shows the view.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 
@@ -42,7 +45,7 @@ class Explorer:
     """
 
     def __init__(self, dataset, *, video: str | None = None, frame: int | None = None, interval_ms: int = 250,
-                 dpi: int = 80):
+                 dpi: int = viz.NOTEBOOK_DPI):
         import ipywidgets as W
 
         self.dataset = dataset
@@ -94,7 +97,13 @@ class Explorer:
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget, plus its current picture (``image/png``) for whatever cannot show widgets."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if self.image.value:
+            bundle["image/png"] = base64.b64encode(bytes(self.image.value)).decode("ascii")
+            bundle["text/plain"] = (f"Explorer of {self.video_select.value}, frame {self.frame_slider.value} (the "
+                                    "controls need a running kernel; the picture is the current view)")
+        return bundle
 
     def static(self):
         """The current view as a matplotlib figure (for rendered notebooks without a kernel)."""
