@@ -222,6 +222,26 @@ def test_state_caps_and_balance_are_samplers_not_copies():
         CropSampler(unlabelled)
 
 
+def test_video_blocks_read_each_video_forward():
+    from tpslab.vocab import Vocab
+
+    table = sampling_set(n_frames=120)
+    table["video"] = [f"v{i % 12}" for i in range(len(table) // 5) for _ in range(5)]  # 12 videos of 10 frames
+    ds = PartCrops.from_array(np.zeros((len(table), 8, 8, 3), np.uint8), table, Vocab.default())
+    sampler = CropSampler(ds, video_block=3, seed=4)
+    rows = sampler.indices(0)
+    assert sorted(rows) == list(range(len(table)))
+    video, frame = ds.video[rows], ds.frame[rows]
+    blocks = [set(video[i:i + 150]) for i in range(0, len(rows), 150)]
+    assert all(len(b) == 3 for b in blocks)  # 3 videos of 50 rows per block, one block after the other
+    for v in np.unique(video):
+        assert (np.diff(frame[video == v]) >= 0).all()  # each video read forward
+    assert len(set(video[:20])) > 1  # and interleaved with the others of its block
+    assert not np.array_equal(rows, sampler.indices(1))
+    whole = CropSampler(ds, video_block=3, num_samples=100, seed=4).indices(0)
+    assert len(whole) == 100 and np.bincount(ds.video[whole]).max() == 50  # whole videos (but the last)
+
+
 @pytest.mark.parametrize("world", [1, 2, 3])
 def test_processes_share_each_global_batch(world):
     from tpslab.vocab import Vocab

@@ -98,18 +98,30 @@ def crop_boxes(frame: np.ndarray, boxes, *, size: int = 32, context: float = 1.5
         i = int(np.flatnonzero(too_big)[0])
         raise ValueError(f"{where}: part box {np.asarray(boxes, np.float64).reshape(-1, 4)[i].tolist()} gives a "
                          f"crop of {regions[i, 2]:.0f} pixels, over {MAX_REGION:g} times the {w}x{h} frame")
-    for i, (left, top, side) in enumerate(regions):
-        # A window of the frame around the region, zero-padded where it leaves the frame, wide enough that
-        # the resize filter (reach: one output pixel, side / size input pixels) never meets its edge.
-        margin = math.ceil(max(side / size, 1.0)) + 2
-        x0, y0 = math.floor(left) - margin, math.floor(top) - margin
-        x1, y1 = math.ceil(left + side) + margin, math.ceil(top + side) + margin
+    # The resize filter reaches one output pixel (side / size input pixels) beyond the region: every crop
+    # is cut from an image holding the region and that reach, zero-padded where it leaves the frame. Most
+    # boxes fit in the frame padded by a fixed margin (the same for every box of a frame); others get a
+    # window of their own. Either way a crop depends only on its box and its frame.
+    reach = np.ceil(np.maximum(regions[:, 2] / size, 1.0)) + 2
+    pad = max(h, w) // 2 + 8
+    left, top, side = regions[:, 0], regions[:, 1], regions[:, 2]
+    fits = ((left - reach >= -pad) & (top - reach >= -pad) & (left + side + reach <= w + pad)
+            & (top + side + reach <= h + pad))
+    resample = Image.Resampling.BILINEAR
+    if fits.any():
+        padded = Image.fromarray(np.pad(frame, ((pad, pad), (pad, pad), (0, 0))))
+        for i in np.flatnonzero(fits):
+            box = (left[i] + pad, top[i] + pad, left[i] + pad + side[i], top[i] + pad + side[i])
+            out[i] = np.asarray(padded.resize((size, size), resample, box=box))
+    for i in np.flatnonzero(~fits):
+        x0, y0 = math.floor(left[i] - reach[i]), math.floor(top[i] - reach[i])
+        x1, y1 = math.ceil(left[i] + side[i] + reach[i]), math.ceil(top[i] + side[i] + reach[i])
         window = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
         sx0, sx1, sy0, sy1 = max(x0, 0), min(x1, w), max(y0, 0), min(y1, h)
         if sx0 < sx1 and sy0 < sy1:
             window[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = frame[sy0:sy1, sx0:sx1]
-        box = (left - x0, top - y0, left - x0 + side, top - y0 + side)
-        out[i] = np.asarray(Image.fromarray(window).resize((size, size), Image.Resampling.BILINEAR, box=box))
+        box = (left[i] - x0, top[i] - y0, left[i] - x0 + side[i], top[i] - y0 + side[i])
+        out[i] = np.asarray(Image.fromarray(window).resize((size, size), resample, box=box))
     return out
 
 
@@ -427,6 +439,7 @@ class PartCrops(torch.utils.data.Dataset):
                        else np.full(len(boxes), -1, np.int64))
         self.geometry = box_geometry(boxes) if geometry else None
         self.video = video
+        self.frame = np.asarray(frame, np.int64)
         #: an id per (video, frame): crops of one frame share it (the sampler keeps them together)
         self.frame_id = pd.factorize(video.astype(np.int64) * (1 << 32) + frame, sort=False)[0].astype(np.int64)
         self.augment: CropAugment | None = None
@@ -449,6 +462,11 @@ class PartCrops(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.parts)
+
+    @property
+    def reads_video_files(self) -> bool:
+        """Whether crops come from video files (random frames cost a seek; rawframes and arrays do not)."""
+        return self.source is not None and bool(self.source.files) and not Path(self.source.files[0]).is_dir()
 
     @property
     def labelled(self) -> np.ndarray:
@@ -495,6 +513,11 @@ class PartCrops(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         return self.__getitems__([int(i)])[0]
 
+    def close(self) -> None:
+        """Close the video readers this process holds open (they reopen when needed)."""
+        if self.source is not None:
+            self.source.close()
+
     def colour_rows(self, max_crops: int = 20000, seed: int = 0) -> np.ndarray:
         """Rows to estimate colour statistics from: whole videos in a seeded order, up to ``max_crops`` rows
         (so a streaming dataset decodes few videos); sorted."""
@@ -536,17 +559,22 @@ class CropSampler(torch.utils.data.Sampler):
 
     ``labelled``: only rows with a state (training); ``shuffle``: random order (else table order);
     ``num_samples``: rows per epoch (a fresh random subset each epoch, of whole frames with
-    ``group_frames``: the rows of randomly chosen frames, so each decoded frame gives all its crops;
-    default all); ``cap_per_state``:
+    ``group_frames``: the rows of randomly chosen frames, so each decoded frame gives all its crops, and
+    of whole videos with ``video_block``, so each opened video gives all its crops; default all);
+    ``cap_per_state``:
     at most that many rows of each state per epoch (a fresh random choice each epoch, rarer states whole);
     ``balance="state"``: rows drawn with replacement so that every state is equally likely (``num_samples``
     of them, default as many as there are candidate rows); ``group_frames``: the rows of one frame are
-    contiguous (frames in random order), so a batch decodes each frame once. Call :meth:`set_epoch`.
+    contiguous (frames in random order), so a batch decodes each frame once; ``video_block``: ``k`` for
+    locality in video files: videos in a random order, taken ``k`` at a time, and within each block of
+    ``k`` videos the frames of each video in increasing order, randomly interleaved with the others', so
+    that batches mix ``k`` videos while each video is decoded forward (a reader never seeks back).
+    Call :meth:`set_epoch`.
     """
 
     def __init__(self, crops: PartCrops, *, labelled: bool = True, shuffle: bool = True,
                  num_samples: int | None = None, cap_per_state: int | None = None, balance: str | None = None,
-                 group_frames: bool = True, seed: int = 0):
+                 group_frames: bool = True, video_block: int | None = None, seed: int = 0):
         if balance not in (None, "state"):
             raise ValueError(f"balance must be None or 'state', got {balance!r}")
         if balance is not None and cap_per_state is not None:
@@ -555,7 +583,10 @@ class CropSampler(torch.utils.data.Sampler):
             raise ValueError(f"cap_per_state must be >= 1, got {cap_per_state}")
         if num_samples is not None and num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        self.states, self.frame_id = crops.states, crops.frame_id
+        if video_block is not None and video_block < 1:
+            raise ValueError(f"video_block must be >= 1, got {video_block}")
+        self.states, self.frame_id, self.video, self.frame = crops.states, crops.frame_id, crops.video, crops.frame
+        self.video_block = video_block
         need_states = labelled or balance is not None or cap_per_state is not None
         self.candidates = np.flatnonzero(crops.states >= 0) if need_states else np.arange(len(crops.states))
         if not len(self.candidates):
@@ -596,9 +627,9 @@ class CropSampler(torch.utils.data.Sampler):
         elif n < len(rows):
             if not self.shuffle:
                 rows = rows[:n]
-            elif self.group_frames:  # whole frames in a random order: each decoded frame gives all its crops
-                pick = np.lexsort((rng.random(len(rows)), rng.permutation(int(self.frame_id.max()) + 1)[
-                    self.frame_id[rows]]))
+            elif self.group_frames:  # whole frames (whole videos with video_block) in a random order
+                unit = self.video if self.video_block else self.frame_id
+                pick = np.lexsort((rng.random(len(rows)), rng.permutation(int(unit.max()) + 1)[unit[rows]]))
                 rows = np.sort(rows[pick[:n]])
             else:
                 rows = np.sort(rng.choice(rows, size=n, replace=False))
@@ -606,8 +637,25 @@ class CropSampler(torch.utils.data.Sampler):
             return rows
         if not self.group_frames:
             return rows[rng.permutation(len(rows))]
+        if self.video_block:
+            return rows[self._block_order(rows, rng)]
         frame_rank = rng.permutation(int(self.frame_id.max()) + 1)
         return rows[np.lexsort((rng.random(len(rows)), frame_rank[self.frame_id[rows]]))]
+
+    def _block_order(self, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Positions of ``rows`` in block order (see ``video_block``)."""
+        video, frame, fid = self.video[rows], self.frame[rows], self.frame_id[rows]
+        block = rng.permutation(int(self.video.max()) + 1)[video] // self.video_block
+        # One random key per frame, sorted within each video so that its frames keep their order.
+        frames, first = np.unique(fid, return_index=True)
+        f_video, f_number = video[first], frame[first]
+        in_order = np.lexsort((f_number, f_video))  # frames by (video, number)
+        keys = rng.random(len(frames))
+        by_video = np.lexsort((keys, f_video))  # keys sorted within each video
+        key = np.empty(len(frames))
+        key[in_order] = keys[by_video]
+        frame_key = key[np.searchsorted(frames, fid)]
+        return np.lexsort((rng.random(len(rows)), frame_key, block))
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.indices().tolist())
@@ -687,9 +735,15 @@ def first(samples: list):
 
 
 def batch_loader(dataset: PartCrops, batches, workers: int = 0):
-    """A DataLoader of :meth:`PartCrops.batch` dicts for the row lists of ``batches`` (a batch sampler)."""
+    """A DataLoader of :meth:`PartCrops.batch` dicts for the row lists of ``batches`` (a batch sampler).
+
+    With workers, the readers this process holds open are closed first: a decoder's threads do not
+    survive a fork, and a worker must never inherit one mid-use.
+    """
     from torch.utils.data import DataLoader
 
+    if workers:
+        dataset.close()
     return DataLoader(BatchView(dataset), batch_sampler=batches, num_workers=workers, collate_fn=first)
 
 

@@ -271,15 +271,17 @@ class PartStateRecognizer:
     # ------------------------------------------------------------------ training
     def fit(self, crops, boxes: pd.DataFrame | None = None, vocab: Vocab | None = None, *,
             val: PartCrops | None = None, workers: int = 0, balance: str | None = None,
-            cap_per_state: int | None = None, group_frames: bool = True, patience: int | None = None,
-            run_dir=None, resume: bool = False, log=None) -> "PartStateRecognizer":
+            cap_per_state: int | None = None, group_frames: bool = True, video_block="auto",
+            patience: int | None = None, run_dir=None, resume: bool = False, log=None) -> "PartStateRecognizer":
         """Train on ``crops`` and the ``part``/``state`` (and box) columns of ``boxes``.
 
         ``crops``: crops in memory (from :meth:`crops`) with their ``boxes`` and ``vocab``, or a
         :class:`~tpslab.crops.PartCrops` (from :meth:`dataset`: read on demand, ``boxes``/``vocab`` not
         given). Rows without a state are left out. ``val``: a PartCrops to report validation metrics
         on (and stop early with ``patience``); ``workers``: DataLoader worker processes;
-        ``balance``/``cap_per_state``/``group_frames``: sampling (:class:`~tpslab.crops.CropSampler`);
+        ``balance``/``cap_per_state``/``group_frames``/``video_block``: sampling
+        (:class:`~tpslab.crops.CropSampler`; by default blocks of a few videos read forward when the crops
+        come from video files, so that no frame is decoded twice);
         ``run_dir``/``resume``: checkpoints and metrics in a run folder; ``log``: called with a line per
         epoch. See :func:`tpslab.models.training.fit`, which does the work (also under ``torchrun``).
         """
@@ -293,7 +295,8 @@ class PartStateRecognizer:
         if val is not None:
             val = self._as_dataset(val, None, train.vocab)
         return fit(self, train, val, workers=workers, balance=balance, cap_per_state=cap_per_state,
-                   group_frames=group_frames, patience=patience, run_dir=run_dir, resume=resume, log=log)
+                   group_frames=group_frames, video_block=video_block, patience=patience, run_dir=run_dir,
+                   resume=resume, log=log)
 
     def _build_net(self, vocab: Vocab, allowed: np.ndarray, train: PartCrops | None) -> _Net:
         """A new network for ``vocab`` (initialised from ``seed``; call inside a forked torch RNG): its

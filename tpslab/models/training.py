@@ -56,6 +56,8 @@ from tpslab.fileio import atomic_path, atomic_write_bytes
 from tpslab.models._common import torch_device, torch_threads
 
 CHECKPOINT = "checkpoint.pt"
+#: Videos per sampling block when crops come from video files (see :class:`~tpslab.crops.CropSampler`).
+VIDEO_BLOCK = 8
 MODEL = "model.pt"
 METRICS = "metrics.jsonl"
 #: Every file a run folder may hold that tpslab writes (train-recognizer adds the pipeline's files).
@@ -331,30 +333,34 @@ def _differences(saved: dict, now: dict) -> list[str]:
 
 
 def fit(model, train: PartCrops, val: PartCrops | None = None, *, workers: int = 0, balance: str | None = None,
-        cap_per_state: int | None = None, group_frames: bool = True, patience: int | None = None,
+        cap_per_state: int | None = None, group_frames: bool = True, video_block="auto", patience: int | None = None,
         run_dir=None, resume: bool = False, eval_batch_size: int = 512, log=None):
     """Train ``model`` (a :class:`~tpslab.models.recognizer.PartStateRecognizer`) on ``train``; see the module
     docstring. Returns the model, fitted (``net_``, ``history_`` (training loss per epoch), ``metrics_``).
 
-    ``workers``: DataLoader worker processes; ``balance``/``cap_per_state``/``group_frames``:
-    :class:`~tpslab.crops.CropSampler` options (``max_crops`` of the model is its ``num_samples``);
+    ``workers``: DataLoader worker processes; ``balance``/``cap_per_state``/``group_frames``/``video_block``:
+    :class:`~tpslab.crops.CropSampler` options (``max_crops`` of the model is its ``num_samples``;
+    ``video_block="auto"``: blocks of :data:`VIDEO_BLOCK` videos when the crops come from video files,
+    none for rawframes or crops in memory);
     ``patience``: early stopping on ``val``; ``run_dir``/``resume``: checkpoints (see :func:`prepare_run`);
     ``log``: called with one line of text per epoch on rank 0 (e.g. ``print``). A run folder this call
     made is removed again if the run fails before writing anything into it.
     """
     created = missing_dirs(run_dir) if run_dir is not None and dist_context().main else []
     try:
+        if video_block == "auto":
+            video_block = VIDEO_BLOCK if train.reads_video_files else None
         return _fit(model, train, val, workers=workers, balance=balance, cap_per_state=cap_per_state,
-                    group_frames=group_frames, patience=patience, run_dir=run_dir, resume=resume,
-                    eval_batch_size=eval_batch_size, log=log)
+                    group_frames=group_frames, video_block=video_block, patience=patience, run_dir=run_dir,
+                    resume=resume, eval_batch_size=eval_batch_size, log=log)
     except BaseException:
         remove_empty(created)
         raise
 
 
 def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balance: str | None,
-         cap_per_state: int | None, group_frames: bool, patience: int | None, run_dir, resume: bool,
-         eval_batch_size: int, log):
+         cap_per_state: int | None, group_frames: bool, video_block: int | None, patience: int | None, run_dir,
+         resume: bool, eval_batch_size: int, log):
     from tqdm.auto import tqdm
 
     d = dist_context()
@@ -365,7 +371,7 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
     if patience is not None and val is None:
         raise ValueError("early stopping (patience) needs a validation set")
     sampler = CropSampler(train, labelled=True, num_samples=model.max_crops, cap_per_state=cap_per_state,
-                          balance=balance, group_frames=group_frames, seed=model.seed)
+                          balance=balance, group_frames=group_frames, video_block=video_block, seed=model.seed)
     batches = ShardedBatches(sampler, model.batch_size, rank=d.rank, world_size=d.world)
     steps_per_epoch = len(batches)
     rows = train.labelled
@@ -378,7 +384,8 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
     if model.flip:  # a flipped left_arm crop is shown as a right_arm
         allowed |= allowed[mirror]
     weight = _state_weights(model, counts, states)
-    options = {"balance": balance, "cap_per_state": cap_per_state, "group_frames": group_frames, "patience": patience}
+    options = {"balance": balance, "cap_per_state": cap_per_state, "group_frames": group_frames,
+               "video_block": video_block, "patience": patience}
     settings = settings_of(model, train, val, options)
     run = None
     ckpt = None
