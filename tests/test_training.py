@@ -69,6 +69,11 @@ def test_streamed_and_in_memory_training_end_with_the_same_weights(small):
     a, b = held.net_.state_dict(), streamed.net_.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert held.history_ == streamed.history_ and len(held.history_) == 2
+    # DataLoader workers (forked after this process read the colour statistics) change nothing either.
+    workers = PartStateRecognizer(**options)
+    workers.fit(workers.dataset(rows, paths, vocab), video_block=2, workers=2)
+    c = workers.net_.state_dict()
+    assert all(torch.equal(a[k], c[k]) for k in a)
     assert {"train_loss", "train_top1", "crops_per_s", "crops", "lr"} <= set(streamed.metrics_[0])
 
 
