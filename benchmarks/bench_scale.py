@@ -8,7 +8,8 @@ On mini trees with 1x, 4x and 16x the tiny preset's training videos (the tiny pr
   streaming path (``PartCrops``: crops read on demand) against today's in-memory path (``crop_parts``:
   every crop in one array, then ``fit``), each path in a fresh process, trees in increasing size;
 - epoch time and crops/s against data size (streaming);
-- crops/s with 0 and 2 DataLoader workers: reading alone (``load``) and training (``train``);
+- crops/s with 0 and 2 DataLoader workers: reading alone (``load``, in training's order: blocks of
+  videos read forward) and training (``train``);
 - the 2-process gloo run (two forked processes, global batch B) against 1 process (batch B): weights,
   time;
 - resume: a run stopped after epoch 1 and resumed against an uninterrupted run (weights, bit for bit).
@@ -131,6 +132,7 @@ def throughput(root: Path, cap: int | None) -> dict:
     from tpslab import load_dataset
     from tpslab.crops import CropSampler, ShardedBatches, batch_loader, video_paths
     from tpslab.models.recognizer import PartStateRecognizer
+    from tpslab.models.training import VIDEO_BLOCK
 
     ds = load_dataset(root, progress=False)
     parts = ds.parts[ds.parts["state"].notna().to_numpy()]
@@ -139,7 +141,7 @@ def throughput(root: Path, cap: int | None) -> dict:
         model = PartStateRecognizer(epochs=1, max_crops=cap, batch_size=128, mean=MEAN, std=STD, threads=1,
                                     progress=False)
         crops = model.dataset(parts, video_paths(ds), ds.vocab)
-        batches = ShardedBatches(CropSampler(crops, num_samples=cap, seed=1), 128)
+        batches = ShardedBatches(CropSampler(crops, num_samples=cap, video_block=VIDEO_BLOCK, seed=1), 128)
         start = time.perf_counter()
         n = sum(len(b["index"]) for b in batch_loader(crops, batches, workers))
         out[f"load_w{workers}"] = n / (time.perf_counter() - start)
