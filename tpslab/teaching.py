@@ -40,6 +40,7 @@ import argparse
 import ast
 import copy
 import html
+import importlib.util
 import json
 import os
 import re
@@ -329,11 +330,7 @@ class _MemorySampler:
 
     def __init__(self, client, interval: float = 0.1):
         self.client, self.interval, self.peak = client, interval, 0
-        try:
-            import psutil  # noqa: F401
-            self.available = True
-        except ImportError:
-            self.available = False
+        self.available = importlib.util.find_spec("psutil") is not None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -381,7 +378,14 @@ def _error_name(client, cell: dict, index: int) -> str | None:
 def _node(cell: dict):
     import nbformat
 
-    return nbformat.from_dict(cell)
+    return nbformat.from_dict({**cell, "source": source(cell)})
+
+
+def _as_node(nb: dict):
+    """``nb`` as an nbformat node (sources joined into strings, as nbclient and nbconvert want them)."""
+    import nbformat
+
+    return nbformat.reads(json.dumps(nb), as_version=4)
 
 
 def run_notebook(path, *, fast: bool = False, timeout: int = 1800, check_exercises: bool = True,
@@ -403,7 +407,7 @@ def run_notebook(path, *, fast: bool = False, timeout: int = 1800, check_exercis
     nb = read_notebook(path)
     found = {ex.check: ex for ex in exercises(nb, path.name)} if check_exercises else {}
     first_solution = {ex.solutions[0]: ex for ex in found.values()}
-    node = nbformat.from_dict(strip_outputs(nb))
+    node = _as_node(strip_outputs(nb))
     variables = {"TPSLAB_FAST": "1" if fast else None, **(env or {})}
     saved = {k: os.environ.get(k) for k in variables}
     for k, v in variables.items():
@@ -470,7 +474,6 @@ def run_until_first_check(path, *, fast: bool = True, timeout: int = 1800) -> di
     """Execute the notebook at ``path`` (a learners' version) up to its first ``check`` cell, which must
     raise ``AssertionError``; every cell before it must run. Returns ``{"cells": n, "check": index,
     "error": ename, "seconds": s}``; raises :class:`NotebookRunError` otherwise."""
-    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -481,7 +484,7 @@ def run_until_first_check(path, *, fast: bool = True, timeout: int = 1800) -> di
         raise NotebookRunError(f"{path.name}: no check cell")
     if any(SOLUTION in tags(c) for c in nb["cells"][:first]):
         raise NotebookRunError(f"{path.name}: a solution cell comes before the first check: not a learners' version")
-    node = nbformat.from_dict(nb)
+    node = _as_node(nb)
     saved = os.environ.get("TPSLAB_FAST")
     if fast:
         os.environ["TPSLAB_FAST"] = "1"
@@ -548,11 +551,9 @@ def static_outputs(nb: dict) -> dict:
 def render_html(nb: dict) -> str:
     """One self-contained HTML page of an executed notebook (nbconvert's ``lab`` template; pictures
     embedded as PNG data)."""
-    import nbformat
     from nbconvert import HTMLExporter
 
-    node = nbformat.reads(json.dumps(static_outputs(nb)), as_version=4)  # sources as strings, as nbconvert wants
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(node)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(_as_node(static_outputs(nb)))
     return body
 
 
