@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 import reference_scorer as ref
 from tps_cases import random_case, realistic_case
 from tpslab.metrics import ScoringError, TPSScorer, assign_humans, curve, tps_grid, tps_score
-from tpslab.metrics import official
+from tpslab.metrics import kernels
 
 F1, F6, F11 = "img_00001.json", "img_00006.json", "img_00011.json"
 
@@ -161,16 +161,17 @@ def test_ties_are_broken_as_scipy_breaks_them(score):
 
 
 def test_fast_assignment_agrees_with_scipy_on_tie_heavy_matrices():
-    # The vectorised assignment decides unique optima itself and sends the rest to SciPy; on IoUs drawn
-    # from a few values (many ties, disjoint pairs) it must give SciPy's pairs wherever a pair can count.
+    # The vectorised assignment decides unique optima itself, then the groups of overlapping boxes, and
+    # sends the rest to SciPy; on IoUs drawn from a few values (many ties, disjoint pairs) it must give
+    # SciPy's pairs wherever a pair can count.
     rng = np.random.default_rng(0)
     values = np.array([-1, 0.2, 0.5, 0.6, 0.75], dtype=np.float32)
     for _ in range(1500):
         g, p = int(rng.integers(1, 6)), int(rng.integers(1, 6))
         stack = values[rng.integers(0, len(values), size=(4, g, p))]
-        got, left = official._assign_shape(stack)
-        for j in left:
-            got[j] = official._scipy_assign(stack[j])
+        got, left = kernels.assign_shape(stack)
+        for j, by_groups in zip(left, kernels.assign_by_groups(list(stack[left]))):
+            got[j] = by_groups if by_groups is not None else kernels.scipy_assign(stack[j])
         for j in range(len(stack)):
             rows, cols = linear_sum_assignment(1 - np.pad(stack[j].astype(np.float64) if g != p else stack[j],
                                                           ((0, max(0, p - g)), (0, max(0, g - p)))))
@@ -481,15 +482,17 @@ def test_per_part_details():
           F6: {"humans": [gt_human(BOX, left_hand=(HEAD, "hold"))]}}
     pred = {F1: {"humans": [pred_human(BOX, head=[(HEAD, "lift"), (HEAD, "none")], hip=[([7, 7, 9, 9], "bend")])]}}
     r = tps_score(*case(gt, pred), details=True)
+    assert r.per_part["frame"].tolist() == [1, 1, 1, 6]  # frame numbers, as in the dataset's tables
+    assert r.per_part["frame_key"].tolist() == [F1, F1, F1, F6]
     t = r.per_part.set_index(["frame", "human", "part"])
     assert len(t) == 4
-    head = t.loc[(F1, 0, "head")]
+    head = t.loc[(1, 0, "head")]
     assert head.human_matched and head.predicted and head.n_proposals == 2 and head.correct
     assert head.score == 0.5 and head.pred_state == "lift" and head.gt_state == "none"
-    hip = t.loc[(F1, 0, "hip")]
+    hip = t.loc[(1, 0, "hip")]
     assert hip.state_ok and not hip.box_ok and not hip.correct and hip.score == 0
-    assert not t.loc[(F1, 1, "head")].human_matched
-    missing = t.loc[(F6, 0, "left_hand")]  # frame absent from the prediction
+    assert not t.loc[(1, 1, "head")].human_matched
+    missing = t.loc[(6, 0, "left_hand")]  # frame absent from the prediction
     assert not missing.human_matched and missing.score == 0
     # The per-part scores rebuild the video PSC: frame 1: 0.5 / 3, frame 6: 0.
     assert r.per_video["psc"].iloc[0] == (0.5 / 3 + 0) / 2
@@ -500,6 +503,7 @@ def test_assign_humans_lists_the_pairs():
              {F1: {"humans": [pred_human([200, 200, 210, 210]), pred_human([0, 0, 9, 4])]}})
     t = assign_humans(c[1], c[3])
     assert t[["gt_human", "pred_human"]].values.tolist() == [[0, 1]]
+    assert t["frame"].tolist() == [1] and t["frame_key"].tolist() == [F1]
     assert t["iou"].iloc[0] == np.float32(0.5)
 
 

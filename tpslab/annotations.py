@@ -14,31 +14,20 @@ The parsing core writes into a :class:`ColumnSink` so the index builder and :fun
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import orjson
 
+from tpslab.challenge import FRAME_FILE, file_frame_number, frame_key  # noqa: F401 (re-exported)
 from tpslab.errors import AnnotationError, Problem
 from tpslab.vocab import Vocab
 
-FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
 _NUMBER_TYPES = (int, float)
-
-
-def frame_key(frame: int) -> str:
-    """The annotation file name of a 1-based frame number: ``img_00001.json`` for frame 1."""
-    return f"img_{int(frame):05d}.json"
-
-
-def frame_number(filename: str) -> int:
-    """The frame number in an ``img_00042.json`` name (42). Raises ValueError for other names."""
-    m = FRAME_FILE.match(Path(filename).name)
-    if not m:
-        raise ValueError(f"{filename!r} is not an annotation file name (img_NNNNN.json)")
-    return int(m.group(1))
+#: The frame conventions live in :mod:`tpslab.challenge`; ``frame_number`` here is its lenient reader of
+#: release file names (``img_6.json`` and paths are accepted).
+frame_number = file_frame_number
 
 
 class _Skip(Exception):

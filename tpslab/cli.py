@@ -186,12 +186,13 @@ def _cmd_extract_frames(args) -> int:
 
 
 def _read_pair(args):
-    """(gt_vid, gt_part) of ``args.gt_dir`` (None, None without it) and (pred_vid, pred_part) of ``args.pred``."""
-    from tpslab.submission import read_ground_truth, read_submission
+    """(gt_vid, gt_part) of ``args.gt_dir`` (None, None without it) and (pred_vid, pred_part) of ``args.pred``,
+    the part files read straight into columns (the validator and the scorer share them)."""
+    from tpslab.submission import open_ground_truth, open_submission
 
-    gt = read_ground_truth(args.gt_dir) if args.gt_dir is not None else (None, None)
+    gt = open_ground_truth(args.gt_dir) if args.gt_dir is not None else (None, None)
     limit = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
-    return gt, read_submission(args.pred, **limit)
+    return gt, open_submission(args.pred, mode=args.mode, **limit)
 
 
 def _cmd_evaluate(args) -> int:
@@ -233,7 +234,7 @@ def _cmd_evaluate(args) -> int:
     print(f"area      {result.area:.6f}")
     print(f"accuracy  {result.accuracy:.6f}")
     print(f"mean PSC  {result.mean_psc:.6f}")
-    print(f"({len(result.per_video)} videos, human IoU {result.human_iou}, part IoU {result.part_iou}, "
+    print(f"({len(result.psc)} videos, human IoU {result.human_iou}, part IoU {result.part_iou}, "
           f"mode {result.mode}, {result.pairing} pairing)")
     print(f"reproduces {result.summary()['reproduces']}")
     if grid is not None:

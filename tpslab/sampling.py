@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-SCORED_STRIDE = 5
+from tpslab.challenge import SCORED_STRIDE, is_scored  # noqa: F401 (is_scored: re-exported)
 
 
 def _rng(seed) -> np.random.Generator:
@@ -87,13 +87,6 @@ def dense_indices(num_frames: int, clip_len: int, interval: int = 1, num_clips: 
 def scored_indices(num_frames: int) -> np.ndarray:
     """The frames the challenge scores: img_00001, img_00006, ... i.e. indices 0, 5, 10, ... < num_frames."""
     return np.arange(0, _check_count(num_frames), SCORED_STRIDE, dtype=np.int64)
-
-
-def is_scored(frame_number) -> np.ndarray | bool:
-    """Whether a 1-based frame number (img_%05d) is one the challenge scores."""
-    arr = np.asarray(frame_number)
-    result = (arr - 1) % SCORED_STRIDE == 0
-    return result if arr.ndim else bool(result)
 
 
 def annotated_indices(frame_numbers: Iterable[int], k: int | None = None, *, train: bool = False,

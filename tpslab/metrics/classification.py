@@ -78,6 +78,21 @@ def _per_label_table(y_true, y_pred, labels, name):
     return table, confusion
 
 
+def _score_matrix(scores, labels, n: int):
+    """``(scores, labels)``: the class scores as an (n, C) float array whose columns follow ``labels``."""
+    if isinstance(scores, pd.DataFrame):
+        if labels is None:
+            labels = list(scores.columns)
+        scores = scores[list(labels)].to_numpy(dtype=float)
+    elif scores is not None:
+        scores = np.asarray(scores, dtype=float)
+        if labels is None:
+            raise ValueError("scores given as an array need `labels` (the class of each column)")
+    if scores is not None and scores.shape != (n, len(labels)):
+        raise ValueError(f"scores has shape {scores.shape}, expected ({n}, {len(labels)})")
+    return scores, labels
+
+
 def action_metrics(y_true: Sequence, y_pred: Sequence | None = None, scores=None, labels: Sequence | None = None,
                    k: int = 5) -> ActionMetrics:
     """Video classification metrics.
@@ -90,19 +105,9 @@ def action_metrics(y_true: Sequence, y_pred: Sequence | None = None, scores=None
     from sklearn.metrics import accuracy_score, top_k_accuracy_score
 
     y_true = _as_labels(y_true, "y_true")
-    if isinstance(scores, pd.DataFrame):
-        if labels is None:
-            labels = list(scores.columns)
-        scores = scores[list(labels)].to_numpy(dtype=float)
-    elif scores is not None:
-        scores = np.asarray(scores, dtype=float)
-        if labels is None:
-            raise ValueError("scores given as an array need `labels` (the class of each column)")
-    if scores is not None:
-        if scores.shape != (len(y_true), len(labels)):
-            raise ValueError(f"scores has shape {scores.shape}, expected ({len(y_true)}, {len(labels)})")
-        if y_pred is None:
-            y_pred = np.asarray(labels, dtype=object)[scores.argmax(axis=1)]
+    scores, labels = _score_matrix(scores, labels, len(y_true))
+    if y_pred is None and scores is not None:
+        y_pred = np.asarray(labels, dtype=object)[scores.argmax(axis=1)]
     if y_pred is None:
         raise ValueError("give y_pred or scores")
     y_pred = _as_labels(y_pred, "y_pred")
@@ -133,16 +138,11 @@ def action_metrics(y_true: Sequence, y_pred: Sequence | None = None, scores=None
 
 def action_metrics_from_submission(gt_vid, pred_vid, labels: Sequence | None = None) -> ActionMetrics:
     """:func:`action_metrics` of ``pred_vid_result`` against ``gt_vid_result`` (dicts or paths), GT order."""
-    from tpslab.errors import Problem
-    from tpslab.metrics.official import ScoringError, load_json
+    from tpslab.challenge import load_json
+    from tpslab.metrics.official import video_labels
 
-    gt_vid = load_json(gt_vid, "gt_vid_result")
-    pred_vid = load_json(pred_vid, "pred_vid_result")
-    missing = [v for v in gt_vid if v not in pred_vid]
-    if missing:
-        raise ScoringError(f"{len(missing)} ground-truth video(s) are missing from pred_vid_result",
-                           [Problem("pred_vid_result.json", str(v), "video missing") for v in missing])
-    return action_metrics([gt_vid[v] for v in gt_vid], [pred_vid[v] for v in gt_vid], labels=labels)
+    truth, predicted = video_labels(load_json(gt_vid, "gt_vid_result"), load_json(pred_vid, "pred_vid_result"))
+    return action_metrics(truth, predicted, labels=labels)
 
 
 def part_state_metrics(table: pd.DataFrame, labels: Sequence | None = None) -> PartStateMetrics:

@@ -1,0 +1,645 @@
+"""The Kinetics-TPS challenge's conventions, written once; every other module imports them from here.
+
+- Frame keys: ``img_00001.json`` annotates frame 1 (1-based, at least 5 digits): :func:`frame_key`,
+  :func:`frame_number` (the evaluation files' strict keys) and :func:`file_frame_number` (release file
+  names, also ``img_6.json`` and paths). Only every :data:`SCORED_STRIDE`-th frame is scored
+  (:func:`is_scored`: 1, 6, 11, ...).
+- Limits of a submission (:data:`MAX_HUMANS` per frame, :data:`MAX_PROPOSALS` per part), the file names,
+  the scoring modes (:data:`MODES`) and human pairings (:data:`PAIRINGS`) with the public script revision
+  each reproduces (:data:`SCRIPT_REVISIONS`).
+- JSON loading (:func:`loads_json`, :func:`load_json`: every file holds one JSON object) and box checks
+  (:func:`box_problem`: 4 finite numbers; ``true``/``false`` are not numbers).
+- The one reader of the part files (``gt_part_result`` / ``pred_part_result``: video -> frame key ->
+  humans -> parts, parts as a dict keyed by name or as the release's list with names, proposals as lists
+  or single values): :func:`part_columns` flattens one into :class:`PartColumns`, with the video, frame,
+  human and part of every element so that errors can name the place. Dicts are walked (tolerantly: what
+  is malformed is marked, consumers decide whether it matters); JSON text is decoded with msgspec into
+  typed columns, and walked only when it is not in the strict form.
+
+The rules of the score, the script revisions and their quirks are in ``docs/scoring.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from itertools import chain, compress, repeat
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from tpslab.errors import Problem
+from tpslab.memory import gc_paused
+
+# ----------------------------------------------------------------------------------------------------
+# Frames, limits, modes
+
+#: The evaluation files' names.
+GT_VID, GT_PART = "gt_vid_result.json", "gt_part_result.json"
+PRED_VID, PRED_PART = "pred_vid_result.json", "pred_part_result.json"
+#: Only every 5th frame is scored: img_00001, img_00006, img_00011, ...
+SCORED_STRIDE = 5
+#: At most 10 predicted humans in a scored frame and 5 proposals for a scored part.
+MAX_HUMANS = 10
+MAX_PROPOSALS = 5
+#: ``list``: up to 5 box/verb proposals per part (2021 script); ``single``: one box and one verb (2022).
+MODES = ("list", "single")
+#: How GT humans are paired with predictions: ``matched`` (default; the scripts' current revisions) or
+#: ``pre-fix-2021`` (the 2021 script before commit 4cd5815, 2021-06-13); see docs/scoring.md.
+PAIRINGS = ("matched", "pre-fix-2021")
+#: The public script revision that each (mode, pairing) reproduces, in words.
+SCRIPT_REVISIONS = {
+    ("list", "matched"): "xiadingZ/Kinetics-TPS-evaluation (2021) at 4cd5815 and later (current head)",
+    ("list", "pre-fix-2021"): "xiadingZ/Kinetics-TPS-evaluation (2021) before 4cd5815 (before 2021-06-13)",
+    ("single", "matched"): "Andy1621/Kinetics-TPS-evaluation (2022), its asserts off",
+    ("single", "pre-fix-2021"): "no public script: the 2021 pre-fix pairing on the 2022 single format",
+}
+
+_FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
+#: A release annotation file name (any number of digits).
+FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
+
+
+def frame_key(frame) -> str:
+    """The key (and annotation file name) of a 1-based frame number: ``img_00001.json`` for frame 1."""
+    return f"img_{int(frame):05d}.json"
+
+
+def frame_number(key: str) -> int:
+    """The frame number of an evaluation key: 1 for ``img_00001.json``; ValueError for any other shape
+    (``img_6.json``, paths)."""
+    m = _FRAME_KEY.fullmatch(str(key))
+    if not m:
+        raise ValueError(f"not a frame key of the form img_00001.json: {key!r}")
+    return int(m.group(1))
+
+
+def file_frame_number(filename) -> int:
+    """The frame number of a release annotation file: 42 for ``img_00042.json``, ``img_42.json`` or
+    ``.../img_00042.json``. Raises ValueError for other names."""
+    m = FRAME_FILE.match(Path(filename).name)
+    if not m:
+        raise ValueError(f"{filename!r} is not an annotation file name (img_NNNNN.json)")
+    return int(m.group(1))
+
+
+def is_scored(frame):
+    """Whether a 1-based frame number (or each of an array of them) is one the challenge scores."""
+    arr = np.asarray(frame)
+    result = (arr - 1) % SCORED_STRIDE == 0
+    return result if arr.ndim else bool(result)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors and JSON
+
+_MAX_LISTED = 20
+
+
+class ScoringError(ValueError):
+    """Input the scorer cannot score. ``problems`` lists each offending place (file, field, message)."""
+
+    def __init__(self, summary: str, problems=()):
+        self.problems = list(problems)
+        lines = [summary] + [f"  {p.path}: {p.field}: {p.message}" for p in self.problems[:_MAX_LISTED]]
+        if len(self.problems) > _MAX_LISTED:
+            lines.append(f"  ... and {len(self.problems) - _MAX_LISTED} more")
+        super().__init__("\n".join(lines))
+
+
+def json_kind(obj) -> str:
+    """What a decoded JSON value is, in JSON's words."""
+    if obj is None:
+        return "null"
+    if isinstance(obj, bool):
+        return "true/false"
+    if isinstance(obj, (int, float)):
+        return "a number"
+    if isinstance(obj, str):
+        return "a string"
+    if isinstance(obj, (list, tuple)):
+        return "a list"
+    return type(obj).__name__
+
+
+def expect_object(obj, name: str):
+    """``obj`` when it is a JSON object (a mapping); else a ScoringError saying what it is."""
+    if not isinstance(obj, Mapping):
+        raise ScoringError(f"{name}: expected a JSON object {{...}}, got {json_kind(obj)}")
+    return obj
+
+
+def loads_json(data, name: str = "input"):
+    """Parse JSON text (bytes, bytearray or str) with orjson, the garbage collector paused.
+
+    Every file of the challenge holds one JSON object: anything else (a list, a number, ...) raises
+    :class:`ScoringError` naming ``name`` and what it holds."""
+    import orjson
+
+    try:
+        with gc_paused():
+            obj = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise ScoringError(f"{name} is not valid JSON: {e}") from None
+    return expect_object(obj, name)
+
+
+def read_json_bytes(path, name: str) -> bytes:
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ScoringError(f"cannot read {name} from {path}: {e}") from e
+
+
+def load_json(obj, name: str = "input"):
+    """``obj`` itself when it is a mapping, else the JSON file at path ``obj`` (which must hold an object).
+
+    A JSON value that is not an object (a list, a number, ``None``, ...) raises :class:`ScoringError`."""
+    if isinstance(obj, Mapping):
+        return obj
+    if isinstance(obj, (str, Path)):
+        return loads_json(read_json_bytes(obj, name), f"{name} ({Path(obj)})")
+    if obj is None or isinstance(obj, (list, tuple, int, float)):
+        return expect_object(obj, name)
+    raise TypeError(f"{name} must be a dict (as loaded from JSON) or a path, got {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Boxes
+
+# Items per block when converting boxes: each block is read in several C-level passes (map, chain,
+# fromiter), and a block small enough to stay in cache makes the later passes cheap.
+_CHUNK = 4096
+_JSON_NUMBERS = frozenset((int, float))
+
+
+def is_number(v) -> bool:
+    """A finite int or float; not a bool (JSON ``true`` is not a coordinate, though bool subclasses int)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def box_problem(box) -> str | None:
+    """What is wrong with one box (it must be a list of 4 finite numbers), or None."""
+    if not isinstance(box, (list, tuple)):
+        return f"expected a box [x1, y1, x2, y2], got {type(box).__name__}"
+    if len(box) != 4:
+        return f"expected 4 numbers, got {len(box)}"
+    if not all(is_number(v) for v in box):
+        return f"expected 4 finite numbers, got {box!r}"
+    return None
+
+
+def _boxes_fast(boxes: list):
+    """(n, 4) float64 array when every box is a list of 4 finite JSON numbers, else None (look closer).
+
+    Only ``int`` and ``float`` pass: ``bool``, ``str`` and ``None``, which ``np.fromiter`` would silently
+    convert, do not (nor tuples or NumPy scalars, which :func:`box_problem` then accepts)."""
+    n = len(boxes)
+    try:
+        lengths = np.fromiter(map(list.__len__, boxes), np.int64, n)  # TypeError for anything but lists
+    except TypeError:
+        return None
+    if n and (lengths.min() != 4 or lengths.max() != 4):
+        return None
+    flat = list(chain.from_iterable(boxes))
+    if not _JSON_NUMBERS.issuperset(map(type, flat)):
+        return None
+    try:
+        arr = np.fromiter(flat, np.float64, 4 * n).reshape(n, 4)
+    except OverflowError:  # an int beyond the float range
+        return None
+    return arr if np.isfinite(arr).all() else None
+
+
+def box_problems(boxes: list) -> list:
+    """``(index, what is wrong)`` for every malformed box of ``boxes`` (see :func:`box_problem`).
+
+    The check the scorer makes, in blocks: quick when every box is well formed."""
+    found = []
+    for s in range(0, len(boxes), _CHUNK):
+        block = boxes[s:s + _CHUNK]
+        if _boxes_fast(block) is None:
+            found += [(s + i, msg) for i, msg in enumerate(map(box_problem, block)) if msg]
+    return found
+
+
+def box_array(boxes: list, where, file: str) -> np.ndarray:
+    """(n, 4) float64 array of a list of boxes; on any malformed box, a ScoringError listing each
+    (``where(i)`` names the i-th box)."""
+    blocks = [_boxes_fast(boxes[s:s + _CHUNK]) for s in range(0, len(boxes), _CHUNK)]
+    if all(b is not None for b in blocks):
+        return np.concatenate(blocks) if blocks else np.zeros((0, 4))
+    problems = [Problem(file, where(i), msg) for i, msg in box_problems(boxes)]
+    if problems:
+        raise ScoringError(f"{len(problems)} malformed box(es) in {file}", problems)
+    # Well-formed boxes the fast path does not take (tuples, NumPy numbers, from Python callers).
+    return np.array([[float(v) for v in box] for box in boxes], dtype=np.float64).reshape(len(boxes), 4)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parts: the two forms
+
+
+def parts_problem(parts):
+    """``(field suffix, message)`` of the first thing that keeps ``parts`` from being read as
+    ``{name: part}``, or None: a dict (the evaluation form) is read as is, a list (the release form) needs
+    objects with a string ``name``."""
+    if isinstance(parts, dict):
+        return None
+    if isinstance(parts, list):
+        for k, p in enumerate(parts):
+            if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+                return f".parts[{k}]", "expected an object with a 'name' string"
+        return None
+    return ".parts", f"expected an object or a list, got {json_kind(parts)}"
+
+
+def parts_dict(parts, file: str, where: str) -> dict:
+    """Parts as {name: part}: the evaluation form (a dict) as is, the raw form (a list with names)
+    converted (a repeated name keeps its first place and its last value, as a JSON object would).
+
+    A ScoringError names the first part that is not an object with a string ``name``, or ``parts``
+    itself when it is neither an object nor a list."""
+    problem = parts_problem(parts)
+    if problem is not None:
+        raise ScoringError(f"malformed parts in {file}", [Problem(file, where + problem[0], problem[1])])
+    if isinstance(parts, dict):
+        return parts
+    return {p["name"]: p for p in parts}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The part files as columns
+
+
+class _Missing:
+    """A key that is absent (or a container that is not an object)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
+
+#: ``PartColumns.part_kind``: the part's value is an object, null, or something else.
+PART_OBJECT, PART_NULL, PART_OTHER = 0, 1, 2
+#: ``PartColumns.human_parts`` below zero: no ``parts`` key (or the human is not an object), or parts
+#: that cannot be read (see ``PartColumns.parts_problems``).
+NO_PARTS, BAD_PARTS = -1, -2
+
+_get_box = operator.itemgetter("box")
+_get_verb = operator.itemgetter("verb")
+_get_parts = operator.itemgetter("parts")
+_get_humans = operator.itemgetter("humans")
+
+
+def segments(counts):
+    """(group index, position within group) for each item of consecutive groups of sizes ``counts``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    group = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return group, np.arange(int(counts.sum())) - starts[group]
+
+
+def starts_of(counts) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.cumsum(counts) - counts
+
+
+@dataclass(eq=False)
+class PartColumns:
+    """One part file (``gt_part_result`` or ``pred_part_result``) as flat columns, in file order.
+
+    Levels point up by counts: ``video_frames`` frames per video, ``frame_humans`` humans per frame,
+    ``human_parts`` parts per human; a negative count marks a container that cannot be read (a video
+    whose value is not an object of frames, a frame that is not ``{'humans': [...]}``, a human without
+    ``parts`` (:data:`NO_PARTS`) or with parts that are neither an object nor a list of named objects
+    (:data:`BAD_PARTS`, the place in ``parts_problems``)); it has no children. ``where_*`` name the place
+    of any element (``video/img_00001.json/humans[0].parts.head``).
+
+    Values are kept as they are (``human_box``, ``part_verb``, ``part_box``; :data:`MISSING` for an
+    absent key or a value that is not an object): what is wrong with them matters only where a consumer
+    reads them. Columns decoded from JSON text in the strict form (``form`` "list" or "single") hold the
+    boxes parsed instead (``human_box_array``, and ``part_box_array`` or ``part_nbox`` with
+    ``proposal_box_array``): every box there is 4 finite numbers; in the list form the verbs are flat too
+    (``part_nverb`` per part, ``proposal_verb``), each a string.
+    """
+
+    file: str
+    videos: list
+    video_frames: np.ndarray
+    frame_key: list
+    frame_humans: np.ndarray
+    human_is_object: np.ndarray
+    human_parts: np.ndarray
+    part_name: list
+    part_kind: np.ndarray
+    part_verb: list | None = None
+    human_box: list | None = None
+    part_box: list | None = None
+    parts_problems: dict = field(default_factory=dict)  # human -> (field suffix, message)
+    form: str | None = None
+    human_box_array: np.ndarray | None = None
+    part_box_array: np.ndarray | None = None
+    part_nbox: np.ndarray | None = None
+    proposal_box_array: np.ndarray | None = None
+    part_nverb: np.ndarray | None = None
+    proposal_verb: list | None = None
+
+    # -- structure --------------------------------------------------------------------------------
+
+    @cached_property
+    def video_index(self) -> dict:
+        return dict(zip(self.videos, range(len(self.videos))))
+
+    @cached_property
+    def frame_start(self) -> np.ndarray:
+        return starts_of(np.maximum(self.video_frames, 0))
+
+    @cached_property
+    def frame_video(self) -> np.ndarray:
+        return segments(np.maximum(self.video_frames, 0))[0]
+
+    @cached_property
+    def human_start(self) -> np.ndarray:
+        return starts_of(np.maximum(self.frame_humans, 0))
+
+    @cached_property
+    def human_frame(self) -> np.ndarray:
+        return segments(np.maximum(self.frame_humans, 0))[0]
+
+    @cached_property
+    def part_start(self) -> np.ndarray:
+        return starts_of(np.maximum(self.human_parts, 0))
+
+    @cached_property
+    def part_human(self) -> np.ndarray:
+        return segments(np.maximum(self.human_parts, 0))[0]
+
+    @cached_property
+    def proposal_start(self) -> np.ndarray:
+        return starts_of(self.part_nbox)
+
+    def where_frame(self, f: int) -> str:
+        return f"{self.videos[self.frame_video[f]]}/{self.frame_key[f]}"
+
+    def where_human(self, h: int) -> str:
+        f = int(self.human_frame[h])
+        return f"{self.where_frame(f)}/humans[{h - self.human_start[f]}]"
+
+    def where_part(self, p: int) -> str:
+        return f"{self.where_human(int(self.part_human[p]))}.parts.{self.part_name[p]}"
+
+    def humans_of(self, frames: np.ndarray) -> np.ndarray:
+        """Indices of the humans of ``frames`` (readable frames), in order."""
+        return _ranges(self.human_start[frames], np.maximum(self.frame_humans[frames], 0))
+
+    def parts_of(self, humans: np.ndarray) -> np.ndarray:
+        """Indices of the parts of ``humans``, in order."""
+        return _ranges(self.part_start[humans], np.maximum(self.human_parts[humans], 0))
+
+    # -- boxes ------------------------------------------------------------------------------------
+
+    def human_box_values(self, humans) -> list:
+        """The ``box`` values of ``humans`` as given (:data:`MISSING` where absent)."""
+        if self.human_box is None:
+            return self.human_box_array[humans].tolist()
+        return list(map(self.human_box.__getitem__, np.asarray(humans).tolist()))
+
+    @cached_property
+    def verb_start(self) -> np.ndarray:
+        return starts_of(self.part_nverb)
+
+    def part_verb_values(self, parts) -> list:
+        """The ``verb`` values of ``parts`` as given: one verb, or a list of proposal verbs."""
+        parts = np.asarray(parts).tolist()
+        if self.part_verb is not None:
+            return list(map(self.part_verb.__getitem__, parts))
+        verbs, start, n = self.proposal_verb, self.verb_start, self.part_nverb
+        return [verbs[start[i]:start[i] + n[i]] for i in parts]
+
+    def part_box_values(self, parts) -> list:
+        """The ``box`` values of ``parts`` as given: one box, or a list of proposal boxes."""
+        parts = np.asarray(parts)
+        if self.part_box is not None:
+            return list(map(self.part_box.__getitem__, parts.tolist()))
+        if self.form == "single":
+            return self.part_box_array[parts].tolist()
+        return [self.proposal_box_array[s:s + n].tolist() for s, n in zip(self.proposal_start[parts].tolist(),
+                                                                        self.part_nbox[parts].tolist())]
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenated ``range(start, start + count)`` for each pair."""
+    group, pos = segments(counts)
+    return np.asarray(starts, dtype=np.int64)[group] + pos
+
+
+# -- walking decoded JSON (dicts and lists) ----------------------------------------------------------
+
+
+def _counts(containers: list, length) -> np.ndarray | None:
+    """Lengths of ``containers`` when every one is of the type ``length`` measures, else None."""
+    try:
+        return np.fromiter(map(length, containers), np.int64, len(containers))
+    except TypeError:
+        return None
+
+
+def _item_or_missing(key: str):
+    def get(value):
+        try:
+            return value[key]
+        except (KeyError, TypeError, IndexError):
+            return MISSING
+    return get
+
+
+def _items(values: list, getter, key: str) -> list:
+    """``value[key]`` of every value (:data:`MISSING` where it cannot be read), in C-level passes when
+    all can be read."""
+    try:
+        return list(map(getter, values))
+    except (KeyError, TypeError, IndexError):
+        return list(map(_item_or_missing(key), values))
+
+
+def _walk_videos(obj: Mapping):
+    values = list(obj.values())
+    counts = _counts(values, dict.__len__)
+    if counts is None:
+        counts = np.array([len(v) if isinstance(v, dict) else -1 for v in values], dtype=np.int64)
+        values = [v for v in values if isinstance(v, dict)]
+    keys = list(chain.from_iterable(values))
+    frames = list(chain.from_iterable(map(dict.values, values)))
+    return list(obj), counts, keys, frames
+
+
+def _walk_frames(frames: list):
+    humans = _items(frames, _get_humans, "humans")
+    counts = _counts(humans, list.__len__)
+    if counts is None:  # the scorer's and validator's judgement: {'humans': [...]} in an object
+        ok = [isinstance(fr, dict) and isinstance(h, list) for fr, h in zip(frames, humans)]
+        counts = np.array([len(h) if k else -1 for h, k in zip(humans, ok)], dtype=np.int64)
+        humans = list(compress(humans, ok))
+    return counts, list(chain.from_iterable(humans))
+
+
+def _walk_parts(parts: list):
+    """Counts, problems, names, values of the ``parts`` of every human (values as given)."""
+    counts = _counts(parts, dict.__len__)
+    if counts is not None:
+        return counts, {}, list(chain.from_iterable(parts)), list(chain.from_iterable(map(dict.values, parts)))
+    counts = np.zeros(len(parts), dtype=np.int64)
+    problems, names, values = {}, [], []
+    for h, p in enumerate(parts):
+        if p is MISSING:
+            counts[h] = NO_PARTS
+            continue
+        problem = parts_problem(p)
+        if problem is not None:
+            counts[h] = BAD_PARTS
+            problems[h] = problem
+            continue
+        named = parts_dict(p, "", "")
+        counts[h] = len(named)
+        names += named
+        values += named.values()
+    return counts, problems, names, values
+
+
+def walk_part_file(obj: Mapping, file: str) -> PartColumns:
+    """:class:`PartColumns` of a decoded part file (dicts and lists as ``json.load`` gives them).
+
+    Nothing raises here: what is malformed is marked, and each consumer (the scorer, the validator)
+    decides where it matters and how to say so."""
+    with gc_paused():
+        videos, video_frames, keys, frames = _walk_videos(obj)
+        frame_humans, humans = _walk_frames(frames)
+        is_object = np.fromiter(map(isinstance, humans, repeat(dict)), bool, len(humans))
+        human_box = _items(humans, _get_box, "box")
+        human_parts, problems, names, values = _walk_parts(_items(humans, _get_parts, "parts"))
+        kind = np.fromiter(map(isinstance, values, repeat(dict)), bool, len(values))
+        part_kind = np.where(kind, PART_OBJECT, PART_OTHER).astype(np.int8)
+        if not kind.all():
+            part_kind[[v is None for v in values]] = PART_NULL
+        return PartColumns(file=file, videos=videos, video_frames=video_frames, frame_key=keys,
+                           frame_humans=frame_humans, human_is_object=is_object, human_parts=human_parts,
+                           part_name=names, part_kind=part_kind, part_verb=_items(values, _get_verb, "verb"),
+                           human_box=human_box, part_box=_items(values, _get_box, "box"), parts_problems=problems)
+
+
+# -- decoding JSON text (msgspec) ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _decoder(form: str):
+    """A msgspec decoder of a part file in the strict ``form``: every box 4 numbers, every verb a string
+    (a list of boxes and a list of verbs in ``list`` form), every human with ``box`` and ``parts``."""
+    import msgspec
+
+    box = tuple[float, float, float, float]
+    list_form = form == "list"
+    fields = {"box": list[box] if list_form else box, "verb": list[str] if list_form else str}
+    part = msgspec.defstruct(f"Part_{form}", list(fields.items()), gc=False)
+    named = msgspec.defstruct(f"NamedPart_{form}", [("name", str), *fields.items()], gc=False)
+    human = msgspec.defstruct(f"Human_{form}", [("box", box), ("parts", dict[str, part] | list[named])], gc=False)
+    frame = msgspec.defstruct(f"Frame_{form}", [("humans", list[human])], gc=False)
+    return msgspec.json.Decoder(dict[str, dict[str, frame]]), msgspec.DecodeError
+
+
+_get_struct_humans = operator.attrgetter("humans")
+_get_struct_box = operator.attrgetter("box")
+_get_struct_parts = operator.attrgetter("parts")
+_get_struct_name = operator.attrgetter("name")
+_get_struct_box_verb = operator.attrgetter("box", "verb")
+
+
+def _struct_parts(parts: list) -> list:
+    """Each human's parts as {name: part}: the list form converted as a JSON object would hold it."""
+    if all(type(p) is dict for p in parts):
+        return parts
+    return [p if type(p) is dict else dict(zip(map(_get_struct_name, p), p)) for p in parts]
+
+
+def _float_boxes(boxes, n: int) -> np.ndarray | None:
+    arr = np.fromiter(chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4)
+    return arr if np.isfinite(arr).all() else None
+
+
+def _decoded_parts(humans: list, form: str) -> dict:
+    """The part columns of decoded humans: names, counts, verbs and parsed boxes (None: a number beyond
+    the float range)."""
+    parts = _struct_parts(list(map(_get_struct_parts, humans)))
+    values = list(chain.from_iterable(map(dict.values, parts)))
+    boxes, verbs = zip(*map(_get_struct_box_verb, values)) if values else ((), ())
+    out = {"human_parts": np.fromiter(map(len, parts), np.int64, len(parts)),
+           "part_name": list(chain.from_iterable(parts)), "part_kind": np.zeros(len(values), np.int8)}
+    if form == "single":
+        return dict(out, part_verb=list(verbs), part_box_array=_float_boxes(boxes, len(boxes)))
+    nbox = np.fromiter(map(len, boxes), np.int64, len(boxes))
+    return dict(out, part_nbox=nbox, proposal_box_array=_float_boxes(chain.from_iterable(boxes), int(nbox.sum())),
+                part_nverb=np.fromiter(map(len, verbs), np.int64, len(verbs)),
+                proposal_verb=list(chain.from_iterable(verbs)))
+
+
+def decode_part_file(data, file: str, form: str) -> PartColumns | None:
+    """:class:`PartColumns` straight from the JSON text of a part file in the strict ``form`` ("list":
+    proposal lists, "single": one box and one verb per part), or None when the text is not in that form
+    (then :func:`walk_part_file` reads it and the consumers say what is wrong)."""
+    decoder, error = _decoder(form)
+    with gc_paused():  # the decoded objects are freed before the collector resumes: it never walks them
+        try:
+            top = decoder.decode(data)
+        except (error, UnicodeDecodeError, RecursionError):
+            return None
+        fdicts = list(top.values())
+        hlists = list(map(_get_struct_humans, chain.from_iterable(map(dict.values, fdicts))))
+        humans = list(chain.from_iterable(hlists))
+        columns = dict(file=file, videos=list(top), video_frames=np.fromiter(map(len, fdicts), np.int64, len(fdicts)),
+                       frame_key=list(chain.from_iterable(fdicts)),
+                       frame_humans=np.fromiter(map(len, hlists), np.int64, len(hlists)),
+                       human_is_object=np.ones(len(humans), bool),
+                       human_box_array=_float_boxes(map(_get_struct_box, humans), len(humans)),
+                       form=form, **_decoded_parts(humans, form))
+        del top, fdicts, hlists, humans
+    if any(v is None for k, v in columns.items() if k.endswith("_array")):
+        return None  # a number beyond the float range
+    return PartColumns(**columns)
+
+
+def part_columns(source, name: str, form: str = "single", label: str | None = None) -> PartColumns:
+    """:class:`PartColumns` of a part file given as a dict (as loaded from JSON), a path, JSON text
+    (bytes) or columns already made (returned as they are).
+
+    ``name`` (``gt_part_result``/``pred_part_result``) names the file in the problems (``{name}.json``)
+    and ``label`` the input in errors about the whole file (default: ``name``, with the path for a path).
+    Text in the strict ``form`` is decoded into typed columns directly; any other text is parsed (errors:
+    not JSON, not an object) and walked."""
+    file = f"{name}.json"
+    if isinstance(source, PartColumns):
+        return source
+    if isinstance(source, (str, Path)):
+        label = label or f"{name} ({Path(source)})"
+        source = read_json_bytes(source, name)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_part_file(source, file, form) or walk_part_file(loads_json(source, label or name), file)
+    return walk_part_file(load_json(source, label or name), file)
