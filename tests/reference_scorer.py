@@ -1,7 +1,7 @@
 """A plain, per-box Python implementation of the Kinetics-TPS score: the reference for the tests and the benchmark.
 
-Written straight from the rules in ``shared/docs/kinetics-tps.md`` ("The official score") and the exactness
-details of the public scorer, one box at a time, with no vectorisation, so that the fast scorer in
+Written straight from the rules in ``docs/scoring.md`` ("The rules, as the public scorer behaves") and the
+exactness details of the public scorer, one box at a time, with no vectorisation, so that the fast scorer in
 ``tpslab.metrics.official`` can be cross-checked against it. It is deliberately slow and obvious:
 
 - box IoU on inclusive pixels (width ``x2 - x1 + 1``); boxes that do not overlap get ``-1``;

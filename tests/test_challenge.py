@@ -114,7 +114,7 @@ def test_walking_a_part_file_keeps_every_place():
     assert cols.videos == ["v", "w"] and cols.video_frames.tolist() == [2, 0]
     assert cols.frame_key == [F1, F6] and cols.frame_humans.tolist() == [2, 0]
     assert cols.human_parts.tolist() == [2, 1] and cols.part_name == ["head", "hip", "left_hand"]
-    assert cols.part_verb[0] == ["none", "nod"] and cols.part_box[2] == [[10, 10, 12, 12]]
+    assert cols.part_verb_values([0]) == [["none", "nod"]] and cols.part_box_values([2]) == [[[10, 10, 12, 12]]]
     assert cols.where_part(2) == "v/img_00001.json/humans[1].parts.left_hand"
     assert cols.where_human(1) == "v/img_00001.json/humans[1]" and cols.where_frame(1) == "v/img_00006.json"
     assert cols.parts_of(np.array([1])).tolist() == [2] and cols.humans_of(np.array([0, 1])).tolist() == [0, 1]
@@ -128,11 +128,12 @@ def test_walking_marks_what_is_malformed_without_raising():
     cols = walk_part_file(bad, "pred_part_result.json")
     assert cols.video_frames.tolist() == [2, -1] and cols.frame_humans.tolist() == [4, -1]
     assert cols.human_is_object.tolist() == [True, False, True, True]
-    assert cols.human_box[:3] == [[0, 0, 1, 1], MISSING, MISSING] and cols.human_box[3] == 1
+    assert cols.human_box_values([0, 1, 2, 3]) == [[0, 0, 1, 1], MISSING, MISSING, 1]
     assert cols.human_parts.tolist() == [NO_PARTS, NO_PARTS, BAD_PARTS, 3]
     assert cols.parts_problems == {2: (".parts[0]", "expected an object with a 'name' string")}
     assert cols.part_kind.tolist() == [PART_NULL, challenge.PART_OTHER, PART_OBJECT]
-    assert cols.part_verb == [MISSING, MISSING, MISSING] and cols.part_box == [MISSING, MISSING, 1]
+    assert cols.part_verb_values([0, 1, 2]) == [MISSING, MISSING, MISSING]
+    assert cols.part_box_values([0, 1, 2]) == [MISSING, MISSING, 1]
 
 
 @pytest.mark.parametrize("form", ["list", "single"])
@@ -154,7 +155,8 @@ def test_decoding_json_text_gives_the_walkers_columns(form):
             as_floats = json.loads(json.dumps(walked.part_box_values(everything)), parse_int=float)
             assert decoded.part_box_values(everything) == as_floats
             humans = np.arange(len(walked.human_parts))
-            assert decoded.human_box_values(humans) == json.loads(json.dumps(walked.human_box), parse_int=float)
+            assert decoded.human_box_values(humans) == json.loads(json.dumps(walked.human_box_values(humans)),
+                                                                  parse_int=float)
 
 
 def test_text_not_in_the_strict_form_is_walked(tmp_path):
@@ -171,7 +173,8 @@ def test_text_not_in_the_strict_form_is_walked(tmp_path):
     path = tmp_path / "p.json"
     path.write_bytes(orjson.dumps({"v": {F1: {"humans": [{"box": [0, 0, 9, True], "parts": {}}]}}}))
     cols = part_columns(path, "pred_part_result", "list")
-    assert cols.form is None and cols.human_box == [[0, 0, 9, True]] and cols.file == "pred_part_result.json"
+    assert cols.form is None and cols.human_box_values([0]) == [[0, 0, 9, True]]
+    assert cols.file == "pred_part_result.json"
     path.write_text("[]")
     with pytest.raises(ScoringError, match=r"pred_part_result \(.*p.json\): expected a JSON object"):
         part_columns(path, "pred_part_result")

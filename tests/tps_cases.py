@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from tpslab.challenge import frame_key
+
 PARTS = ("head", "hip", "left_arm", "right_arm", "left_hand", "right_hand", "left_leg", "right_leg",
          "left_foot", "right_foot")
 VERBS = ("none", "bend", "unbend", "hold", "step", "lift")
 LABELS = ("capoeira", "lunge", "push_up")
-
-
-def frame_key(k: int) -> str:
-    return f"img_{k:05d}.json"
 
 
 def _grid_box(rng, floats: bool):

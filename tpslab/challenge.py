@@ -335,12 +335,14 @@ class PartColumns:
     (:data:`BAD_PARTS`, the place in ``parts_problems``)); it has no children. ``where_*`` name the place
     of any element (``video/img_00001.json/humans[0].parts.head``).
 
-    Values are kept as they are (``human_box``, ``part_verb``, ``part_box``; :data:`MISSING` for an
-    absent key or a value that is not an object): what is wrong with them matters only where a consumer
-    reads them. Columns decoded from JSON text in the strict form (``form`` "list" or "single") hold the
-    boxes parsed instead (``human_box_array``, and ``part_box_array`` or ``part_nbox`` with
-    ``proposal_box_array``): every box there is 4 finite numbers; in the list form the verbs are flat too
-    (``part_nverb`` per part, ``proposal_verb``), each a string.
+    The walked columns keep the humans and parts as given (``human_value``, ``part_value``): their
+    ``box`` and ``verb`` are read when asked for (:meth:`human_box_values`, :meth:`part_verb_values`,
+    :meth:`part_box_values`; :data:`MISSING` for an absent key or a value that is not an object), so what
+    is wrong with them matters only where a consumer reads them. Columns decoded from JSON text in the
+    strict form (``form`` "list" or "single") hold them parsed instead: ``human_box_array``, and
+    ``part_verb`` with ``part_box_array`` (single), or ``part_nverb`` with ``proposal_verb`` and
+    ``part_nbox`` with ``proposal_box_array`` (list); every box there is 4 finite numbers and every verb
+    a string.
     """
 
     file: str
@@ -348,21 +350,19 @@ class PartColumns:
     video_frames: np.ndarray
     frame_key: list
     frame_humans: np.ndarray
-    human_is_object: np.ndarray
     human_parts: np.ndarray
     part_name: list
-    part_kind: np.ndarray
-    part_verb: list | None = None
-    human_box: list | None = None
-    part_box: list | None = None
+    human_value: list | None = None
+    part_value: list | None = None
     parts_problems: dict = field(default_factory=dict)  # human -> (field suffix, message)
     form: str | None = None
     human_box_array: np.ndarray | None = None
+    part_verb: list | None = None
     part_box_array: np.ndarray | None = None
-    part_nbox: np.ndarray | None = None
-    proposal_box_array: np.ndarray | None = None
     part_nverb: np.ndarray | None = None
     proposal_verb: list | None = None
+    part_nbox: np.ndarray | None = None
+    proposal_box_array: np.ndarray | None = None
 
     # -- structure --------------------------------------------------------------------------------
 
@@ -394,10 +394,6 @@ class PartColumns:
     def part_human(self) -> np.ndarray:
         return segments(np.maximum(self.human_parts, 0))[0]
 
-    @cached_property
-    def proposal_start(self) -> np.ndarray:
-        return starts_of(self.part_nbox)
-
     def where_frame(self, f: int) -> str:
         return f"{self.videos[self.frame_video[f]]}/{self.frame_key[f]}"
 
@@ -416,21 +412,53 @@ class PartColumns:
         """Indices of the parts of ``humans``, in order."""
         return _ranges(self.part_start[humans], np.maximum(self.human_parts[humans], 0))
 
-    # -- boxes ------------------------------------------------------------------------------------
+    # -- values -----------------------------------------------------------------------------------
+
+    @cached_property
+    def human_is_object(self) -> np.ndarray:
+        if self.human_value is None:
+            return np.ones(len(self.human_parts), bool)
+        return np.fromiter(map(isinstance, self.human_value, repeat(dict)), bool, len(self.human_value))
+
+    @cached_property
+    def part_kind(self) -> np.ndarray:
+        """Per part: :data:`PART_OBJECT`, :data:`PART_NULL` or :data:`PART_OTHER` (its value)."""
+        if self.part_value is None:
+            return np.zeros(len(self.part_name), np.int8)
+        values = self.part_value
+        kind = np.fromiter(map(isinstance, values, repeat(dict)), bool, len(values))
+        out = np.where(kind, PART_OBJECT, PART_OTHER).astype(np.int8)
+        if not kind.all():
+            out[[v is None for v in values]] = PART_NULL
+        return out
+
+    def is_null(self, parts: np.ndarray) -> np.ndarray:
+        """Whether each of ``parts`` is JSON null (no part, for the scorer, as ``dict.get`` sees it)."""
+        if self.part_value is None:
+            return np.zeros(len(parts), bool)
+        return np.fromiter(map(operator.is_, map(self.part_value.__getitem__, parts.tolist()), repeat(None)), bool,
+                           len(parts))
 
     def human_box_values(self, humans) -> list:
         """The ``box`` values of ``humans`` as given (:data:`MISSING` where absent)."""
-        if self.human_box is None:
+        humans = np.asarray(humans)
+        if self.human_value is None:
             return self.human_box_array[humans].tolist()
-        return list(map(self.human_box.__getitem__, np.asarray(humans).tolist()))
+        return _items(self.human_value, _get_box, "box", humans.tolist())
 
     @cached_property
     def verb_start(self) -> np.ndarray:
         return starts_of(self.part_nverb)
 
+    @cached_property
+    def proposal_start(self) -> np.ndarray:
+        return starts_of(self.part_nbox)
+
     def part_verb_values(self, parts) -> list:
         """The ``verb`` values of ``parts`` as given: one verb, or a list of proposal verbs."""
         parts = np.asarray(parts).tolist()
+        if self.part_value is not None:
+            return _items(self.part_value, _get_verb, "verb", parts)
         if self.part_verb is not None:
             return list(map(self.part_verb.__getitem__, parts))
         verbs, start, n = self.proposal_verb, self.verb_start, self.part_nverb
@@ -439,8 +467,8 @@ class PartColumns:
     def part_box_values(self, parts) -> list:
         """The ``box`` values of ``parts`` as given: one box, or a list of proposal boxes."""
         parts = np.asarray(parts)
-        if self.part_box is not None:
-            return list(map(self.part_box.__getitem__, parts.tolist()))
+        if self.part_value is not None:
+            return _items(self.part_value, _get_box, "box", parts.tolist())
         if self.form == "single":
             return self.part_box_array[parts].tolist()
         return [self.proposal_box_array[s:s + n].tolist() for s, n in zip(self.proposal_start[parts].tolist(),
@@ -473,13 +501,15 @@ def _item_or_missing(key: str):
     return get
 
 
-def _items(values: list, getter, key: str) -> list:
-    """``value[key]`` of every value (:data:`MISSING` where it cannot be read), in C-level passes when
-    all can be read."""
+def _items(values: list, getter, key: str, at: list | None = None) -> list:
+    """``value[key]`` of every value (of ``values[i]`` for i in ``at``; :data:`MISSING` where it cannot
+    be read), in one C-level pass when all can be read."""
+    chosen = values if at is None else map(values.__getitem__, at)
     try:
-        return list(map(getter, values))
+        return list(map(getter, chosen))
     except (KeyError, TypeError, IndexError):
-        return list(map(_item_or_missing(key), values))
+        chosen = values if at is None else map(values.__getitem__, at)
+        return list(map(_item_or_missing(key), chosen))
 
 
 def _walk_videos(obj: Mapping):
@@ -534,17 +564,10 @@ def walk_part_file(obj: Mapping, file: str) -> PartColumns:
     with gc_paused():
         videos, video_frames, keys, frames = _walk_videos(obj)
         frame_humans, humans = _walk_frames(frames)
-        is_object = np.fromiter(map(isinstance, humans, repeat(dict)), bool, len(humans))
-        human_box = _items(humans, _get_box, "box")
         human_parts, problems, names, values = _walk_parts(_items(humans, _get_parts, "parts"))
-        kind = np.fromiter(map(isinstance, values, repeat(dict)), bool, len(values))
-        part_kind = np.where(kind, PART_OBJECT, PART_OTHER).astype(np.int8)
-        if not kind.all():
-            part_kind[[v is None for v in values]] = PART_NULL
         return PartColumns(file=file, videos=videos, video_frames=video_frames, frame_key=keys,
-                           frame_humans=frame_humans, human_is_object=is_object, human_parts=human_parts,
-                           part_name=names, part_kind=part_kind, part_verb=_items(values, _get_verb, "verb"),
-                           human_box=human_box, part_box=_items(values, _get_box, "box"), parts_problems=problems)
+                           frame_humans=frame_humans, human_parts=human_parts, part_name=names, human_value=humans,
+                           part_value=values, parts_problems=problems)
 
 
 # -- decoding JSON text (msgspec) ---------------------------------------------------------------------
@@ -552,25 +575,30 @@ def walk_part_file(obj: Mapping, file: str) -> PartColumns:
 
 @lru_cache(maxsize=None)
 def _decoder(form: str):
-    """A msgspec decoder of a part file in the strict ``form``: every box 4 numbers, every verb a string
-    (a list of boxes and a list of verbs in ``list`` form), every human with ``box`` and ``parts``."""
+    """msgspec decoders of a part file in the strict ``form`` (every human with ``box`` and ``parts``,
+    every part with ``box`` and a string ``verb``, a list of strings in ``list`` form), boxes kept as raw
+    JSON text (:func:`_parse_boxes` reads them all at once), and of a flat list of numbers."""
     import msgspec
 
-    box = tuple[float, float, float, float]
-    list_form = form == "list"
-    fields = {"box": list[box] if list_form else box, "verb": list[str] if list_form else str}
-    part = msgspec.defstruct(f"Part_{form}", list(fields.items()), gc=False)
-    named = msgspec.defstruct(f"NamedPart_{form}", [("name", str), *fields.items()], gc=False)
-    human = msgspec.defstruct(f"Human_{form}", [("box", box), ("parts", dict[str, part] | list[named])], gc=False)
+    fields = [("box", msgspec.Raw), ("verb", list[str] if form == "list" else str)]
+    part = msgspec.defstruct(f"Part_{form}", fields, gc=False)
+    named = msgspec.defstruct(f"NamedPart_{form}", [("name", str), *fields], gc=False)
+    human = msgspec.defstruct(f"Human_{form}", [("box", msgspec.Raw), ("parts", dict[str, part] | list[named])],
+                              gc=False)
     frame = msgspec.defstruct(f"Frame_{form}", [("humans", list[human])], gc=False)
-    return msgspec.json.Decoder(dict[str, dict[str, frame]]), msgspec.DecodeError
+    return (msgspec.json.Decoder(dict[str, dict[str, frame]]), msgspec.json.Decoder(list[float]),
+            msgspec.DecodeError)
 
 
 _get_struct_humans = operator.attrgetter("humans")
 _get_struct_box = operator.attrgetter("box")
+_get_struct_verb = operator.attrgetter("verb")
 _get_struct_parts = operator.attrgetter("parts")
 _get_struct_name = operator.attrgetter("name")
-_get_struct_box_verb = operator.attrgetter("box", "verb")
+# A box's JSON text without its numbers (digits, signs, points, exponents) and spaces: "[,,,]".
+_NUMBER_TEXT = b"0123456789.+-eE \t\r\n"
+_BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
+_BOX_SHAPE = b"[,,,]"
 
 
 def _struct_parts(parts: list) -> list:
@@ -580,23 +608,52 @@ def _struct_parts(parts: list) -> list:
     return [p if type(p) is dict else dict(zip(map(_get_struct_name, p), p)) for p in parts]
 
 
-def _float_boxes(boxes, n: int) -> np.ndarray | None:
-    arr = np.fromiter(chain.from_iterable(boxes), np.float64, 4 * n).reshape(n, 4)
-    return arr if np.isfinite(arr).all() else None
+def _numbers(texts: list, n: int) -> np.ndarray | None:
+    """The numbers of ``texts`` (JSON arrays of numbers, or arrays of them) in one flat float64 array of
+    length ``n``, or None when one is beyond the float range."""
+    flat, error = _decoder("single")[1:]
+    try:
+        numbers = flat.decode(b"[" + b",".join(texts).translate(_BRACKETS_TO_SPACES) + b"]")
+    except error:
+        return None
+    return np.array(numbers, dtype=np.float64).reshape(-1) if len(numbers) == n else None
 
 
-def _decoded_parts(humans: list, form: str) -> dict:
-    """The part columns of decoded humans: names, counts, verbs and parsed boxes (None: a number beyond
-    the float range)."""
+def _parse_boxes(texts: list) -> np.ndarray | None:
+    """(n, 4) boxes from their JSON text when each is 4 numbers, else None."""
+    shape = b",".join(texts).translate(None, _NUMBER_TEXT)
+    if shape != b",".join([_BOX_SHAPE] * len(texts)):
+        return None
+    numbers = _numbers(texts, 4 * len(texts))
+    return None if numbers is None else numbers.reshape(-1, 4)
+
+
+def _parse_box_lists(texts: list):
+    """``(boxes per text, (m, 4) boxes)`` from the JSON text of lists of boxes (each 4 numbers), else None."""
+    shapes = b"|".join(texts).translate(None, _NUMBER_TEXT)
+    count = (np.fromiter(map(len, shapes.split(b"|")), np.int64, len(texts)) - 1) // 6  # "[" + 6 per box
+    lists = {k: b"[" + b",".join([_BOX_SHAPE] * k) + b"]" for k in np.unique(count).tolist()}
+    if shapes != b"|".join(map(lists.__getitem__, count.tolist())):
+        return None
+    numbers = _numbers(list(compress(texts, (count > 0).tolist())), 4 * int(count.sum()))
+    return None if numbers is None else (count, numbers.reshape(-1, 4))
+
+
+def _decoded_parts(humans: list, form: str) -> dict | None:
+    """The part columns of decoded humans: names, counts, verbs and parsed boxes (None: a box that is
+    not 4 numbers within the float range)."""
     parts = _struct_parts(list(map(_get_struct_parts, humans)))
     values = list(chain.from_iterable(map(dict.values, parts)))
-    boxes, verbs = zip(*map(_get_struct_box_verb, values)) if values else ((), ())
+    boxes, verbs = list(map(_get_struct_box, values)), list(map(_get_struct_verb, values))
     out = {"human_parts": np.fromiter(map(len, parts), np.int64, len(parts)),
-           "part_name": list(chain.from_iterable(parts)), "part_kind": np.zeros(len(values), np.int8)}
+           "part_name": list(chain.from_iterable(parts))}
     if form == "single":
-        return dict(out, part_verb=list(verbs), part_box_array=_float_boxes(boxes, len(boxes)))
-    nbox = np.fromiter(map(len, boxes), np.int64, len(boxes))
-    return dict(out, part_nbox=nbox, proposal_box_array=_float_boxes(chain.from_iterable(boxes), int(nbox.sum())),
+        out.update(part_verb=verbs, part_box_array=_parse_boxes(boxes))
+        return out if out["part_box_array"] is not None else None
+    lists = _parse_box_lists(boxes)
+    if lists is None:
+        return None
+    return dict(out, part_nbox=lists[0], proposal_box_array=lists[1],
                 part_nverb=np.fromiter(map(len, verbs), np.int64, len(verbs)),
                 proposal_verb=list(chain.from_iterable(verbs)))
 
@@ -605,7 +662,7 @@ def decode_part_file(data, file: str, form: str) -> PartColumns | None:
     """:class:`PartColumns` straight from the JSON text of a part file in the strict ``form`` ("list":
     proposal lists, "single": one box and one verb per part), or None when the text is not in that form
     (then :func:`walk_part_file` reads it and the consumers say what is wrong)."""
-    decoder, error = _decoder(form)
+    decoder, _, error = _decoder(form)
     with gc_paused():  # the decoded objects are freed before the collector resumes: it never walks them
         try:
             top = decoder.decode(data)
@@ -614,16 +671,17 @@ def decode_part_file(data, file: str, form: str) -> PartColumns | None:
         fdicts = list(top.values())
         hlists = list(map(_get_struct_humans, chain.from_iterable(map(dict.values, fdicts))))
         humans = list(chain.from_iterable(hlists))
-        columns = dict(file=file, videos=list(top), video_frames=np.fromiter(map(len, fdicts), np.int64, len(fdicts)),
-                       frame_key=list(chain.from_iterable(fdicts)),
-                       frame_humans=np.fromiter(map(len, hlists), np.int64, len(hlists)),
-                       human_is_object=np.ones(len(humans), bool),
-                       human_box_array=_float_boxes(map(_get_struct_box, humans), len(humans)),
-                       form=form, **_decoded_parts(humans, form))
+        human_box = _parse_boxes(list(map(_get_struct_box, humans)))
+        parts = _decoded_parts(humans, form) if human_box is not None else None
+        if parts is None:
+            return None
+        columns = PartColumns(
+            file=file, videos=list(top), video_frames=np.fromiter(map(len, fdicts), np.int64, len(fdicts)),
+            frame_key=list(chain.from_iterable(fdicts)), frame_humans=np.fromiter(map(len, hlists), np.int64,
+                                                                                 len(hlists)),
+            human_box_array=human_box, form=form, **parts)
         del top, fdicts, hlists, humans
-    if any(v is None for k, v in columns.items() if k.endswith("_array")):
-        return None  # a number beyond the float range
-    return PartColumns(**columns)
+    return columns
 
 
 def part_columns(source, name: str, form: str = "single", label: str | None = None) -> PartColumns:

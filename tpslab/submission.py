@@ -39,16 +39,16 @@ import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import chain, compress, repeat
+from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping
 
 import numpy as np
 
-from tpslab.challenge import (BAD_PARTS, GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS,
-                              PART_OBJECT, PRED_PART, PRED_VID, SCORED_STRIDE, PartColumns, ScoringError,
-                              box_problems, check_mode, frame_key, frame_number, is_scored, load_json, loads_json,
-                              part_columns, segments, walk_part_file)
+from tpslab.challenge import (BAD_PARTS, GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, MISSING, NO_PARTS, PART_OBJECT,
+                              PRED_PART, PRED_VID, PartColumns, ScoringError, box_problems, check_mode, frame_key,
+                              frame_number, is_scored, load_json, loads_json, part_columns, segments, walk_part_file)
+from tpslab.challenge import SCORED_STRIDE  # noqa: F401 (the old home of the convention)
 from tpslab.errors import Problem
 from tpslab.fileio import atomic_write_bytes
 from tpslab.memory import gc_paused
@@ -314,7 +314,8 @@ class _TableBuilder:
                 person = humans_seen[(video, frame, human)] = {"box": box, "parts": {}}
                 frame_dict["humans"].append(person)
             elif person["box"] != box:
-                self.problems.append(Problem("parts table", self.where(i), f"human box {box} differs from {person['box']}"))
+                self.problems.append(Problem("parts table", self.where(i),
+                                             f"human box {box} differs from {person['box']}"))
             if self.has_part[i]:
                 self.add_part(i, person["parts"], part, _box(self.pbox[i]), str(state))
 
@@ -679,9 +680,10 @@ class _Validator:
 
 def _string_verbs(cols: PartColumns) -> list:
     """The verbs of object parts that are strings (the names a ground truth contributes)."""
-    if cols.part_verb is None:
-        return cols.proposal_verb
-    return [v for v, k in zip(cols.part_verb, cols.part_kind.tolist()) if k == PART_OBJECT and isinstance(v, str)]
+    if cols.form is not None:  # decoded in the strict form: all are
+        return cols.part_verb if cols.part_verb is not None else cols.proposal_verb
+    verbs = cols.part_verb_values(np.arange(len(cols.part_name)))
+    return [v for v, k in zip(verbs, cols.part_kind.tolist()) if k == PART_OBJECT and isinstance(v, str)]
 
 
 def _check_labels(val: _Validator, pred_vid: Mapping) -> None:
@@ -700,20 +702,24 @@ def _check_frames(val: _Validator, pred: PartColumns, pred_vid: Mapping) -> None
     for v in np.nonzero(pred.video_frames < 0)[0].tolist():
         val.add((2, v, _AT_VIDEO, 1), PRED_PART, str(pred.videos[v]), "expected an object of frames")
     video = pred.frame_video
-    for f, key in enumerate(pred.frame_key):
-        try:
-            scored = is_scored(frame_number(key))
-        except ValueError:
-            val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
-                    "frame key is not of the form img_00001.json (never scored)", "warning")
-            continue
-        if not scored:
-            val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
-                    "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer", "warning")
+    number = np.fromiter(map(_frame_number_or_0, pred.frame_key), np.int64, len(pred.frame_key))
+    for f in np.nonzero(number == 0)[0].tolist():
+        val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
+                "frame key is not of the form img_00001.json (never scored)", "warning")
+    for f in np.nonzero((number > 0) & ~is_scored(number))[0].tolist():
+        val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
+                "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer", "warning")
     for f in np.nonzero(pred.frame_humans < 0)[0].tolist():
         val.add((2, video[f], _AT_FRAME, f, 1), PRED_PART, pred.where_frame(f), "expected {'humans': [...]}")
     for f in np.nonzero(pred.frame_humans > MAX_HUMANS)[0].tolist():
         val.add((2, video[f], _AT_FRAME, f, 2), PRED_PART, pred.where_frame(f), f"more than {MAX_HUMANS} humans")
+
+
+def _frame_number_or_0(key) -> int:
+    try:
+        return frame_number(key)
+    except ValueError:
+        return 0  # frame numbers start at 1
 
 
 def _human_key(pred: PartColumns, h: int, step: int) -> tuple:
@@ -731,12 +737,13 @@ def _check_humans(val: _Validator, pred: PartColumns) -> None:
     for h in np.nonzero(pred.human_parts == BAD_PARTS)[0].tolist():
         suffix, message = pred.parts_problems[h]
         val.add(_human_key(pred, h, 2), PRED_PART, pred.where_human(h) + suffix, message)
-    if pred.human_box is None:
+    if pred.human_box_array is not None:
         return  # decoded in the strict form: every box is 4 finite numbers
     humans = np.nonzero(pred.human_is_object)[0]
     boxes = [None if b is MISSING else b for b in pred.human_box_values(humans)]
     for i, _ in box_problems(boxes):
-        val.add((3, int(humans[i])), PRED_PART, pred.where_human(int(humans[i])) + ".box", "box is not 4 finite numbers")
+        h = int(humans[i])
+        val.add((3, h), PRED_PART, pred.where_human(h) + ".box", "box is not 4 finite numbers")
 
 
 def _part_key(pred: PartColumns, p: int, step: int) -> tuple:
@@ -752,7 +759,8 @@ def _check_part_names(val: _Validator, pred: PartColumns) -> None:
 def _check_verbs(val: _Validator, pred: PartColumns, parts: np.ndarray, nverb: np.ndarray, verbs: list) -> None:
     """Each proposal's verb: a string, in the vocabulary (``verbs`` flat, ``nverb`` per part)."""
     known = val.known["state"]
-    ok = np.fromiter(map(known.__contains__, map(_string_or_none, verbs)), bool, len(verbs))
+    strings = verbs if pred.form is not None else map(_string_or_none, verbs)  # strict form: all strings
+    ok = np.fromiter(map(known.__contains__, strings), bool, len(verbs))
     group, rank = segments(nverb)
     owner = parts[group]
     for i in np.nonzero(~ok)[0].tolist():

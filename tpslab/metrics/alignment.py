@@ -11,13 +11,13 @@ parts of paired humans, the parts the GT has, and the boxes of parts with a prop
 from __future__ import annotations
 
 import operator
+from collections import defaultdict
 from dataclasses import dataclass
-from itertools import chain, compress, repeat
+from itertools import chain, repeat
 
 import numpy as np
 
-from tpslab.challenge import (BAD_PARTS, MISSING, NO_PARTS, PART_NULL, PartColumns, ScoringError, box_array, segments,
-                              starts_of)
+from tpslab.challenge import BAD_PARTS, MISSING, NO_PARTS, PartColumns, ScoringError, box_array, segments
 from tpslab.errors import Problem
 from tpslab.metrics.kernels import iou64
 
@@ -61,10 +61,11 @@ def where_pred(al: Alignment, gt: PartColumns, pred: PartColumns, i: int) -> str
     return f"{pred.where_human(int(al.pred_human[i]))}.parts.{gt.part_name[al.gt_part[i]]}"
 
 
-def _codes(*name_lists) -> list:
-    """The names of each list as integer codes shared by all lists (equal names, equal codes)."""
-    index = {name: code for code, name in enumerate(dict.fromkeys(chain.from_iterable(name_lists)))}
-    return [np.fromiter(map(index.__getitem__, names), np.int64, len(names)) for names in name_lists]
+def name_codes(*columns: PartColumns) -> list:
+    """The part names of each of ``columns`` as integer codes shared by all (equal names, equal codes)."""
+    index = defaultdict()
+    index.default_factory = index.__len__  # a new name takes the next code
+    return [np.fromiter(map(index.__getitem__, cols.part_name), np.int64, len(cols.part_name)) for cols in columns]
 
 
 def _malformed(file: str, places: list, what: str) -> ScoringError:
@@ -77,8 +78,8 @@ _GT_PART_SHAPE, _PRED_PART_SHAPE = "{'box': [...], 'verb': ...}", "{'box': ..., 
 class _Reader:
     """One alignment: the pairs, the columns of both files and the places to name in errors."""
 
-    def __init__(self, gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str):
-        self.gt, self.pred, self.mode = gt, pred, mode
+    def __init__(self, gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str, codes: list):
+        self.gt, self.pred, self.mode, self.codes = gt, pred, mode, codes
         self.g, self.p = g, p
         self.nparts = gt.human_parts[g]
         self.part_pair = segments(self.nparts)[0]
@@ -106,11 +107,10 @@ class _Reader:
     def match_names(self) -> tuple[np.ndarray, np.ndarray]:
         """Per GT part of the pairs, the predicted part of the same name in the paired prediction:
         ``(sel, matched)``, the GT parts (positions) that have one and its index in the pred columns."""
-        gt, pred = self.gt, self.pred
+        pred = self.pred
         pparts = pred.parts_of(self.p)
         ppair = segments(pred.human_parts[self.p])[0]
-        gcode, pcode = _codes(list(map(gt.part_name.__getitem__, self.gparts.tolist())),
-                              list(map(pred.part_name.__getitem__, pparts.tolist())))
+        gcode, pcode = self.codes[0][self.gparts], self.codes[1][pparts]
         width = int(max(gcode.max(initial=0), pcode.max(initial=0))) + 1
         gkey, pkey = self.part_pair * width + gcode, ppair * width + pcode  # names are unique within a human
         if not len(pkey):
@@ -118,7 +118,8 @@ class _Reader:
         order = np.argsort(pkey, kind="stable")
         pos = np.minimum(np.searchsorted(pkey[order], gkey), len(pkey) - 1)
         matched = pparts[order][pos]
-        present = (pkey[order][pos] == gkey) & (pred.part_kind[matched] != PART_NULL)  # null: no part (dict.get)
+        present = pkey[order][pos] == gkey
+        present[present] = ~pred.is_null(matched[present])  # a null part is no part, as dict.get sees it
         sel = np.nonzero(present)[0]
         return sel, matched[sel]
 
@@ -227,12 +228,13 @@ def _ranges_of(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def align(gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str,
-          full: bool = False) -> Alignment:
+          full: bool = False, codes: list | None = None) -> Alignment:
     """Part-level data of GT humans ``g`` paired with predicted humans ``p`` (column indices).
 
     Boxes are read (and checked) only for parts with a proposal of the right verb, the only ones whose IoU
-    can matter; ``full=True`` reads them all (for the per-part details and the part oracles)."""
-    r = _Reader(gt, pred, g, p, mode)
+    can matter; ``full=True`` reads them all (for the per-part details and the part oracles). ``codes``:
+    the part names of both files as :func:`name_codes` gives them (made here when not given)."""
+    r = _Reader(gt, pred, g, p, mode, codes or name_codes(gt, pred))
     r.check_pred_parts()
     sel, pparts = r.match_names()
     gverbs = r.verbs(gt, r.gparts[sel], sel, _GT_PART_SHAPE)
@@ -261,4 +263,4 @@ def align(gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode
                      prop_iou=iou, prop_same=same, verbs=pverbs, verb_index=np.arange(len(pverbs)))
 
 
-__all__ = ["Alignment", "align", "where_pred"]
+__all__ = ["Alignment", "align", "name_codes", "where_pred"]

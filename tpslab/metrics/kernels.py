@@ -6,6 +6,7 @@ Nothing here knows the files: inputs are arrays, outputs are arrays.
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from itertools import compress
 
@@ -16,8 +17,6 @@ from tpslab.challenge import segments, starts_of
 # Two costs closer than this are treated as a possible tie and left to SciPy (costs lie in [0, 2];
 # SciPy's own rounding is around 1e-15).
 TIE_TOL = 1e-9
-# Below this many frames left open by the greedy check, SciPy decides them all.
-_FEW_FRAMES = 32
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -283,7 +282,8 @@ def assign_frames(iou: np.ndarray, g_count: np.ndarray, p_count: np.ndarray) -> 
 
     ``iou`` holds each frame's g x p IoUs row by row, frames one after the other (``g_count`` and
     ``p_count`` humans per frame). Frames of one shape go through the greedy check together, the rest
-    through the groups of overlapping boxes; SciPy is imported only for frames with real ties."""
+    through the groups of overlapping boxes (unless SciPy is loaded already); SciPy is imported only for
+    frames with real ties."""
     pair_start = starts_of(g_count * p_count)
     g_start = starts_of(g_count)
     assigned = np.full(int(g_count.sum()), -1, dtype=np.int64)
@@ -300,8 +300,10 @@ def assign_frames(iou: np.ndarray, g_count: np.ndarray, p_count: np.ndarray) -> 
         got, open_ = assign_shape(stack)
         assigned[(g_start[fs][:, None] + np.arange(gs)[None, :]).ravel()] = got.ravel()
         left += [(int(fs[j]), stack[j]) for j in open_]
-    # A few open frames cost SciPy less than setting up the groups; many cost less than importing SciPy.
-    by_groups = assign_by_groups([m for _, m in left]) if len(left) >= _FEW_FRAMES else [None] * len(left)
+    # Once SciPy is loaded it decides the open frames faster than their groups are set up; the groups
+    # spare a process that has not loaded it the import (most of a second).
+    loaded = "scipy.optimize" in sys.modules
+    by_groups = [None] * len(left) if loaded else assign_by_groups([m for _, m in left])
     for (f, m), got in zip(left, by_groups):
         assigned[g_start[f]:g_start[f] + len(m)] = got if got is not None else scipy_assign(m)
     return assigned

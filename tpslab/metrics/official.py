@@ -68,7 +68,7 @@ from tpslab.challenge import (BAD_PARTS, GT_PART, MAX_HUMANS, MAX_PROPOSALS, MIS
                               check_mode, load_json, loads_json, part_columns, segments, starts_of)
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
-from tpslab.metrics.alignment import Alignment, align, where_pred
+from tpslab.metrics.alignment import Alignment, align, name_codes, where_pred
 from tpslab.metrics.kernels import assign_frames, group_sum, iou32
 from tpslab.metrics.results import GRID_IOUS, GRID_PSC, STEPS, TPSResult, curve, frame_column
 
@@ -231,7 +231,7 @@ class _FrameMatcher:
 
 def _human_boxes(cols: PartColumns, humans: np.ndarray) -> np.ndarray:
     """float32 (n, 4) boxes of ``humans`` (column indices), checked as the scorer reads them."""
-    if cols.human_box is None:
+    if cols.human_box_array is not None:
         return cols.human_box_array[humans].astype(np.float32)
     boxes = cols.human_box_values(humans)
     if MISSING in boxes:
@@ -349,6 +349,7 @@ class TPSScorer:
             self.pairs = _Pairs.assign(self.humans, self.gt, self.pred)
         self._aligned = {}
         self._supersets = []
+        self._codes = None  # the part names of both files as integers, made on first use
 
     @property
     def legacy_pairing(self) -> bool:
@@ -387,7 +388,10 @@ class TPSScorer:
         """:func:`~tpslab.metrics.alignment.align` of pairs ``g``, ``p`` (positions), cached."""
         key = (g.tobytes(), p.tobytes(), full)
         if key not in self._aligned:
-            self._aligned[key] = align(self.gt, self.pred, self.humans.gt[g], self.humans.pred[p], self.mode, full)
+            if self._codes is None:
+                self._codes = name_codes(self.gt, self.pred)
+            self._aligned[key] = align(self.gt, self.pred, self.humans.gt[g], self.humans.pred[p], self.mode, full,
+                                       self._codes)
         return self._aligned[key]
 
     def _aligned_for(self, mask: np.ndarray, full: bool) -> Alignment:
