@@ -378,6 +378,41 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_competition(args) -> int:
+    from tpslab.competition import write_competition
+
+    made = write_competition(args.out, preset=args.preset, seed=args.seed, jitter=args.jitter, drop=args.drop,
+                             start=args.start)
+    base = made["baseline"]
+    print(f"{made['out']}: a competition on the {made['videos']} test videos of the mini dataset "
+          f"(preset {args.preset}, seed {args.seed})")
+    print(f"  upload {made['out'] / 'bundle.zip'} to Codabench; give learners {made['out'] / 'starting_kit'}")
+    print(f"  the starting kit's baseline scores {base['score']:.4f} (accuracy {base['accuracy']:.4f}, "
+          f"mean PSC {base['mean_psc']:.4f})")
+    return 0
+
+
+def _iso_date(text):
+    """An argparse type: a date written YYYY-MM-DD (returned as that text)."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date written YYYY-MM-DD, got {text!r}") from None
+
+
+def _share(text):
+    """An argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -658,6 +693,26 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace SUBMISSION.zip if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("competition", help="write a Codabench/CodaLab competition bundle on the mini dataset",
+                       description="Write into OUT (new or empty) a competition for a class on the test videos of "
+                       "the mini dataset, for a self-hosted Codabench (or CodaLab) server: bundle.zip to upload "
+                       "(competition.yaml, pages, the scoring program: tpslab's scorer reading INPUT/ref and "
+                       "INPUT/res and writing OUTPUT/scores.json and scores.txt), reference_data/ (the test videos' "
+                       "labels, from the generator: the teacher's only) and starting_kit/ for learners (the test "
+                       "videos, a simulated detector's boxes of them, a baseline and its submission). Exits 2 on "
+                       "bad input.")
+    p.add_argument("out", metavar="OUT", help="folder to write the bundle into (new or empty)")
+    p.add_argument("--preset", choices=["tiny", "default"], default="default",
+                   help="the mini dataset (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="the mini dataset's seed (default: %(default)s)")
+    p.add_argument("--jitter", type=_share, default=0.2,
+                   help="the simulated detector moves box sides by this share of the box size (default: %(default)s)")
+    p.add_argument("--drop", type=_share, default=0.05,
+                   help="the simulated detector misses this share of the boxes (default: %(default)s)")
+    p.add_argument("--start", type=_iso_date, default=None, metavar="YYYY-MM-DD",
+                   help="start date of the competition's phase (default: today)")
+    p.set_defaults(func=_cmd_competition)
 
     return parser
 
