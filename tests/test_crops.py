@@ -133,6 +133,31 @@ def test_input_errors(tiny, videos, rawframes, tmp_path):
         rawframe_paths(tiny.dataset, small, names[:1])
 
 
+def test_frame_folders_of_another_tool_are_used_only_at_the_video_size(tiny, videos, rawframes, tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    from tpslab.frames import MANIFEST
+    from tpslab.layout import rawframes_folder
+
+    names, _ = videos
+    row = tiny.dataset.videos.set_index("video").loc[names[0]]
+    rel = rawframes_folder(row["split"], row["label"], names[0])
+    other = tmp_path / "other"
+    shutil.copytree(rawframes / rel, other / rel)
+    (other / rel / MANIFEST).unlink()  # as another tool leaves it: frames, no record
+    assert rawframe_paths(tiny.dataset, other, names[:1]) == {names[0]: str(other / rel)}  # full size: used
+    for f in (other / rel).glob("img_*.jpg"):  # the same folder resized by that tool
+        with Image.open(f) as im:
+            im.resize((im.width // 2, im.height // 2)).save(f)
+    with pytest.raises(ValueError, match="frames are .* but the video is"):
+        rawframe_paths(tiny.dataset, other, names[:1])
+    (other / rel / MANIFEST).write_text("{not json")
+    with pytest.raises(ValueError, match="record .* is damaged"):
+        rawframe_paths(tiny.dataset, other, names[:1])
+
+
 # ----------------------------------------------------------------------------- augmentation
 
 

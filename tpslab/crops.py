@@ -34,7 +34,6 @@ the frames first (``tpslab extract-frames``) and read crops from them (:func:`ra
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import OrderedDict
@@ -45,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tpslab.layout import rawframes_folder
 from tpslab.video import VideoError, open_video
 from tpslab.vocab import Vocab, mirror_part
 
@@ -156,9 +156,11 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
 
     ``videos``: only those (default: every video of the dataset). Raises FileNotFoundError naming the
     missing folders, and ValueError for a folder whose extraction record says its frames were resized
-    (``--short-side``) or left unfinished.
+    (``--short-side``) or left unfinished, or is damaged. A folder without a record (made by another
+    tool) is used only when its first frame has the size of the video file; without the video file its
+    size cannot be verified, and the folder is refused.
     """
-    from tpslab.frames import MANIFEST
+    from tpslab.frames import MANIFEST, read_extraction_record
 
     root = Path(frames_root)
     if not root.is_dir():
@@ -166,18 +168,21 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
     table = dataset.videos
     wanted = None if videos is None else set(map(str, videos))
     out, missing = {}, []
-    for video, split, label in zip(table["video"].astype(str), table["split"].astype(str), table["label"].astype(str)):
+    rows = zip(table["video"].astype(str), table["split"].astype(str), table["label"].astype(str), table["path"])
+    for video, split, label, video_path in rows:
         if wanted is not None and video not in wanted:
             continue
-        folder = root / split / label / video
+        folder = root / rawframes_folder(split, label, video)
         if not folder.is_dir():
             missing.append(str(folder))
             continue
-        try:
-            record = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            record = None  # no record (another tool): taken as full-size frames
-        if isinstance(record, dict):
+        record, damaged = read_extraction_record(folder)
+        if damaged:
+            raise ValueError(f"{folder}: its extraction record {MANIFEST} is damaged; rerun `tpslab extract-frames "
+                             "--replace` for this video")
+        if record is None:
+            _check_full_size(folder, video_path if isinstance(video_path, str) else None)
+        else:
             settings = record.get("settings") if isinstance(record.get("settings"), dict) else {}
             if settings.get("short_side") is not None:
                 raise ValueError(f"{folder}: frames were extracted with --short-side {settings['short_side']}; "
@@ -190,6 +195,29 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
         raise FileNotFoundError(f"{len(missing)} video(s) have no frame folder under {root}, e.g. {missing[:3]} "
                                 "(run `tpslab extract-frames` for them)")
     return out
+
+
+def _check_full_size(folder: Path, video_path: str | None) -> None:
+    """A frame folder another tool made: its frames must have the video's size (boxes are in its pixels)."""
+    from PIL import Image
+
+    from tpslab.video import VideoError, list_frame_files, probe
+
+    if video_path is None:
+        raise ValueError(f"{folder}: no extraction record and no video file, so the frames' size cannot be "
+                         "checked against the boxes' pixels; extract them with `tpslab extract-frames`")
+    names = list_frame_files(folder)
+    if not names:
+        raise ValueError(f"{folder}: no img_NNNNN.jpg frames in the folder")
+    try:
+        with Image.open(folder / names[min(names)]) as image:
+            size = image.size
+        info = probe(video_path)
+    except (OSError, VideoError) as err:
+        raise ValueError(f"{folder}: cannot check the frames' size against {video_path} ({err})") from None
+    if size != (info.width, info.height):
+        raise ValueError(f"{folder}: frames are {size[0]}x{size[1]} but the video is {info.width}x{info.height} "
+                         "(resized by the tool that made them?); crops need full-size frames")
 
 
 def _frame_numbers(boxes: pd.DataFrame, what: str) -> np.ndarray:

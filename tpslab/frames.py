@@ -165,6 +165,12 @@ def _source_identity(path) -> dict:
     return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def read_extraction_record(folder) -> tuple[dict | None, bool]:
+    """The extraction record (:data:`MANIFEST`) ``tpslab extract-frames`` keeps in a frame folder:
+    ``(record, damaged)``; ``(None, False)`` when the folder has none (another tool made it)."""
+    return _read_manifest(Path(folder))
+
+
 def _read_manifest(folder: Path) -> tuple[dict | None, bool]:
     """(the folder's record, or None; whether a record exists but is damaged or not tpslab's)."""
     try:
