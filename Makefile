@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tpslab-installed
 
-.PHONY: lab test mini setup demo bench clean
+.PHONY: lab test mini setup student site demo bench clean
 
 # `make lab TORCH=cpu`: PyTorch's CPU-only build (on Linux, PyPI's torch is the CUDA build, several GB).
 TORCH ?=
@@ -33,16 +33,28 @@ LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: mini
 	cd notebooks && ../$(PY) -m jupyter lab $(LAB_ARGS) 01_explore_data.ipynb
 
-# Unit tests (tests/, from pyproject's testpaths), then every notebook under nbval in fast mode.
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+# Unit tests (tests/, from pyproject's testpaths; tests/test_notebooks.py runs each learners' version up
+# to its first exercise check, which must fail), every notebook under nbval in fast mode, then the
+# exercise run: every notebook again in fast mode, each exercise check run before its solution (the
+# learners' version: it must fail), with a wrong answer (it must fail) and with the solution (it must
+# pass), the pages rendered into build/site-fast and checked for their figures.
 test: mini
 	$(PY) -m pytest
 	TPSLAB_FAST=1 $(PY) -m pytest --nbval-lax notebooks
+	$(PY) -m tpslab.teaching site build/site-fast $(NOTEBOOKS) --fast
 
-# Executes every notebook in full and writes it as HTML (outputs and widget state) under build/.
-demo: mini
-	@mkdir -p build
-	$(PY) -m jupyter nbconvert --to html --execute --output-dir build \
-		--ExecutePreprocessor.timeout=1200 --ExecutePreprocessor.store_widget_state=True notebooks/*.ipynb
+# The learners' version of every notebook (the solution cells left out) in build/student/.
+student: setup
+	$(PY) -m tpslab.teaching student build/student $(NOTEBOOKS)
+
+# The tutorials as web pages with their outputs and figures, executed in full: build/site/index.html
+# (exercises checked as in `make test`; run time and peak memory of each notebook on the index page).
+site: mini
+	$(PY) -m tpslab.teaching site build/site $(NOTEBOOKS)
+
+demo: site
 
 # Every benchmark in its quick mode (each under a minute); the full runs take their --quick off.
 bench: mini
