@@ -141,6 +141,8 @@ def test_checked_run_site_and_learners_first_check(tmp_path):
     assert ["".join(o.get("text", "")) for o in outputs] == ["Exercise 1: right\n"], \
         "only the real check's output is kept"
     assert teaching.figures(result.notebook) == 1 and result.seconds > 0
+    assert [teaching.source(c) for c in result.notebook["cells"]] == [teaching.source(c) for c in good()["cells"]], \
+        "the extra runs leave the notebook's cells as they were"
     assert result.peak_mib is None or result.peak_mib > 10
 
     # a check that accepts anything but `...` is caught
@@ -156,6 +158,7 @@ def test_checked_run_site_and_learners_first_check(tmp_path):
 
     record = teaching.build_site([src], tmp_path / "site", log=None)
     assert record["pages"][0]["figures"] == 1 and record["pages"][0]["exercises"] == 1
+    assert record["pages"][0]["title"] == "A title"
     assert teaching.check_site(tmp_path / "site") == []
     (tmp_path / "site" / "01_good.html").write_text("<p>no figures</p>")
     assert teaching.check_site(tmp_path / "site")

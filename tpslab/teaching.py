@@ -363,16 +363,31 @@ def _code_cell(text: str) -> dict:
 
 
 def _error_name(client, cell: dict, index: int) -> str | None:
-    """Execute a copy of ``cell``; the name of the exception it raised, or None."""
+    """Execute a copy of ``cell`` outside the notebook; the name of the exception it raised, or None.
+
+    nbclient stores an executed cell at its index in the notebook; the cell that was there is put back,
+    so these extra runs leave no trace in the notebook."""
     from nbclient.exceptions import CellExecutionError
 
     trial = copy.deepcopy(cell)
     trial["outputs"] = []
+    kept = client.nb.cells[index]
     try:
         client.execute_cell(_node(trial), index, store_history=False)
     except CellExecutionError as e:
         return e.ename
+    finally:
+        client.nb.cells[index] = kept
     return None
+
+
+def _run_quietly(client, text: str, index: int) -> None:
+    """Run ``text`` in the kernel (it must not fail), leaving the notebook's cell at ``index`` as it was."""
+    kept = client.nb.cells[index]
+    try:
+        client.execute_cell(_node(_code_cell(text)), index, store_history=False)
+    finally:
+        client.nb.cells[index] = kept
 
 
 def _node(cell: dict):
@@ -427,8 +442,7 @@ def run_notebook(path, *, fast: bool = False, timeout: int = 1800, check_exercis
                 else:
                     os.environ[k] = v
             if found:
-                client.execute_cell(_node(_code_cell("from tpslab.teaching import perturbed as _tpslab_wrong")),
-                                    0, store_history=False)
+                _run_quietly(client, "from tpslab.teaching import perturbed as _tpslab_wrong", 0)
             for i, cell in enumerate(node.cells):
                 if i in first_solution:
                     ex = first_solution[i]
@@ -441,10 +455,10 @@ def run_notebook(path, *, fast: bool = False, timeout: int = 1800, check_exercis
                 if i in found:
                     ex = found[i]
                     keep = "; ".join(f"_tpslab_keep_{n} = {n}; {n} = _tpslab_wrong({n})" for n in ex.names)
-                    client.execute_cell(_node(_code_cell(keep)), i, store_history=False)
+                    _run_quietly(client, keep, i)
                     wrong = _error_name(client, nb["cells"][i], i)
                     back = "; ".join(f"{n} = _tpslab_keep_{n}; del _tpslab_keep_{n}" for n in ex.names)
-                    client.execute_cell(_node(_code_cell(back)), i, store_history=False)
+                    _run_quietly(client, back, i)
                     if wrong != "AssertionError":
                         raise NotebookRunError(
                             f"{path.name}, cell {i}: the check of exercise {ex.number} must raise AssertionError "
