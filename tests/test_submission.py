@@ -14,7 +14,8 @@ from tpslab.dataset import TPSDataset
 from tpslab.metrics import tps_score
 from tpslab.submission import (GT_PART, GT_VID, PRED_PART, PRED_VID, SubmissionError, build_predictions,
                                export_ground_truth, frame_key, frame_number, is_scored, read_ground_truth,
-                               read_submission, validate_submission, write_prediction_files, write_submission_zip)
+                               read_submission, validate_submission, write_json_pair, write_prediction_files,
+                               write_submission_zip)
 from tpslab.vocab import Vocab
 
 BOXCOLS = ["x1", "y1", "x2", "y2"]
@@ -520,6 +521,46 @@ def test_validator_and_scorer_agree_on_random_mutations(mode):
         outcomes[ok, scored] += 1
     # Every kind of outcome is exercised: both reject, both accept, and only the validator rejects.
     assert outcomes[False, False] > 100 and outcomes[True, True] > 15 and outcomes[False, True] > 50, outcomes
+
+
+def test_columns_read_straight_from_the_files_judge_as_the_dicts(tmp_path):
+    """open_submission/open_ground_truth read the part files into columns (decoded when in the strict form,
+    walked otherwise); the validator and the scorer give the same answers on them as on the dicts."""
+    import copy
+    import random
+
+    from tpslab.challenge import PartColumns
+    from tpslab.submission import open_ground_truth, open_submission
+
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    write_json_pair(tmp_path / "gt", GT_VID, gt_vid, GT_PART, gt_part)
+    rng = random.Random(7)
+    for case in range(40):
+        base = [copy.deepcopy(pred_vid), copy.deepcopy(pred_part)]
+        for _ in range(case % 3):
+            _mutations(rng, base)
+        try:
+            write_submission_zip(tmp_path / "sub.zip", *base)
+        except TypeError:  # a mutation JSON cannot hold (10 ** 400)
+            continue
+        dicts = read_submission(tmp_path / "sub.zip")
+        vid, cols = open_submission(tmp_path / "sub.zip")
+        gvid, gcols = open_ground_truth(tmp_path / "gt")
+        assert isinstance(cols, PartColumns) and isinstance(gcols, PartColumns) and gcols.form == "single"
+        assert (cols.form == "list") == (case % 3 == 0 or cols.form == "list")
+        expected = validate_submission(*dicts, gt_vid, gt_part)
+        got = validate_submission(vid, cols, gvid, gcols)
+        assert (got.problems, got.stats, got.looks_like) == (expected.problems, expected.stats, expected.looks_like)
+        try:
+            area = tps_score(gt_vid, gt_part, *dicts).area_raw
+        except SubmissionError:
+            raise
+        except Exception as e:  # the same error from the columns
+            with pytest.raises(type(e)) as again:
+                tps_score(gvid, gcols, vid, cols)
+            assert str(again.value) == str(e)
+            continue
+        assert tps_score(gvid, gcols, vid, cols).area_raw == area
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import chain, compress, repeat
@@ -311,6 +312,11 @@ _get_parts = operator.itemgetter("parts")
 _get_humans = operator.itemgetter("humans")
 
 
+def has_missing(values: list) -> bool:
+    """Whether some value is :data:`MISSING` (by identity, in one C-level pass)."""
+    return not all(map(operator.is_not, values, repeat(MISSING)))
+
+
 def segments(counts):
     """(group index, position within group) for each item of consecutive groups of sizes ``counts``."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -324,6 +330,24 @@ def starts_of(counts) -> np.ndarray:
     return np.cumsum(counts) - counts
 
 
+class BuiltOnFirstRead:
+    """A field that may be given as a zero-argument function making its value, called on first read."""
+
+    def __set_name__(self, owner, name):
+        self.attr = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.attr[1:])  # a field without a default
+        value = obj.__dict__[self.attr]
+        if callable(value):
+            value = obj.__dict__[self.attr] = value()
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.attr] = value
+
+
 @dataclass(eq=False)
 class PartColumns:
     """One part file (``gt_part_result`` or ``pred_part_result``) as flat columns, in file order.
@@ -335,10 +359,11 @@ class PartColumns:
     (:data:`BAD_PARTS`, the place in ``parts_problems``)); it has no children. ``where_*`` name the place
     of any element (``video/img_00001.json/humans[0].parts.head``).
 
-    The walked columns keep the humans and parts as given (``human_value``, ``part_value``): their
-    ``box`` and ``verb`` are read when asked for (:meth:`human_box_values`, :meth:`part_verb_values`,
-    :meth:`part_box_values`; :data:`MISSING` for an absent key or a value that is not an object), so what
-    is wrong with them matters only where a consumer reads them. Columns decoded from JSON text in the
+    The walked columns keep the humans and parts as given (``human_value``, ``parts_dicts`` per human;
+    ``part_name`` and ``part_value`` are flattened on first read): their ``box`` and ``verb`` are read
+    when asked for (:meth:`human_box_values`, :meth:`part_verb_values`, :meth:`part_box_values`,
+    :class:`PartsView`; :data:`MISSING` for an absent key or a value that is not an object), so what is
+    wrong with them matters only where a consumer reads them. Columns decoded from JSON text in the
     strict form (``form`` "list" or "single") hold them parsed instead: ``human_box_array``, and
     ``part_verb`` with ``part_box_array`` (single), or ``part_nverb`` with ``proposal_verb`` and
     ``part_nbox`` with ``proposal_box_array`` (list); every box there is 4 finite numbers and every verb
@@ -351,9 +376,10 @@ class PartColumns:
     frame_key: list
     frame_humans: np.ndarray
     human_parts: np.ndarray
-    part_name: list
+    part_name: list = BuiltOnFirstRead()
+    part_value: list | None = BuiltOnFirstRead()
     human_value: list | None = None
-    part_value: list | None = None
+    parts_dicts: list | None = None
     parts_problems: dict = field(default_factory=dict)  # human -> (field suffix, message)
     form: str | None = None
     human_box_array: np.ndarray | None = None
@@ -406,11 +432,11 @@ class PartColumns:
 
     def humans_of(self, frames: np.ndarray) -> np.ndarray:
         """Indices of the humans of ``frames`` (readable frames), in order."""
-        return _ranges(self.human_start[frames], np.maximum(self.frame_humans[frames], 0))
+        return ranges(self.human_start[frames], np.maximum(self.frame_humans[frames], 0))
 
     def parts_of(self, humans: np.ndarray) -> np.ndarray:
         """Indices of the parts of ``humans``, in order."""
-        return _ranges(self.part_start[humans], np.maximum(self.human_parts[humans], 0))
+        return ranges(self.part_start[humans], np.maximum(self.human_parts[humans], 0))
 
     # -- values -----------------------------------------------------------------------------------
 
@@ -432,12 +458,25 @@ class PartColumns:
             out[[v is None for v in values]] = PART_NULL
         return out
 
-    def is_null(self, parts: np.ndarray) -> np.ndarray:
-        """Whether each of ``parts`` is JSON null (no part, for the scorer, as ``dict.get`` sees it)."""
-        if self.part_value is None:
-            return np.zeros(len(parts), bool)
-        return np.fromiter(map(operator.is_, map(self.part_value.__getitem__, parts.tolist()), repeat(None)), bool,
-                           len(parts))
+    def clean_human_boxes(self, humans) -> np.ndarray | None:
+        """(n, 4) float64 boxes of ``humans`` when each is a list of 4 finite JSON numbers, else None
+        (read them with :meth:`human_box_values` to see which are not). Read in cache-sized blocks."""
+        humans = np.asarray(humans)
+        if self.human_value is None:
+            return self.human_box_array[humans]
+        # Usually the humans are a run of the file's (all of them): read them without an index.
+        run = len(humans) and humans[-1] - humans[0] == len(humans) - 1 and (np.diff(humans) == 1).all()
+        blocks = []
+        for s in range(0, len(humans), _CHUNK):
+            if run:
+                start = int(humans[0]) + s
+                boxes = _items(self.human_value[start:start + min(_CHUNK, len(humans) - s)], _get_box, "box")
+            else:
+                boxes = self.human_box_values(humans[s:s + _CHUNK])
+            blocks.append(_boxes_fast(boxes))  # None: a box MISSING, or not 4 finite numbers
+            if blocks[-1] is None:
+                return None
+        return np.concatenate(blocks) if blocks else np.zeros((0, 4))
 
     def human_box_values(self, humans) -> list:
         """The ``box`` values of ``humans`` as given (:data:`MISSING` where absent)."""
@@ -475,7 +514,60 @@ class PartColumns:
                                                                         self.part_nbox[parts].tolist())]
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+class PartsView:
+    """Some parts of a :class:`PartColumns`, in order: ``index`` (their indices in the columns), ``names``
+    (when known) and their values read by position in the view (:meth:`verbs`, :meth:`boxes`). Parts of
+    walked columns are read from the humans' own dicts, a few thousand at a time while in the cache."""
+
+    def __init__(self, cols: PartColumns, index: np.ndarray | None, names: list | None = None,
+                 values: list | None = None):
+        self.cols, self.index, self.names, self.values = cols, index, names, values
+
+    @classmethod
+    def of_humans(cls, cols: PartColumns, humans: np.ndarray) -> "PartsView":
+        """The parts of ``humans`` (which have readable parts), in order, with their names."""
+        index = cols.parts_of(humans)
+        if cols.parts_dicts is None:
+            return cls(cols, index, list(map(cols.part_name.__getitem__, index.tolist())))
+        dicts = list(map(cols.parts_dicts.__getitem__, humans.tolist()))
+        return cls(cols, index, list(chain.from_iterable(dicts)), list(chain.from_iterable(map(dict.values, dicts))))
+
+    def verbs(self, at: np.ndarray) -> list:
+        if self.values is None:
+            return self.cols.part_verb_values(self.index[at])
+        return _items(self.values, _get_verb, "verb", at.tolist())
+
+    def boxes(self, at: np.ndarray) -> list:
+        if self.values is None:
+            return self.cols.part_box_values(self.index[at])
+        return _items(self.values, _get_box, "box", at.tolist())
+
+
+def find_parts(cols: PartColumns, humans: np.ndarray, owner: np.ndarray, names: list) -> tuple:
+    """For each name, the part of that name of the human ``humans[owner[i]]`` (humans with readable
+    parts; a part that is JSON null is no part, as ``dict.get`` sees it): ``(found, view)``, the positions
+    i that have one and a :class:`PartsView` of those parts, in order."""
+    if cols.parts_dicts is not None:
+        dicts = list(map(cols.parts_dicts.__getitem__, humans.tolist()))
+        values = list(map(dict.get, map(dicts.__getitem__, owner.tolist()), names))
+        present = np.fromiter(map(operator.is_not, values, repeat(None)), bool, len(values))
+        return np.nonzero(present)[0], PartsView(cols, None, values=list(compress(values, present)))
+    parts = cols.parts_of(humans)
+    index = defaultdict()
+    index.default_factory = index.__len__  # a new name takes the next code
+    gcode = np.fromiter(map(index.__getitem__, names), np.int64, len(names))
+    pcode = np.fromiter(map(index.__getitem__, map(cols.part_name.__getitem__, parts.tolist())), np.int64, len(parts))
+    # (human, name) as one integer key; names are unique within a human.
+    gkey, pkey = owner * len(index) + gcode, segments(cols.human_parts[humans])[0] * len(index) + pcode
+    if not len(pkey):
+        return np.zeros(0, np.int64), PartsView(cols, np.zeros(0, np.int64))
+    order = np.argsort(pkey, kind="stable")
+    at = order[np.minimum(np.searchsorted(pkey[order], gkey), len(pkey) - 1)]
+    found = np.nonzero(pkey[at] == gkey)[0]
+    return found, PartsView(cols, parts[at[found]])
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenated ``range(start, start + count)`` for each pair."""
     group, pos = segments(counts)
     return np.asarray(starts, dtype=np.int64)[group] + pos
@@ -533,27 +625,30 @@ def _walk_frames(frames: list):
     return counts, list(chain.from_iterable(humans))
 
 
-def _walk_parts(parts: list):
-    """Counts, problems, names, values of the ``parts`` of every human (values as given)."""
+def _walk_parts(humans: list):
+    """Counts, problems and the parts as {name: part} of every human (None where they cannot be read)."""
+    parts = _items(humans, _get_parts, "parts")
     counts = _counts(parts, dict.__len__)
     if counts is not None:
-        return counts, {}, list(chain.from_iterable(parts)), list(chain.from_iterable(map(dict.values, parts)))
+        return counts, {}, parts
     counts = np.zeros(len(parts), dtype=np.int64)
-    problems, names, values = {}, [], []
+    problems, dicts = {}, []
     for h, p in enumerate(parts):
-        if p is MISSING:
-            counts[h] = NO_PARTS
-            continue
-        problem = parts_problem(p)
-        if problem is not None:
-            counts[h] = BAD_PARTS
+        problem = None if p is MISSING else parts_problem(p)
+        dicts.append(None if p is MISSING or problem else parts_dict(p, "", ""))
+        counts[h] = NO_PARTS if p is MISSING else BAD_PARTS if problem else len(dicts[-1])
+        if problem:
             problems[h] = problem
-            continue
-        named = parts_dict(p, "", "")
-        counts[h] = len(named)
-        names += named
-        values += named.values()
-    return counts, problems, names, values
+    return counts, problems, dicts
+
+
+def _flat(dicts: list, each) -> list:
+    """Names (``each=iter``) or values (``dict.values``) of the readable dicts, in blocks that stay in the
+    cache while they are read."""
+    out = []
+    for s in range(0, len(dicts), _CHUNK):
+        out += chain.from_iterable(map(each, filter(None, dicts[s:s + _CHUNK])))
+    return out
 
 
 def walk_part_file(obj: Mapping, file: str) -> PartColumns:
@@ -564,10 +659,11 @@ def walk_part_file(obj: Mapping, file: str) -> PartColumns:
     with gc_paused():
         videos, video_frames, keys, frames = _walk_videos(obj)
         frame_humans, humans = _walk_frames(frames)
-        human_parts, problems, names, values = _walk_parts(_items(humans, _get_parts, "parts"))
+        human_parts, problems, dicts = _walk_parts(humans)
         return PartColumns(file=file, videos=videos, video_frames=video_frames, frame_key=keys,
-                           frame_humans=frame_humans, human_parts=human_parts, part_name=names, human_value=humans,
-                           part_value=values, parts_problems=problems)
+                           frame_humans=frame_humans, human_parts=human_parts,
+                           part_name=lambda: _flat(dicts, iter), part_value=lambda: _flat(dicts, dict.values),
+                           human_value=humans, parts_dicts=dicts, parts_problems=problems)
 
 
 # -- decoding JSON text (msgspec) ---------------------------------------------------------------------
@@ -596,7 +692,8 @@ _get_struct_verb = operator.attrgetter("verb")
 _get_struct_parts = operator.attrgetter("parts")
 _get_struct_name = operator.attrgetter("name")
 # A box's JSON text without its numbers (digits, signs, points, exponents) and spaces: "[,,,]".
-_NUMBER_TEXT = b"0123456789.+-eE \t\r\n"
+_SPACES = b" \t\r\n"
+_NUMBER_TEXT = b"0123456789.+-eE" + _SPACES
 _BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
 _BOX_SHAPE = b"[,,,]"
 
@@ -630,12 +727,21 @@ def _parse_boxes(texts: list) -> np.ndarray | None:
 
 def _parse_box_lists(texts: list):
     """``(boxes per text, (m, 4) boxes)`` from the JSON text of lists of boxes (each 4 numbers), else None."""
+    if not texts:
+        return np.zeros(0, np.int64), np.zeros((0, 4))
     shapes = b"|".join(texts).translate(None, _NUMBER_TEXT)
-    count = (np.fromiter(map(len, shapes.split(b"|")), np.int64, len(texts)) - 1) // 6  # "[" + 6 per box
+    pieces = shapes.split(b"|")
+    if len(pieces) != len(texts):  # a "|" in a string
+        return None
+    count = (np.fromiter(map(len, pieces), np.int64, len(texts)) - 1) // 6  # "[" + 6 per box
     lists = {k: b"[" + b",".join([_BOX_SHAPE] * k) + b"]" for k in np.unique(count).tolist()}
     if shapes != b"|".join(map(lists.__getitem__, count.tolist())):
         return None
-    numbers = _numbers(list(compress(texts, (count > 0).tolist())), 4 * int(count.sum()))
+    some = (count > 0).tolist()
+    # Without its numbers "[5]" looks like "[]": an empty list must hold nothing but spaces.
+    if not all(bytes(t).translate(None, _SPACES) == b"[]" for t in compress(texts, map(operator.not_, some))):
+        return None
+    numbers = _numbers(list(compress(texts, some)), 4 * int(count.sum()))
     return None if numbers is None else (count, numbers.reshape(-1, 4))
 
 
@@ -646,7 +752,7 @@ def _decoded_parts(humans: list, form: str) -> dict | None:
     values = list(chain.from_iterable(map(dict.values, parts)))
     boxes, verbs = list(map(_get_struct_box, values)), list(map(_get_struct_verb, values))
     out = {"human_parts": np.fromiter(map(len, parts), np.int64, len(parts)),
-           "part_name": list(chain.from_iterable(parts))}
+           "part_name": list(chain.from_iterable(parts)), "part_value": None}
     if form == "single":
         out.update(part_verb=verbs, part_box_array=_parse_boxes(boxes))
         return out if out["part_box_array"] is not None else None

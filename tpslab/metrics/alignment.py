@@ -11,13 +11,13 @@ parts of paired humans, the parts the GT has, and the boxes of parts with a prop
 from __future__ import annotations
 
 import operator
-from collections import defaultdict
 from dataclasses import dataclass
 from itertools import chain, repeat
 
 import numpy as np
 
-from tpslab.challenge import BAD_PARTS, MISSING, NO_PARTS, PartColumns, ScoringError, box_array, segments
+from tpslab.challenge import (BAD_PARTS, MISSING, NO_PARTS, PartColumns, PartsView, ScoringError, box_array,
+                              find_parts, has_missing, ranges, segments)
 from tpslab.errors import Problem
 from tpslab.metrics.kernels import iou64
 
@@ -61,35 +61,31 @@ def where_pred(al: Alignment, gt: PartColumns, pred: PartColumns, i: int) -> str
     return f"{pred.where_human(int(al.pred_human[i]))}.parts.{gt.part_name[al.gt_part[i]]}"
 
 
-def name_codes(*columns: PartColumns) -> list:
-    """The part names of each of ``columns`` as integer codes shared by all (equal names, equal codes)."""
-    index = defaultdict()
-    index.default_factory = index.__len__  # a new name takes the next code
-    return [np.fromiter(map(index.__getitem__, cols.part_name), np.int64, len(cols.part_name)) for cols in columns]
-
-
 def _malformed(file: str, places: list, what: str) -> ScoringError:
     return ScoringError(f"malformed parts in {file}", [Problem(file, w, f"expected {what}") for w in places])
 
 
 _GT_PART_SHAPE, _PRED_PART_SHAPE = "{'box': [...], 'verb': ...}", "{'box': ..., 'verb': ...}"
+# Pairs read together: a few thousand parts, whose objects stay in the cache between the passes.
+_PAIRS = 512
 
 
 class _Reader:
     """One alignment: the pairs, the columns of both files and the places to name in errors."""
 
-    def __init__(self, gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str, codes: list):
-        self.gt, self.pred, self.mode, self.codes = gt, pred, mode, codes
+    def __init__(self, gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str):
+        self.gt, self.pred, self.mode = gt, pred, mode
         self.g, self.p = g, p
         self.nparts = gt.human_parts[g]
         self.part_pair = segments(self.nparts)[0]
-        self.gparts = gt.parts_of(g)
+        self.gview = PartsView.of_humans(gt, g)
+        self.gparts = self.gview.index
 
     def where_gt(self, i: int) -> str:
-        return self.gt.where_part(int(self.gparts[i]))
+        return f"{self.gt.where_human(int(self.g[self.part_pair[i]]))}.parts.{self.gview.names[i]}"
 
     def where_pred(self, i: int) -> str:
-        return f"{self.pred.where_human(int(self.p[self.part_pair[i]]))}.parts.{self.gt.part_name[self.gparts[i]]}"
+        return f"{self.pred.where_human(int(self.p[self.part_pair[i]]))}.parts.{self.gview.names[i]}"
 
     def check_pred_parts(self) -> None:
         """Every paired prediction has readable ``parts``."""
@@ -106,38 +102,27 @@ class _Reader:
 
     def match_names(self) -> tuple[np.ndarray, np.ndarray]:
         """Per GT part of the pairs, the predicted part of the same name in the paired prediction:
-        ``(sel, matched)``, the GT parts (positions) that have one and its index in the pred columns."""
-        pred = self.pred
-        pparts = pred.parts_of(self.p)
-        ppair = segments(pred.human_parts[self.p])[0]
-        gcode, pcode = self.codes[0][self.gparts], self.codes[1][pparts]
-        width = int(max(gcode.max(initial=0), pcode.max(initial=0))) + 1
-        gkey, pkey = self.part_pair * width + gcode, ppair * width + pcode  # names are unique within a human
-        if not len(pkey):
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        order = np.argsort(pkey, kind="stable")
-        pos = np.minimum(np.searchsorted(pkey[order], gkey), len(pkey) - 1)
-        matched = pparts[order][pos]
-        present = pkey[order][pos] == gkey
-        present[present] = ~pred.is_null(matched[present])  # a null part is no part, as dict.get sees it
-        sel = np.nonzero(present)[0]
-        return sel, matched[sel]
+        ``sel``, the GT parts (positions) that have one; ``pfound`` holds those predicted parts in order."""
+        sel, self.pfound = find_parts(self.pred, self.p, self.part_pair, self.gview.names)
+        return sel
 
-    def verbs(self, cols: PartColumns, parts: np.ndarray, sel: np.ndarray, what: str) -> list:
-        """The verbs of ``parts`` (GT or predicted), each part an object with a ``verb``."""
-        verbs = cols.part_verb_values(parts)
-        if MISSING in verbs:
-            where = self.where_gt if cols is self.gt else self.where_pred
-            raise _malformed(cols.file, [where(int(i)) for i, v in zip(sel.tolist(), verbs) if v is MISSING], what)
+    def verbs(self, view: PartsView, at: np.ndarray, sel: np.ndarray, what: str) -> list:
+        """The verbs of the parts at ``at`` in ``view`` (GT or predicted), each an object with a ``verb``."""
+        verbs = view.verbs(at)
+        if has_missing(verbs):
+            where = self.where_gt if view is self.gview else self.where_pred
+            raise _malformed(view.cols.file, [where(int(i)) for i, v in zip(sel.tolist(), verbs) if v is MISSING],
+                             what)
         return verbs
 
-    def pred_verbs(self, pparts: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, list]:
-        """N per predicted part and the verbs of all their proposals, flat."""
+    def pred_verbs(self, sel: np.ndarray) -> tuple[np.ndarray, list]:
+        """N per predicted part found and the verbs of all their proposals, flat."""
         pred = self.pred
         if pred.form == self.mode == "list":
+            pparts = self.pfound.index
             nprop = pred.part_nverb[pparts]
-            return nprop, list(map(pred.proposal_verb.__getitem__, _ranges_of(pred.verb_start[pparts], nprop).tolist()))
-        pverbs = self.verbs(pred, pparts, sel, _PRED_PART_SHAPE)
+            return nprop, list(map(pred.proposal_verb.__getitem__, ranges(pred.verb_start[pparts], nprop).tolist()))
+        pverbs = self.verbs(self.pfound, np.arange(len(sel)), sel, _PRED_PART_SHAPE)
         nprop = self.proposal_counts(pverbs, sel)
         return nprop, list(chain.from_iterable(pverbs)) if self.mode == "list" else pverbs
 
@@ -160,28 +145,31 @@ class _Reader:
                 for i, v in zip(sel.tolist(), pverbs) if isinstance(v, list)])
         return np.ones(len(pverbs), dtype=np.int64)
 
-    def gt_boxes(self, gparts: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    def gt_boxes(self, at: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """The boxes of the GT parts at ``at`` in ``gview``."""
         gt = self.gt
         if gt.form == "single":
-            return gt.part_box_array[gparts]
-        boxes = gt.part_box_values(gparts)
-        if MISSING in boxes:
+            return gt.part_box_array[self.gparts[at]]
+        boxes = self.gview.boxes(at)
+        if has_missing(boxes):
             raise _malformed(gt.file, [self.where_gt(int(i)) for i, b in zip(sel.tolist(), boxes) if b is MISSING],
                              _GT_PART_SHAPE)
         return box_array(boxes, lambda i: self.where_gt(int(sel[i])) + ".box", gt.file)
 
-    def pred_boxes(self, pparts: np.ndarray, nprop: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        """The proposal boxes of ``pparts`` (``nprop`` each), flattened; their verbs were read."""
+    def pred_boxes(self, at: np.ndarray, nprop: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        """The proposal boxes of the predicted parts found at ``at`` (``nprop`` each), flattened; their
+        verbs were read."""
         pred = self.pred
         if pred.form == self.mode == "list":
+            pparts = self.pfound.index[at]
             nbox = pred.part_nbox[pparts]
             if not np.array_equal(nbox, nprop):
                 raise self._box_list_error(sel[nbox != nprop], nprop[nbox != nprop])
-            return pred.proposal_box_array[_ranges_of(pred.proposal_start[pparts], nbox)]
+            return pred.proposal_box_array[ranges(pred.proposal_start[pparts], nbox)]
         if pred.form == self.mode == "single":
-            return pred.part_box_array[pparts]
-        boxes = pred.part_box_values(pparts)
-        if MISSING in boxes:
+            return pred.part_box_array[self.pfound.index[at]]
+        boxes = self.pfound.boxes(at)
+        if has_missing(boxes):
             raise _malformed(pred.file, [self.where_pred(int(i)) for i, b in zip(sel.tolist(), boxes)
                                          if b is MISSING], _PRED_PART_SHAPE)
         if self.mode == "list":
@@ -222,45 +210,63 @@ class _Reader:
             for i, b in zip(sel.tolist(), boxes) if isinstance(b, list) and b and isinstance(b[0], list)])
 
 
-def _ranges_of(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    group, pos = segments(counts)
-    return starts[group] + pos
-
-
-def align(gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str,
-          full: bool = False, codes: list | None = None) -> Alignment:
-    """Part-level data of GT humans ``g`` paired with predicted humans ``p`` (column indices).
-
-    Boxes are read (and checked) only for parts with a proposal of the right verb, the only ones whose IoU
-    can matter; ``full=True`` reads them all (for the per-part details and the part oracles). ``codes``:
-    the part names of both files as :func:`name_codes` gives them (made here when not given)."""
-    r = _Reader(gt, pred, g, p, mode, codes or name_codes(gt, pred))
+def _align_block(r: _Reader, full: bool) -> Alignment:
+    """:func:`align` of the pairs of ``r``."""
     r.check_pred_parts()
-    sel, pparts = r.match_names()
-    gverbs = r.verbs(gt, r.gparts[sel], sel, _GT_PART_SHAPE)
-    nprop, pverbs = r.pred_verbs(pparts, sel)
+    sel = r.match_names()
+    gverbs = r.verbs(r.gview, sel, sel, _GT_PART_SHAPE)
+    nprop, pverbs = r.pred_verbs(sel)
     owner = np.repeat(np.arange(len(sel)), nprop)  # position in ``sel`` of each proposal's part
     same = np.fromiter(map(operator.eq, chain.from_iterable(map(repeat, gverbs, nprop.tolist())), pverbs),
                        bool, len(pverbs))
     # Parts whose IoU can matter: some proposal has the GT verb (all parts with ``full``).
     need = np.bincount(owner[same], minlength=len(sel)) > 0 if not full else np.ones(len(sel), bool)
     need_idx = np.nonzero(need)[0]
-    gbox = r.gt_boxes(r.gparts[sel[need_idx]], sel[need_idx])
-    pbox = r.pred_boxes(pparts[need_idx], nprop[need_idx], sel[need_idx])
+    gbox = r.gt_boxes(sel[need_idx], sel[need_idx])
+    pbox = r.pred_boxes(need_idx, nprop[need_idx], sel[need_idx])
     prop_need = need[owner]
     owner_need = owner[prop_need]
     box_row = np.cumsum(need) - 1  # row of each needed part in ``gbox``
     iou = np.full(len(pverbs), -np.inf)
     iou_need, zero_union = iou64(gbox[box_row[owner_need]], pbox)
     if zero_union.any():
-        raise ScoringError("part boxes with an empty union (the scorer would divide by zero)",
-                           [Problem(pred.file, r.where_pred(int(sel[owner_need[i]])), "box union with the GT part is 0")
-                            for i in np.nonzero(zero_union)[0]])
+        raise ScoringError("part boxes with an empty union (the scorer would divide by zero)", [
+            Problem(r.pred.file, r.where_pred(int(sel[owner_need[i]])), "box union with the GT part is 0")
+            for i in np.nonzero(zero_union)[0]])
     iou[prop_need] = iou_need
     n = np.zeros(len(r.gparts), dtype=np.int64)
     n[sel] = nprop
-    return Alignment(nparts=r.nparts, nprop=n, gt_part=r.gparts, pred_human=p[r.part_pair], prop_part=sel[owner],
+    return Alignment(nparts=r.nparts, nprop=n, gt_part=r.gparts, pred_human=r.p[r.part_pair], prop_part=sel[owner],
                      prop_iou=iou, prop_same=same, verbs=pverbs, verb_index=np.arange(len(pverbs)))
 
 
-__all__ = ["Alignment", "align", "name_codes", "where_pred"]
+def _concatenate(blocks: list) -> Alignment:
+    offsets = np.cumsum([0] + [len(b.nprop) for b in blocks])
+    verbs = list(chain.from_iterable(b.verbs for b in blocks))
+    return Alignment(nparts=np.concatenate([b.nparts for b in blocks]), nprop=np.concatenate([b.nprop for b in blocks]),
+                     gt_part=np.concatenate([b.gt_part for b in blocks]),
+                     pred_human=np.concatenate([b.pred_human for b in blocks]),
+                     prop_part=np.concatenate([b.prop_part + off for b, off in zip(blocks, offsets.tolist())]),
+                     prop_iou=np.concatenate([b.prop_iou for b in blocks]),
+                     prop_same=np.concatenate([b.prop_same for b in blocks]), verbs=verbs,
+                     verb_index=np.arange(len(verbs)))
+
+
+def align(gt: PartColumns, pred: PartColumns, g: np.ndarray, p: np.ndarray, mode: str,
+          full: bool = False) -> Alignment:
+    """Part-level data of GT humans ``g`` paired with predicted humans ``p`` (column indices).
+
+    Boxes are read (and checked) only for parts with a proposal of the right verb, the only ones whose IoU
+    can matter; ``full=True`` reads them all (for the per-part details and the part oracles).
+
+    Pairs are read in blocks (each block's passes then find its objects in the cache); when one block is
+    malformed, all pairs are read at once, so that the error lists every place of the first problem."""
+    try:
+        blocks = [_align_block(_Reader(gt, pred, g[s:s + _PAIRS], p[s:s + _PAIRS], mode), full)
+                  for s in range(0, max(len(g), 1), _PAIRS)]
+    except ScoringError:
+        blocks = [_align_block(_Reader(gt, pred, g, p, mode), full)]  # raises with every place
+    return _concatenate(blocks) if len(blocks) != 1 else blocks[0]
+
+
+__all__ = ["Alignment", "align", "where_pred"]

@@ -56,22 +56,34 @@ def iou64(a: np.ndarray, b: np.ndarray):
 # Ordered sums
 
 
-def group_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per group of consecutive ``values`` (sizes ``counts``), the sum added strictly left to right.
+class OrderedSums:
+    """Per group of consecutive values (group sizes ``counts``, fixed), the sum added strictly left to right.
 
-    Groups are laid out in a zero-padded (groups x max size) matrix and its columns are added one by one,
-    which performs exactly the additions ``((0 + v0) + v1) + ...`` of a Python loop (adding 0.0 is exact).
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    out = np.zeros(len(counts), dtype=np.float64)
-    if len(values) == 0:
+    The groups are laid out in a zero-padded (groups x largest group) matrix whose columns are added one by
+    one, which performs exactly the additions ``((0 + v0) + v1) + ...`` of a Python loop (adding 0.0 is
+    exact). The layout is made once, for sums of many value arrays over the same groups."""
+
+    def __init__(self, counts):
+        counts = np.asarray(counts, dtype=np.int64)
+        self.n = len(counts)
+        self.group, self.col = segments(counts)
+        self.width = int(counts.max()) if len(counts) else 0
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.n, dtype=np.float64)
+        if len(values) == 0:
+            return out
+        padded = np.zeros((self.n, self.width), dtype=np.float64)
+        padded[self.group, self.col] = values
+        for j in range(self.width):
+            out += padded[:, j]
         return out
-    group, col = segments(counts)
-    padded = np.zeros((len(counts), int(counts.max())), dtype=np.float64)
-    padded[group, col] = values
-    for j in range(padded.shape[1]):
-        out += padded[:, j]
-    return out
+
+
+def group_sum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per group of consecutive ``values`` (sizes ``counts``), the sum added strictly left to right
+    (:class:`OrderedSums`)."""
+    return OrderedSums(counts)(values)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -60,16 +60,18 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
 from tpslab.challenge import (BAD_PARTS, GT_PART, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
                               PRED_PART, PRED_VID, SCRIPT_REVISIONS, PartColumns, ScoringError, box_array, box_problem,
-                              check_mode, load_json, loads_json, part_columns, segments, starts_of)
+                              check_mode, has_missing, load_json, loads_json, part_columns, ranges, segments,
+                              starts_of)
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
-from tpslab.metrics.alignment import Alignment, align, name_codes, where_pred
-from tpslab.metrics.kernels import assign_frames, group_sum, iou32
+from tpslab.metrics.alignment import Alignment, align, where_pred
+from tpslab.metrics.kernels import OrderedSums, assign_frames, group_sum, iou32
 from tpslab.metrics.results import GRID_IOUS, GRID_PSC, STEPS, TPSResult, curve, frame_column
 
 #: The limits under the names this module used first (:data:`tpslab.challenge.MAX_HUMANS`, ...).
@@ -220,21 +222,58 @@ class _FrameMatcher:
             raise ScoringError(f"{len(self.bad)} malformed frame(s)", self.bad)
         video, gt, pred = (np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*self.matched)) \
             if self.matched else (np.zeros(0, np.int64),) * 3
-        over = np.nonzero(self.pred.frame_humans[pred] > MAX_HUMANS)[0]
-        if len(over):
-            raise ScoringError(f"{len(over)} frame(s) have more than {MAX_HUMANS} predicted humans", [
-                Problem(PRED_PART, f"{self.names[video[i]]}/{self.gt.frame_key[gt[i]]}",
-                        f"{self.pred.frame_humans[pred[i]]} humans, at most {MAX_HUMANS} allowed") for i in over])
         missing = np.concatenate(self.missing) if self.missing else np.zeros(0, np.int64)
-        return _Frames(video, gt, pred, self.counted, missing)
+        return _within_limit(self.names, self.gt, self.pred, _Frames(video, gt, pred, self.counted, missing))
+
+
+def _within_limit(names: list, gt: PartColumns, pred: PartColumns, frames: _Frames) -> _Frames:
+    over = np.nonzero(pred.frame_humans[frames.pred] > MAX_HUMANS)[0]
+    if len(over):
+        raise ScoringError(f"{len(over)} frame(s) have more than {MAX_HUMANS} predicted humans", [
+            Problem(PRED_PART, f"{names[frames.video[i]]}/{gt.frame_key[frames.gt[i]]}",
+                    f"{pred.frame_humans[frames.pred[i]]} humans, at most {MAX_HUMANS} allowed") for i in over])
+    return frames
+
+
+def _match_frames(names: list, gt: PartColumns, pred: PartColumns) -> _Frames:
+    """The GT frames the scorer matches, all videos at once; when something is wrong, the scorer's loop
+    over the videos (:class:`_FrameMatcher`) says what, in its order."""
+    gv = np.fromiter(map(gt.video_index.__getitem__, names), np.int64, len(names))
+    nf = np.maximum(gt.video_frames[gv], 0)
+    frames = ranges(gt.frame_start[gv], nf)  # GT frames of the videos, in video order
+    scored = gt.frame_humans[frames] > 0
+    video = np.repeat(np.arange(len(names)), nf)[scored]
+    pv = np.fromiter(map(pred.video_index.get, names, repeat(-1)), np.int64, len(names))
+    used = np.unique(video)
+    if (gt.video_frames[gv] < 0).any() or (gt.frame_humans[frames] < 0).any() or (pv[used] < 0).any() \
+            or (pred.video_frames[pv[used]] < 0).any():
+        return _loop_frames(names, gt, pred)
+    lookup = dict(zip(zip(pred.frame_video.tolist(), pred.frame_key), range(len(pred.frame_key))))
+    frames = frames[scored]
+    keys = zip(pv[video].tolist(), map(gt.frame_key.__getitem__, frames.tolist()))
+    pf = np.fromiter(map(lookup.get, keys, repeat(-1)), np.int64, len(frames))
+    present = pf >= 0
+    if (pred.frame_humans[pf[present]] < 0).any():
+        return _loop_frames(names, gt, pred)
+    counted = np.bincount(video, minlength=len(names))
+    return _within_limit(names, gt, pred, _Frames(video[present], frames[present], pf[present], counted,
+                                                  frames[~present]))
+
+
+def _loop_frames(names: list, gt: PartColumns, pred: PartColumns) -> _Frames:
+    matcher = _FrameMatcher(names, gt, pred)
+    for v, video in enumerate(names):
+        matcher.video(v, video)
+    return matcher.result()
 
 
 def _human_boxes(cols: PartColumns, humans: np.ndarray) -> np.ndarray:
     """float32 (n, 4) boxes of ``humans`` (column indices), checked as the scorer reads them."""
-    if cols.human_box_array is not None:
-        return cols.human_box_array[humans].astype(np.float32)
+    clean = cols.clean_human_boxes(humans)
+    if clean is not None:
+        return clean.astype(np.float32)
     boxes = cols.human_box_values(humans)
-    if MISSING in boxes:
+    if has_missing(boxes):
         raise ScoringError(f"humans without 'box' in {cols.file}", [
             Problem(cols.file, cols.where_human(h) + ".box", "missing")
             for h, b in zip(humans.tolist(), boxes) if b is MISSING])
@@ -279,6 +318,19 @@ class _Humans:
     def gt_frame(self) -> np.ndarray:
         """The matched frame of each GT human."""
         return np.repeat(np.arange(len(self.gt_count)), self.gt_count)
+
+
+class _Denominators:
+    """What the sums of every score share: GT parts per matched frame, the frames kept (those with parts:
+    a frame whose humans have none leaves its video's denominator), frames counted per video, and the
+    ordered sums of humans per frame and of kept frames per video."""
+
+    def __init__(self, frames: _Frames, humans: _Humans, gt_nparts: np.ndarray, n_videos: int):
+        self.frame_nparts = np.bincount(humans.gt_frame, weights=gt_nparts, minlength=len(frames.gt)).astype(np.int64)
+        self.keep = self.frame_nparts > 0
+        self.counted = frames.counted - np.bincount(frames.video[~self.keep], minlength=n_videos)
+        self.per_frame = OrderedSums(humans.gt_count)
+        self.per_video = OrderedSums(np.bincount(frames.video[self.keep], minlength=n_videos))
 
 
 @dataclass
@@ -341,25 +393,18 @@ class TPSScorer:
             self.gt = part_columns(gt_part, "gt_part_result", "single")
             self.pred = part_columns(pred_part, "pred_part_result", mode)
             self.videos = _Videos.read(gt_vid, pred_vid, self.gt, videos)
-            self.frames = _FrameMatcher(self.videos.names, self.gt, self.pred)
-            for v, video in enumerate(self.videos.names):
-                self.frames.video(v, video)
-            self.frames = self.frames.result()
+            self.frames = _match_frames(self.videos.names, self.gt, self.pred)
             self.humans = _Humans.read(self.frames, self.gt, self.pred)
             self.pairs = _Pairs.assign(self.humans, self.gt, self.pred)
+            self.gt_nparts = self.gt.human_parts[self.humans.gt]  # GT parts of each human of the matched frames
+            self._denominators = _Denominators(self.frames, self.humans, self.gt_nparts, len(self.videos.names))
         self._aligned = {}
         self._supersets = []
-        self._codes = None  # the part names of both files as integers, made on first use
 
     @property
     def legacy_pairing(self) -> bool:
         """True when humans are paired as the 2021 script before its fix (``pairing="pre-fix-2021"``)."""
         return self.pairing == "pre-fix-2021"
-
-    @property
-    def gt_nparts(self) -> np.ndarray:
-        """GT parts of each human of the matched frames."""
-        return self.gt.human_parts[self.humans.gt]
 
     def valid_pairs(self, human_iou: float):
         """(GT human, predicted human) pairs (positions among the matched frames' humans) that count at
@@ -388,10 +433,7 @@ class TPSScorer:
         """:func:`~tpslab.metrics.alignment.align` of pairs ``g``, ``p`` (positions), cached."""
         key = (g.tobytes(), p.tobytes(), full)
         if key not in self._aligned:
-            if self._codes is None:
-                self._codes = name_codes(self.gt, self.pred)
-            self._aligned[key] = align(self.gt, self.pred, self.humans.gt[g], self.humans.pred[p], self.mode, full,
-                                       self._codes)
+            self._aligned[key] = align(self.gt, self.pred, self.humans.gt[g], self.humans.pred[p], self.mode, full)
         return self._aligned[key]
 
     def _aligned_for(self, mask: np.ndarray, full: bool) -> Alignment:
@@ -441,18 +483,12 @@ class TPSScorer:
 
     def _psc(self, g: np.ndarray, al: Alignment, score: np.ndarray) -> np.ndarray:
         """Per video PSC: part scores summed per human, humans per frame, frames per video, in order."""
-        frames = self.frames
         human_sum = np.zeros(len(self.humans.gt), dtype=np.float64)
         human_sum[g] = group_sum(score, al.nparts)
-        frame_sum = group_sum(human_sum, self.humans.gt_count)
-        frame_nparts = np.bincount(np.repeat(np.arange(len(frames.gt)), self.humans.gt_count),
-                                   weights=self.gt_nparts, minlength=len(frames.gt)).astype(np.int64)
-        keep = frame_nparts > 0  # a frame whose humans have no parts leaves its video's denominator
-        frame_value = frame_sum[keep] / frame_nparts[keep]
-        n_videos = len(self.videos.names)
-        video_sum = group_sum(frame_value, np.bincount(frames.video[keep], minlength=n_videos))
-        counted = frames.counted - np.bincount(frames.video[~keep], minlength=n_videos)
-        return np.where(counted > 0, video_sum / np.maximum(counted, 1), 1.0)
+        d = self._denominators
+        frame_value = d.per_frame(human_sum)[d.keep] / d.frame_nparts[d.keep]
+        counted = d.counted
+        return np.where(counted > 0, d.per_video(frame_value) / np.maximum(counted, 1), 1.0)
 
     def _score(self, human_iou, part_iou, details, oracle) -> TPSResult:
         human_iou = _check_threshold(human_iou, "human_iou")
