@@ -667,7 +667,7 @@ def test_a_zip_that_inflates_far_more_than_json_does_is_a_bomb_even_under_the_si
 
 
 def test_reading_stops_as_soon_as_the_bound_is_crossed():
-    from tpslab.submission import _read_bounded
+    from tpslab.submission.files import _read_bounded
 
     class Endless:
         served = 0

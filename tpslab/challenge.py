@@ -359,7 +359,8 @@ class PartColumns:
     (:data:`BAD_PARTS`, the place in ``parts_problems``)); it has no children. ``where_*`` name the place
     of any element (``video/img_00001.json/humans[0].parts.head``).
 
-    The walked columns keep the humans and parts as given (``human_value``, ``parts_dicts`` per human;
+    The walked columns keep the frames, humans and parts as given (``frame_value``, ``human_value``,
+    ``parts_dicts`` per human;
     ``part_name`` and ``part_value`` are flattened on first read): their ``box`` and ``verb`` are read
     when asked for (:meth:`human_box_values`, :meth:`part_verb_values`, :meth:`part_box_values`,
     :class:`PartsView`; :data:`MISSING` for an absent key or a value that is not an object), so what is
@@ -378,6 +379,7 @@ class PartColumns:
     human_parts: np.ndarray
     part_name: list = BuiltOnFirstRead()
     part_value: list | None = BuiltOnFirstRead()
+    frame_value: list | None = None
     human_value: list | None = None
     parts_dicts: list | None = None
     parts_problems: dict = field(default_factory=dict)  # human -> (field suffix, message)
@@ -663,7 +665,7 @@ def walk_part_file(obj: Mapping, file: str) -> PartColumns:
         return PartColumns(file=file, videos=videos, video_frames=video_frames, frame_key=keys,
                            frame_humans=frame_humans, human_parts=human_parts,
                            part_name=lambda: _flat(dicts, iter), part_value=lambda: _flat(dicts, dict.values),
-                           human_value=humans, parts_dicts=dicts, parts_problems=problems)
+                           frame_value=frames, human_value=humans, parts_dicts=dicts, parts_problems=problems)
 
 
 # -- decoding JSON text (msgspec) ---------------------------------------------------------------------
@@ -700,17 +702,17 @@ _BOX_SHAPE = b"[,,,]"
 
 def _struct_parts(parts: list) -> list:
     """Each human's parts as {name: part}: the list form converted as a JSON object would hold it."""
-    if all(type(p) is dict for p in parts):
+    if set(map(type, parts)) <= {dict}:
         return parts
     return [p if type(p) is dict else dict(zip(map(_get_struct_name, p), p)) for p in parts]
 
 
-def _numbers(texts: list, n: int) -> np.ndarray | None:
-    """The numbers of ``texts`` (JSON arrays of numbers, or arrays of them) in one flat float64 array of
-    length ``n``, or None when one is beyond the float range."""
+def _numbers(text: bytes, n: int) -> np.ndarray | None:
+    """The numbers of ``text`` (JSON arrays of numbers, or of arrays of them, separated by commas) in one
+    flat float64 array, or None unless there are ``n``, all within the float range."""
     flat, error = _decoder("single")[1:]
     try:
-        numbers = flat.decode(b"[" + b",".join(texts).translate(_BRACKETS_TO_SPACES) + b"]")
+        numbers = flat.decode(b"[" + text.translate(_BRACKETS_TO_SPACES) + b"]")
     except error:
         return None
     return np.array(numbers, dtype=np.float64).reshape(-1) if len(numbers) == n else None
@@ -718,10 +720,10 @@ def _numbers(texts: list, n: int) -> np.ndarray | None:
 
 def _parse_boxes(texts: list) -> np.ndarray | None:
     """(n, 4) boxes from their JSON text when each is 4 numbers, else None."""
-    shape = b",".join(texts).translate(None, _NUMBER_TEXT)
-    if shape != b",".join([_BOX_SHAPE] * len(texts)):
+    text = b",".join(texts)
+    if text.translate(None, _NUMBER_TEXT) != b",".join([_BOX_SHAPE] * len(texts)):
         return None
-    numbers = _numbers(texts, 4 * len(texts))
+    numbers = _numbers(text, 4 * len(texts))
     return None if numbers is None else numbers.reshape(-1, 4)
 
 
@@ -729,7 +731,8 @@ def _parse_box_lists(texts: list):
     """``(boxes per text, (m, 4) boxes)`` from the JSON text of lists of boxes (each 4 numbers), else None."""
     if not texts:
         return np.zeros(0, np.int64), np.zeros((0, 4))
-    shapes = b"|".join(texts).translate(None, _NUMBER_TEXT)
+    text = b"|".join(texts)
+    shapes = text.translate(None, _NUMBER_TEXT)
     pieces = shapes.split(b"|")
     if len(pieces) != len(texts):  # a "|" in a string
         return None
@@ -737,11 +740,14 @@ def _parse_box_lists(texts: list):
     lists = {k: b"[" + b",".join([_BOX_SHAPE] * k) + b"]" for k in np.unique(count).tolist()}
     if shapes != b"|".join(map(lists.__getitem__, count.tolist())):
         return None
-    some = (count > 0).tolist()
-    # Without its numbers "[5]" looks like "[]": an empty list must hold nothing but spaces.
-    if not all(bytes(t).translate(None, _SPACES) == b"[]" for t in compress(texts, map(operator.not_, some))):
-        return None
-    numbers = _numbers(list(compress(texts, some)), 4 * int(count.sum()))
+    empty = np.flatnonzero(count == 0).tolist()
+    if empty:
+        # Without its numbers "[5]" looks like "[]": an empty list must be "[]" itself (then it is dropped
+        # with the separator before it, so that the numbers stay a list).
+        if any(bytes(texts[i]) != b"[]" for i in empty):
+            return None
+        text = (b"|" + text).replace(b"|[]", b"")[1:]
+    numbers = _numbers(text.replace(b"|", b","), 4 * int(count.sum()))
     return None if numbers is None else (count, numbers.reshape(-1, 4))
 
 

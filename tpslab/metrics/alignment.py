@@ -100,7 +100,7 @@ class _Reader:
             suffix, message = pred.parts_problems[h]
             raise ScoringError(f"malformed parts in {PRED}", [Problem(PRED, pred.where_human(h) + suffix, message)])
 
-    def match_names(self) -> tuple[np.ndarray, np.ndarray]:
+    def match_names(self) -> np.ndarray:
         """Per GT part of the pairs, the predicted part of the same name in the paired prediction:
         ``sel``, the GT parts (positions) that have one; ``pfound`` holds those predicted parts in order."""
         sel, self.pfound = find_parts(self.pred, self.p, self.part_pair, self.gview.names)

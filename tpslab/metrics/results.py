@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tpslab.challenge import SCRIPT_REVISIONS, frame_number
+from tpslab.challenge import SCRIPT_REVISIONS, BuiltOnFirstRead, frame_number
 
 STEPS = 10000
 #: The IoU thresholds of the grid the public script prints (human x part).
@@ -52,25 +52,6 @@ def frame_column(keys: list):
     return np.asarray(numbers, dtype=np.int64)
 
 
-class _Table:
-    """A DataFrame field that may be given as a function making it, called on first read (so that a
-    result used only for its numbers never imports pandas)."""
-
-    def __set_name__(self, owner, name):
-        self.attr = "_" + name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            raise AttributeError(self.attr[1:])  # a field without a default
-        value = obj.__dict__[self.attr]
-        if callable(value):
-            value = obj.__dict__[self.attr] = value()
-        return value
-
-    def __set__(self, obj, value):
-        obj.__dict__[self.attr] = value
-
-
 @dataclass
 class TPSResult:
     """The score of one submission.
@@ -87,7 +68,7 @@ class TPSResult:
     area_raw: float
     accuracy: float
     mean_psc: float
-    per_video: Any = _Table()
+    per_video: Any = BuiltOnFirstRead()  # a DataFrame, or a function making it (pandas imported then)
     thresholds: np.ndarray
     acc: np.ndarray
     human_iou: float = 0.5

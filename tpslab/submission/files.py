@@ -1,0 +1,264 @@
+"""The challenge's files on disk: the two JSON files of the ground truth and of a submission, written
+atomically and read back safely (a folder or a zip, bounded in size, as dicts or as columns)."""
+
+from __future__ import annotations
+
+import errno
+import io
+import re
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
+                              ScoringError, check_mode, loads_json, part_columns)
+from tpslab.errors import Problem
+from tpslab.fileio import atomic_write_bytes
+from tpslab.vocab import PARTS
+
+#: Videos of the test split, and scored frames per video (about 151 annotated frames / stride 5).
+TEST_VIDEOS = 932
+SCORED_FRAMES_PER_VIDEO = 30
+#: Bytes of the default bound on a submission (its two JSON files together, as inflated from the zip):
+#: the largest test-set submission the challenge's limits allow, written as compact JSON with room to
+#: spare. 932 test videos x 30 scored frames (img_00001, img_00006, ... of ~151 annotated frames) x
+#: 10 humans x 10 parts x 5 proposals; a proposal is a box of four numbers of up to 20 characters and
+#: a verb (~112 bytes with brackets, quotes and commas), a part adds 48 bytes of keys, a human 128 (its
+#: box and keys), a frame 32 (its key), a video 64 (its name and class). That is 1,736,711,168 bytes
+#: (1.6 GiB; real submissions are far smaller). Override with ``read_submission(..., max_bytes=)`` or
+#: ``tpslab evaluate --max-bytes``.
+MAX_SUBMISSION_BYTES = TEST_VIDEOS * (64 + SCORED_FRAMES_PER_VIDEO * (32 + MAX_HUMANS * (
+    128 + len(PARTS) * (48 + MAX_PROPOSALS * 112))))
+#: Submissions (JSON of numbers and names) deflate 2-6 times; a zip whose files inflate more than this
+#: many times their compressed size is refused as a zip bomb once they pass ``RATIO_FREE_BYTES``
+#: (small files may compress as they like). A real one can be read unzipped, from its folder.
+MAX_INFLATE_RATIO = 100
+RATIO_FREE_BYTES = 64 << 20
+
+class SubmissionError(ScoringError):
+    """A submission or prediction table that cannot be used; ``problems`` lists every offending place."""
+
+
+def _dumps(obj) -> bytes:
+    import orjson
+
+    return orjson.dumps(obj)
+
+
+def _loads(data: bytes, name: str):
+    try:
+        return loads_json(data, name)
+    except ScoringError as e:
+        raise SubmissionError(str(e)) from None
+
+
+def _part_columns(data: bytes, name: str, form: str, label: str) -> PartColumns:
+    try:
+        return part_columns(data, name, form, label=label)
+    except ScoringError as e:
+        raise SubmissionError(str(e)) from None
+
+
+def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict) -> tuple[Path, Path]:
+    """Write two JSON files into folder ``out`` (atomically: each appears only when complete)."""
+    out = Path(out)
+    paths = out / vid_name, out / part_name
+    atomic_write_bytes(paths[1], _dumps(part))
+    atomic_write_bytes(paths[0], _dumps(vid))
+    return paths
+
+def _ground_truth_bytes(gt_dir) -> tuple[bytes, bytes, tuple[str, str]]:
+    gt_dir = Path(gt_dir)
+    out = []
+    for name in (GT_VID, GT_PART):
+        path = gt_dir / name
+        if not path.is_file():
+            raise SubmissionError(f"{path} is missing (expected {GT_VID} and {GT_PART} in {gt_dir})")
+        out.append(path.read_bytes())
+    return out[0], out[1], (str(gt_dir / GT_VID), str(gt_dir / GT_PART))
+
+
+def read_ground_truth(gt_dir) -> tuple[dict, dict]:
+    """``(gt_vid, gt_part)`` from a folder holding ``gt_vid_result.json`` and ``gt_part_result.json``."""
+    vid, part, names = _ground_truth_bytes(gt_dir)
+    return _loads(vid, names[0]), _loads(part, names[1])
+
+
+def open_ground_truth(gt_dir) -> tuple[dict, PartColumns]:
+    """``(gt_vid, gt_part)`` like :func:`read_ground_truth`, the part file read straight into columns."""
+    vid, part, names = _ground_truth_bytes(gt_dir)
+    return _loads(vid, names[0]), _part_columns(part, "gt_part_result", "single", names[1])
+
+
+def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, Path]:
+    """Write ``pred_vid_result.json`` and ``pred_part_result.json`` into folder ``out``."""
+    return write_json_pair(out, PRED_VID, pred_vid, PRED_PART, pred_part)
+
+
+def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
+    """Write the challenge zip: the two prediction files at its root, no folder (atomic)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(PRED_VID, _dumps(pred_vid))
+        z.writestr(PRED_PART, _dumps(pred_part))
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def _member_parts(name: str) -> tuple[str, ...] | None:
+    """Path components of a zip member name, or None when it is unsafe (absolute, drive, ``..``)."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        return None
+    parts = tuple(p for p in PurePosixPath(norm).parts if p not in ("", "."))
+    if ".." in parts:
+        return None
+    return parts
+
+
+def _read_bounded(f, limit: int, chunk: int = 1 << 20) -> bytearray:
+    """At most ``limit + 1`` bytes of binary stream ``f``, read ``chunk`` bytes at a time.
+
+    Memory stays within the bound whatever the stream holds: a result longer than ``limit`` means the
+    stream holds more (the caller refuses it) and nothing past that was read."""
+    data = bytearray()
+    while len(data) <= limit:
+        block = f.read(min(chunk, limit + 1 - len(data)))
+        if not block:
+            break
+        data += block
+    return data
+
+
+def _folder_bytes(path: Path, max_bytes: int) -> tuple[list, list]:
+    files = [path / name for name in (PRED_VID, PRED_PART)]
+    for f in files:
+        if not f.is_file():
+            raise SubmissionError(f"{f} is missing (expected {PRED_VID} and {PRED_PART} in {path})")
+    total = sum(f.stat().st_size for f in files)
+    if total > max_bytes:
+        raise SubmissionError(f"{path}: the two files hold {total} bytes, more than {max_bytes} bytes "
+                              "(raise max_bytes if the submission is real)")
+    return [f.read_bytes() for f in files], [str(f) for f in files]
+
+
+def _prediction_members(path: Path, infos: list) -> dict:
+    """{file name: [(folder, member)]} of the two prediction files in the zip (other files ignored)."""
+    unsafe = [i.filename for i in infos if _member_parts(i.filename) is None]
+    if unsafe:
+        raise SubmissionError(f"{path}: unsafe member names (absolute or with '..')",
+                              [Problem(str(path), n, "unsafe name") for n in unsafe])
+    found = {}
+    for info in infos:
+        parts = _member_parts(info.filename)
+        if info.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1] not in (PRED_VID, PRED_PART):
+            continue
+        found.setdefault(parts[-1], []).append((parts[:-1], info))
+    for name in (PRED_VID, PRED_PART):
+        if name not in found:
+            raise SubmissionError(f"{path}: {name} not found in the zip")
+    return found
+
+
+def _zip_members(path: Path, z: zipfile.ZipFile) -> list:
+    """The two prediction files of the zip: at its root or in one folder, safe names, not encrypted."""
+    found = _prediction_members(path, z.infolist())
+    folders = {folder for entries in found.values() for folder, _ in entries}
+    if len(folders) != 1 or any(len(entries) != 1 for entries in found.values()):
+        raise SubmissionError(f"{path}: expected one {PRED_VID} and one {PRED_PART}, at the root or in one "
+                              f"folder; found them in {sorted('/'.join(f) or '(root)' for f in folders)}")
+    folder = next(iter(folders))
+    if len(folder) > 1:
+        raise SubmissionError(f"{path}: the files are nested {len(folder)} folders deep ({'/'.join(folder)}); "
+                              "at most one folder is accepted")
+    members = [found[n][0][1] for n in (PRED_VID, PRED_PART)]
+    encrypted = [m.filename for m in members if m.flag_bits & 0x1]
+    if encrypted:
+        raise SubmissionError(f"{path}: {' and '.join(encrypted)} {'is' if len(encrypted) == 1 else 'are'} "
+                              "encrypted (password-protected); zip the files without a password")
+    return members
+
+
+def _inflate(path: Path, z: zipfile.ZipFile, members: list, max_bytes: int, max_ratio) -> list:
+    """The members' bytes, inflated in chunks within the size bound and the ratio bound."""
+    declared = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members)
+    limit = max_bytes if max_ratio is None else min(max_bytes, max(RATIO_FREE_BYTES, int(max_ratio * packed)))
+
+    def too_big(inflated: int | None) -> SubmissionError:
+        size = f"{inflated} bytes" if inflated is not None else f"more than {limit} bytes"
+        if limit < max_bytes:  # the ratio was the tighter bound
+            return SubmissionError(
+                f"{path}: the two files inflate to {size} from {packed} compressed, over {max_ratio:g} times "
+                "(JSON submissions deflate 2-6 times): refused as a zip bomb; if it is real, unzip it and "
+                "pass the folder")
+        return SubmissionError(f"{path}: the two files inflate to {size}, more than {max_bytes} bytes "
+                               "(raise max_bytes if the submission is real)")
+
+    if declared > limit:
+        raise too_big(declared)
+    out, budget = [], limit
+    for name, member in zip((PRED_VID, PRED_PART), members):
+        try:
+            with z.open(member) as f:
+                data = _read_bounded(f, budget)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise SubmissionError(f"{path}: cannot read {name} from the zip: {e}") from None
+        if len(data) > budget:
+            raise too_big(None)
+        budget -= len(data)
+        out.append(data)
+    return out
+
+
+def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
+    """The two files' bytes and the names errors give them (see :func:`read_submission`)."""
+    path = Path(path)
+    max_bytes = int(max_bytes)
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    if path.is_dir():
+        return _folder_bytes(path, max_bytes)
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, "no submission folder or zip here", str(path))
+    if not zipfile.is_zipfile(path):
+        raise SubmissionError(f"{path} is neither a folder nor a zip file")
+    try:
+        z = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+        raise SubmissionError(f"{path}: not a readable zip file ({e})") from None
+    with z:
+        data = _inflate(path, z, _zip_members(path, z), max_bytes, max_ratio)
+    return data, [f"{path}:{name}" for name in (PRED_VID, PRED_PART)]
+
+
+def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
+                    max_ratio: float | None = MAX_INFLATE_RATIO) -> tuple[dict, dict]:
+    """``(pred_vid, pred_part)`` from a submission folder or zip.
+
+    A zip must hold ``pred_vid_result.json`` and ``pred_part_result.json`` at its root or inside one
+    folder (``__MACOSX`` entries and other files are ignored). Absolute member names, drive letters and
+    ``..`` are rejected, and so are encrypted members. The two files may not hold more than ``max_bytes``
+    together (default :data:`MAX_SUBMISSION_BYTES`, the largest test-set submission the limits allow):
+    checked on the sizes the zip declares, then on the bytes actually inflated, which are read in chunks
+    and stop as soon as the bound is crossed, so a zip bomb costs at most ``max_bytes`` of memory.
+    Beyond :data:`RATIO_FREE_BYTES` the files may also not inflate more than ``max_ratio`` times their
+    compressed size (default :data:`MAX_INFLATE_RATIO`; ``None`` turns the check off): a 591 KB zip
+    inflating to 600 MB is refused after 64 MiB, not parsed at 1.3 GB of memory. Nothing is extracted
+    to disk. Each file must hold one JSON object.
+
+    Raises :class:`SubmissionError` naming the file and the problem, ``FileNotFoundError`` when ``path``
+    does not exist.
+    """
+    data, names = _submission_bytes(path, max_bytes, max_ratio)
+    vid = _loads(data[0], names[0])
+    return vid, _loads(data[1], names[1])
+
+
+def open_submission(path, mode: str = "list", max_bytes: int = MAX_SUBMISSION_BYTES,
+                    max_ratio: float | None = MAX_INFLATE_RATIO) -> tuple[dict, PartColumns]:
+    """``(pred_vid, pred_part)`` like :func:`read_submission` (same checks and errors), the part file read
+    straight into columns (decoded as ``mode`` writes it) for :func:`validate_submission` and the scorer."""
+    data, names = _submission_bytes(path, max_bytes, max_ratio)
+    vid = _loads(data[0], names[0])
+    return vid, _part_columns(data[1], "pred_part_result", check_mode(mode), names[1])
