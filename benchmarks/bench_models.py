@@ -58,7 +58,7 @@ def run(args) -> int:
     from tpslab.models._common import video_labels
     from tpslab.models.baselines import MajorityBaseline
     from tpslab.models.compositional import CompositionalClassifier, FeatureConfig
-    from tpslab.models.pipeline import (EndToEnd, boxes_from_dataset, majority_predictions, part_ablation,
+    from tpslab.pipeline import (EndToEnd, boxes_from_dataset, majority_predictions, part_ablation,
                                         score_predictions)
     from tpslab.models.recognizer import PartStateRecognizer, smooth_probs, video_paths
     from tpslab.models.temporal import TemporalClassifier

@@ -20,7 +20,7 @@ from tpslab.interop import (COCO_SIGNATURE, DECIMALS, PERSON_ID, UNKNOWN_LABEL, 
                             coco_ground_truth, coco_to_corners, corners_to_coco, export_coco, export_lists,
                             read_coco_results, simulate_detections, write_detections)
 from tpslab.metrics.official import HUMAN_LIMIT, PROPOSAL_LIMIT
-from tpslab.models.pipeline import BOX_COLUMNS, Predictions, boxes_from_dataset, score_predictions
+from tpslab.pipeline import BOX_COLUMNS, Predictions, boxes_from_dataset, score_predictions
 
 pycocotools = pytest.importorskip("pycocotools")  # a dev dependency: `pip install -e .[dev]`
 from pycocotools.coco import COCO  # noqa: E402
@@ -292,7 +292,7 @@ def test_round_trip_through_the_pipeline_scores_what_the_ground_truth_boxes_scor
     with pytest.raises(InteropError, match="has no frames of 1 of the videos asked for: nope"):
         read_coco_results(sim, tiny_coco, videos=["nope", videos[0]])
     # as the detections file of `tpslab predict --boxes`
-    from tpslab.models.pipeline import boxes_from_predictions
+    from tpslab.pipeline import boxes_from_predictions
 
     path = write_detections(noisy_read := read_coco_results(sim, tiny_coco), tmp_path / "detections.json")
     back, back_frames = boxes_from_predictions(path)

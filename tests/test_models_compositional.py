@@ -96,7 +96,7 @@ def test_errors(tiny, tmp_path):
 
 
 def test_importing_the_scikit_learn_models_and_the_pipeline_does_not_import_torch():
-    code = ("import sys, tpslab.models, tpslab.models.compositional, tpslab.models.baselines, tpslab.models.pipeline; "
+    code = ("import sys, tpslab.models, tpslab.models.compositional, tpslab.models.baselines, tpslab.pipeline; "
             "from tpslab.models import CompositionalClassifier; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

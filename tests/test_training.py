@@ -189,7 +189,7 @@ def test_predict_errors_are_one_line(tiny, tmp_path, capsys):
 
 def detections(tiny, path):
     """The test videos' ground-truth boxes as a detections file (prediction format, verbs ignored)."""
-    from tpslab.models.pipeline import boxes_from_dataset
+    from tpslab.pipeline import boxes_from_dataset
     from tpslab.submission import build_predictions
 
     r = tiny.record
@@ -259,7 +259,7 @@ def _join(rank, store, target):
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
 def test_two_processes_train_and_predict_as_one(small, tiny, tmp_path):
     from tpslab.models.compositional import CompositionalClassifier
-    from tpslab.models.pipeline import EndToEnd, boxes_from_dataset
+    from tpslab.pipeline import EndToEnd, boxes_from_dataset
 
     rows, paths, vocab = small
     train, val = rows[rows["video"] != rows["video"].iloc[0]], rows[rows["video"] == rows["video"].iloc[0]]

@@ -6,7 +6,18 @@ Everything heavier (video decoding, torch, plotting) lives in submodules importe
 
 __version__ = "0.1.0"
 
+from tpslab import home as _home  # noqa: E402
 from tpslab.errors import AnnotationError  # noqa: E402
+
+
+def _ensure_mini(progress: bool = True):
+    # The mini dataset is a layer below home.py; the package's top joins them (no import cycle).
+    from tpslab.synthetic import ensure_mini
+
+    return ensure_mini(progress=progress)
+
+
+_home.provide_mini(_ensure_mini)
 
 
 def load_dataset(root=None, **kwargs):

@@ -335,7 +335,7 @@ def _end_process_group() -> None:
 
 
 def _cmd_train_recognizer(args) -> int:
-    from tpslab.models.pipeline import train_run
+    from tpslab.pipeline import train_run
 
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     try:
@@ -359,7 +359,7 @@ def _cmd_train_recognizer(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from tpslab.models.pipeline import predict_run
+    from tpslab.pipeline import predict_run
 
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     try:

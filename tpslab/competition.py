@@ -81,7 +81,7 @@ def reference_files(tables) -> tuple[dict, dict]:
 
 def perfect_submission(tables) -> tuple[dict, dict]:
     """The submission that gets every test video right (the ground truth written as predictions)."""
-    from tpslab.models.pipeline import boxes_from_dataset
+    from tpslab.pipeline import boxes_from_dataset
     from tpslab.submission import build_predictions
 
     boxes, frames = boxes_from_dataset(tables, list(tables.videos["video"].astype(str)))
@@ -196,7 +196,7 @@ from pathlib import Path
 
 import tpslab
 from tpslab.models.baselines import MajorityBaseline
-from tpslab.models.pipeline import boxes_from_predictions, majority_predictions
+from tpslab.pipeline import boxes_from_predictions, majority_predictions
 from tpslab.submission import write_submission_zip
 from tpslab.synthetic import ensure_mini
 
@@ -466,7 +466,7 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
 def _baseline(ds, detections_file) -> tuple[dict, dict]:
     """The starting kit's baseline submission (what baseline.py writes)."""
     from tpslab.models.baselines import MajorityBaseline
-    from tpslab.models.pipeline import boxes_from_predictions, majority_predictions
+    from tpslab.pipeline import boxes_from_predictions, majority_predictions
 
     labels = dict(zip(ds.videos["video"].astype(str), ds.videos["label"].astype(str)))
     train = {v: labels[v] for v in ds.videos.loc[ds.videos["split"] == "train", "video"].astype(str)}

@@ -3,15 +3,28 @@
 Resolution order for the dataset root, as scikit-learn's ``get_data_home``: an explicit argument,
 then the ``TPSLAB_DATA`` environment variable, then the embedded mini dataset, generated
 deterministically on first use into the cache folder. Nothing here depends on the working directory.
+
+This module sits at the bottom of the stack and imports nothing of tpslab: the mini dataset (a layer
+below, with its renderer and video writer) is wired in by the package's top (``tpslab/__init__.py``)
+through :func:`provide_mini`, so that loading tables never imports the renderer or PyAV.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 DATA_ENV = "TPSLAB_DATA"
 CACHE_ENV = "TPSLAB_CACHE"
+
+_mini_provider: Callable[..., Path] | None = None
+
+
+def provide_mini(provider: Callable[..., Path]) -> None:
+    """Set the function that returns the mini dataset's root (``provider(progress=bool) -> Path``)."""
+    global _mini_provider
+    _mini_provider = provider
 
 
 def cache_home() -> Path:
@@ -29,9 +42,9 @@ def resolve_root(root=None, *, progress: bool = True) -> Path:
     elif os.environ.get(DATA_ENV):
         chosen = Path(os.environ[DATA_ENV]).expanduser()
     else:
-        from tpslab.synthetic import ensure_mini
-
-        return ensure_mini(progress=progress)
+        if _mini_provider is None:
+            raise RuntimeError("no mini dataset provider: import tpslab (its __init__ provides it)")
+        return _mini_provider(progress=progress)
     if not chosen.is_dir():
         hint = f" (from ${DATA_ENV})" if root is None else ""
         raise FileNotFoundError(f"Kinetics-TPS root {chosen}{hint} is not a folder")

@@ -14,7 +14,7 @@ COCO out
 COCO results in
     :func:`read_coco_results` reads a detector's results file (``[{"image_id", "category_id", "bbox",
     "score"}, ...]``) against the exported images and returns the boxes table that
-    :class:`tpslab.models.pipeline.EndToEnd` and :func:`tpslab.models.pipeline.majority_predictions`
+    :class:`tpslab.pipeline.EndToEnd` and :func:`tpslab.pipeline.majority_predictions`
     consume, in the release's pixels, with the scorer's limits applied (see its docstring for the rule);
     :func:`write_detections` writes them as the detections file ``tpslab predict --boxes`` reads.
 
@@ -632,7 +632,7 @@ def _inclusive_overlap(p: np.ndarray, h: np.ndarray):
 def read_coco_results(results, images, *, videos: Iterable[str] | None = None, max_humans: int = HUMAN_LIMIT,
                       max_proposals: int = 1, min_person_score: float = 0.0, min_part_score: float = 0.0,
                       reach: float = 0.25) -> CocoDetections:
-    """A detector's COCO results -> the box table of :mod:`tpslab.models.pipeline`, in the release's pixels.
+    """A detector's COCO results -> the box table of :mod:`tpslab.pipeline`, in the release's pixels.
 
     ``results``: a results file (``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...]``)
     or the loaded list. ``images``: the COCO file :func:`export_coco` wrote for those frames (or its
@@ -669,7 +669,7 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     bbox that is not 4 finite numbers with positive width and height, and a score that is not a finite
     number (NaN, inf, a string, a bool); ``ValueError`` for limits outside the scorer's.
     """
-    from tpslab.models.pipeline import BOX_COLUMNS
+    from tpslab.pipeline import BOX_COLUMNS
 
     for name, value, most in (("max_humans", max_humans, HUMAN_LIMIT), ("max_proposals", max_proposals,
                                                                        PROPOSAL_LIMIT)):
@@ -763,7 +763,7 @@ def write_detections(detections: CocoDetections, out, *, overwrite: bool = False
     """Write what :func:`read_coco_results` read as a detections file in the challenge's prediction format
     (a ``pred_part_result.json``: every frame of ``detections.frames``, persons with their parts' boxes
     as proposals in score order, verbs ``"none"``), the ``DETECTIONS`` that ``tpslab predict RUN --boxes
-    DETECTIONS`` and :func:`tpslab.models.pipeline.boxes_from_predictions` read (they take each part's
+    DETECTIONS`` and :func:`tpslab.pipeline.boxes_from_predictions` read (they take each part's
     first proposal and ignore the verbs). ``out`` must not exist unless ``overwrite``
     (``FileExistsError``)."""
     import orjson

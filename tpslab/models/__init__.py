@@ -4,10 +4,11 @@
 - :mod:`tpslab.models.compositional`: :class:`CompositionalClassifier` (scikit-learn on part-state bags);
 - :mod:`tpslab.models.temporal`: :class:`TemporalClassifier` (a GRU or transformer over per-frame part states);
 - :mod:`tpslab.models.recognizer`: :class:`PartStateRecognizer` (a small CNN on part crops from pixels);
-- :mod:`tpslab.models.pipeline`: the end-to-end predictor, its prediction files and score, the part ablation.
+- :mod:`tpslab.pipeline`: the end-to-end predictor, its prediction files and score, the part ablation.
 
-Names are imported on first use, so ``import tpslab.models`` (and the scikit-learn modules and the
-pipeline module) never import torch; the recogniser and the temporal model do.
+The end-to-end predictor that joins them to a scored submission is the application layer above:
+:mod:`tpslab.pipeline`. Names are imported on first use, so ``import tpslab.models`` (and the
+scikit-learn modules) never import torch; the recogniser and the temporal model do.
 """
 
 from __future__ import annotations
@@ -23,13 +24,7 @@ _LAZY = {
     "PartStateRecognizer": "recognizer",
     "crop_parts": "recognizer",
     "smooth_probs": "recognizer",
-    "EndToEnd": "pipeline",
-    "Predictions": "pipeline",
-    "boxes_from_dataset": "pipeline",
-    "boxes_from_predictions": "pipeline",
-    "majority_predictions": "pipeline",
-    "score_predictions": "pipeline",
-    "part_ablation": "pipeline",
+    "labels_for": "_common",
     "video_labels": "_common",
 }
 

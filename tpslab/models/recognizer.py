@@ -2,7 +2,7 @@
 
 Boxes come from a table shaped like the dataset's ``parts`` table (columns ``video, frame, human,
 human_x1..human_y2, part, part_x1..part_y2`` and, to train, ``state``): ground-truth boxes, or the
-boxes of an external detections file read by :func:`tpslab.models.pipeline.boxes_from_predictions`.
+boxes of an external detections file read by :func:`tpslab.pipeline.boxes_from_predictions`.
 
 - crops come from :mod:`tpslab.crops`: :func:`crop_parts` holds every crop of a table in memory,
   :class:`~tpslab.crops.PartCrops` reads them on demand (the streaming path: memory does not grow with

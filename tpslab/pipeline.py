@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tpslab.models._common import labels_for
+from tpslab.models import labels_for
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
 from tpslab.vocab import Vocab, part_groups
 
@@ -389,7 +389,7 @@ def _train_run(d, t0, root, run, *, epochs, batch_size, device, workers, resume,
                max_crops, balance, cap_per_state, patience, backbone, threads, progress, log) -> dict:
     import time
 
-    from tpslab.models._common import video_labels
+    from tpslab.models import video_labels
     from tpslab.models.recognizer import PartStateRecognizer
     from tpslab.models.training import prepare_run, process_device
 

@@ -9,7 +9,7 @@ from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab.metrics import tps_score
 from tpslab.models.baselines import MajorityBaseline
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig
-from tpslab.models.pipeline import (BOX_COLUMNS, EndToEnd, boxes_from_dataset, boxes_from_predictions,
+from tpslab.pipeline import (BOX_COLUMNS, EndToEnd, boxes_from_dataset, boxes_from_predictions,
                                     majority_predictions, part_ablation, score_predictions)
 from tpslab.models.recognizer import PartStateRecognizer, video_paths
 from tpslab.submission import build_predictions, export_ground_truth
