@@ -40,10 +40,6 @@ def _max_annotated(dataset) -> pd.Series:
     return frames.groupby(frames["video"].astype(str), observed=True)["frame"].max().astype("Int64")
 
 
-def _na_int(value):
-    return None if value is None or pd.isna(value) else int(value)
-
-
 # ----------------------------------------------------------------------------- check-videos
 
 

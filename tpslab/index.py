@@ -31,7 +31,6 @@ from tpslab.memory import gc_paused, owner_gone, owner_tag, worker_map
 from tpslab.vocab import LIST_FILES, Vocab
 
 INDEX_VERSION = 4
-TABLES = ("frames", "humans", "parts")
 MAX_FRAME_NUMBER = np.iinfo(np.int32).max  # the frames table stores frame numbers as int32
 # Below this many files the index is parsed in-process: starting workers would cost more than it saves.
 PARALLEL_MIN_FILES = 4000

@@ -97,7 +97,6 @@ class Pose:
     points: dict[str, Point]
     states: dict[str, str]
     objects: dict[str, str | None]
-    torso_dir: Point
     lengths: dict[str, float]
     facing: int
     scale: float  # the figure scale of the person, in pixels
@@ -204,7 +203,7 @@ def pose(body: Body, t: int, states: dict[str, str], objects: dict[str, str | No
         ground -= 0.05 * body.scale
     dy = ground - lowest
     pts = {k: (x + camera[0], y + dy + camera[1]) for k, (x, y) in pts.items()}
-    p = Pose(pts, dict(states), dict(objects), up, L, body.facing, body.scale)
+    p = Pose(pts, dict(states), dict(objects), L, body.facing, body.scale)
     if objects.get("hip") is not None:  # a seat under the pelvis, down to the floor
         px, py = pts["pelvis"]
         w = 0.14 * body.scale
