@@ -298,8 +298,9 @@ class TPSDataset:
     def split_train_val(self, val_fraction: float = 0.25, seed: int = 0) -> tuple[list[str], list[str]]:
         """A seeded split of the *train* videos into train and validation, stratified by class.
 
-        Test labels of Kinetics-TPS were never released, so results are reported on held-out train
-        videos. Every class with at least two videos keeps at least one video on each side.
+        The test videos' part annotations (boxes and part states) were never released (their actions
+        are known only from their class folders), so results are reported on held-out train videos.
+        Every class with at least two videos keeps at least one video on each side.
         """
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
