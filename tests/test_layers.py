@@ -1,4 +1,4 @@
-"""The package's layers (docs/architecture.md): every import, at module level or inside a function, points up.
+"""The package's layers (docs/architecture.md, which this test enforces): every import, at module level or inside a function, points up.
 
 Read from the source with ``ast``, so a lazy import inside a function counts as much as one at the top.
 """
