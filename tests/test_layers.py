@@ -4,6 +4,7 @@ Read from the source with ``ast``, so a lazy import inside a function counts as 
 """
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,7 @@ def _imports_from(path: Path, module: str) -> set[str]:
     return found
 
 
+@lru_cache(maxsize=None)
 def _graph() -> dict[str, set[str]]:
     return {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
 
