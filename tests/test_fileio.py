@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tpslab.fileio import atomic_path, atomic_write_bytes
+from tpslab.fileio import atomic_folder, atomic_path, atomic_write_bytes
 
 
 @pytest.fixture(params=[0o022, 0o077, 0o002])
@@ -87,3 +87,27 @@ def test_an_unwritable_folder_is_an_error_naming_it(tmp_path):
             folder.chmod(0o700)
     assert not (folder / "tpslab-test.json").exists()
 
+
+
+def test_a_folder_appears_whole_or_not_at_all(tmp_path, umask):
+    with atomic_folder(tmp_path / "new" / "out") as tmp:
+        assert tmp.name.startswith(f".out.partial-{os.getpid()}-") and _mode(tmp) == 0o777 & ~umask
+        (tmp / "a.txt").write_text("a")
+    assert (tmp_path / "new" / "out" / "a.txt").read_text() == "a" and _mode(tmp_path / "new" / "out") == 0o777 & ~umask
+    with pytest.raises(RuntimeError), atomic_folder(tmp_path / "failed") as tmp:
+        (tmp / "half").write_text("x")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]  # nothing left
+
+
+def test_a_folder_goes_only_where_nothing_or_an_empty_folder_stands_unless_replaced(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with atomic_folder(tmp_path / "empty", prefix=".tmp-x-") as tmp:
+        assert tmp.name.startswith(".tmp-x-")
+        (tmp / "a").write_text("a")
+    assert os.listdir(tmp_path / "empty") == ["a"]
+    with pytest.raises(OSError), atomic_folder(tmp_path / "empty") as tmp:  # not empty
+        (tmp / "b").write_text("b")
+    with atomic_folder(tmp_path / "empty", replace=True) as tmp:
+        (tmp / "b").write_text("b")
+    assert os.listdir(tmp_path / "empty") == ["b"] and sorted(os.listdir(tmp_path)) == ["empty"]

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import secrets
 import shutil
 import zipfile
 from datetime import date
@@ -394,6 +392,7 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
     is not empty.
     """
     import tpslab
+    from tpslab.fileio import atomic_folder
     from tpslab.interop import write_detections
     from tpslab.submission import write_json_pair, write_submission_zip
     from tpslab.synthetic.writer import get_preset
@@ -404,10 +403,7 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
     tables, root = test_truth(preset, seed)
     ds = tpslab.load_dataset(root, progress=False)
     names = list(tables.videos["video"].astype(str))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         # reference data: the teacher's only
         (tmp / "reference_data").mkdir()
         gt_vid, gt_part = reference_files(tables)
@@ -454,12 +450,6 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
                 bundle.write(tmp / inner, inner)
                 (tmp / inner).unlink()
             bundle.write(kit / "baseline_submission.zip", "baseline_submission.zip")
-        if out.is_dir():
-            out.rmdir()
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"out": out, "videos": len(names), "baseline": baseline}
 
 

@@ -1,7 +1,7 @@
-"""Writing files so that a crash or an interrupt never leaves a half-written one in place.
+"""Writing files and folders so that a crash or an interrupt never leaves a half-written one in place.
 
-Written files get the permissions the user's umask gives (as ``open(path, "w")`` would), and problems
-with the target folder raise an ``OSError`` that names the folder.
+Written files and folders get the permissions the user's umask gives (as ``open(path, "w")`` and
+``mkdir`` would), and problems with the target folder raise an ``OSError`` that names the folder.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,3 +62,42 @@ def atomic_write_bytes(path, data: bytes) -> Path:
         tmp.write_bytes(data)
     return Path(path)
 
+
+
+@contextmanager
+def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
+    """Yield a new hidden folder beside ``path``; on success it is renamed onto ``path``, else removed.
+
+    ``with atomic_folder(out) as tmp: fill(tmp)`` makes ``out`` whole or not at all. The temporary
+    folder is named ``prefix`` (default ``.<name>.partial-<pid>-``) and 8 random hex digits, so that a
+    later run can find a killed run's leftovers by the prefix. It is created as ``mkdir`` creates
+    folders (mode 0777 less the umask), the folder above ``path`` too when missing. When the block
+    ends, ``path`` must be missing or an empty folder: an empty folder is removed first (an ``OSError``
+    if another process filled it meanwhile), and a ``FileExistsError`` says that another process made
+    ``path`` meanwhile. With ``replace``, whatever stands at ``path`` is removed first instead.
+    """
+    path = Path(path)
+    folder = _folder_for(path)
+    prefix = f".{path.name}.partial-{os.getpid()}-" if prefix is None else prefix
+    while True:
+        tmp = folder / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield tmp
+        if replace and path.exists():
+            shutil.rmtree(path)
+        elif path.is_dir():
+            path.rmdir()  # fails if someone filled it meanwhile
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            if not replace and e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise FileExistsError(f"{path} was created by another process meanwhile") from e
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

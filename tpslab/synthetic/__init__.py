@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import errno
 import json
-import os
-import secrets
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tpslab.fileio import atomic_folder
 from tpslab.synthetic.writer import GENERATOR_VERSION, PRESETS, Preset, get_preset
 
 if TYPE_CHECKING:
@@ -141,27 +140,13 @@ def generate(out, preset="default", seed: int = 0, progress: bool = True,
     out = Path(out).expanduser().absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty folder; choose a new folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
     specs = writer.video_specs(p, seed)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         workers = writer.default_workers(len(specs)) if workers is None else workers
         rows = writer.run_videos(specs, tmp, workers, progress)
         writer.write_lists(tmp, specs)
         if mark:
             (tmp / MINI_RECORD).write_text(json.dumps(_mini_identity(p, seed)) + "\n", encoding="utf-8")
-        if out.is_dir():
-            out.rmdir()  # fails if someone filled it meanwhile
-        try:
-            os.rename(tmp, out)
-        except OSError as e:
-            if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                raise FileExistsError(f"{out} was created by another process while generating") from e
-            raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _record(out, p, seed, specs, rows)
 
 
