@@ -25,6 +25,7 @@ import pandas as pd
 
 from tpslab.annotations import FRAME_FILE, ColumnSink, parse_frame_bytes
 from tpslab.errors import Problem
+from tpslab.fileio import atomic_folder
 from tpslab.home import cache_home
 from tpslab.layout import ANNOTATION_TOP, CACHE_DIR, LIST_DIR, check_release_root, scan
 from tpslab.memory import gc_paused, owner_gone, owner_tag, worker_map
@@ -303,37 +304,22 @@ def expand_parts(humans: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     return _join_parts(_repeat_humans(humans), stored)
 
 
-def _parse_parallel(tasks, workers: int, bar) -> list[dict]:
-    """Parse batches in worker processes that die with this one; if the pool breaks, the rest is
-    parsed in this process (with a warning)."""
-    return worker_map(_parse_batch, [t for t, _ in tasks], workers, sizes=[s for _, s in tasks], bar=bar,
-                      desc="indexing annotations", serial_fallback=True)
-
-
-def _parse_serial(tasks, bar, results: list) -> list[dict]:
-    """Parse the batches not yet in ``results`` in this process."""
-    for task, size in tasks[len(results):]:
-        results.append(_parse_batch(task))
-        bar.update(size)
-    return results
-
-
 def build_tables(dirs: list[AnnotationDir], vocab: Vocab, *, workers: int | None = None,
                  progress: bool = True) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
     """Parse every annotation file of ``dirs``; returns the tables (parts in the stored form, see
-    :func:`expand_parts`) and the problems found."""
-    from tqdm.auto import tqdm
+    :func:`expand_parts`) and the problems found.
 
+    Batches are parsed in ``workers`` processes (default: one per core) that die with this one, when
+    there are at least :data:`PARALLEL_MIN_FILES` files; if the pool breaks, the rest is parsed in this
+    process (with a warning).
+    """
     total = sum(len(d.names) for d in dirs)
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    tasks = [((vocab, batch), size) for batch, size in _batches(dirs)]
-    results = []
-    with tqdm(total=total, desc="indexing annotations", unit="file", disable=not progress,
-              leave=False) as bar:
-        if workers <= 1 or total < PARALLEL_MIN_FILES:
-            _parse_serial(tasks, bar, results)
-        else:
-            results = _parse_parallel(tasks, workers, bar)
+    batches = list(_batches(dirs))
+    results = worker_map(_parse_batch, [(vocab, batch) for batch, _ in batches],
+                         workers if total >= PARALLEL_MIN_FILES else 1, sizes=[size for _, size in batches],
+                         desc="indexing annotations", unit="file", progress=progress, leave=False,
+                         serial_fallback=True)
     problems = [p for r in results for p in r.pop("problems")]
     for d in dirs:
         problems.extend(d.problems)
@@ -369,7 +355,7 @@ def _remove_stale_tmp(cache: Path) -> None:
     """Remove the temporary folders of builds that were killed (their process is gone); a live
     concurrent build's folder is kept."""
     for tmp in cache.glob(f"{TMP_PREFIX}*"):
-        owner = tmp.name[len(TMP_PREFIX):].rpartition("-")[0]  # drop mkdtemp's random part
+        owner = tmp.name[len(TMP_PREFIX):].rpartition("-")[0]  # drop the random part
         try:
             stale = tmp.is_dir() and owner_gone(owner, tmp.stat().st_mtime)
         except OSError:
@@ -385,8 +371,7 @@ def _write_cache(cache: Path, fp: str, tables: dict, problems: list[Problem]) ->
     cache.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(cache)
     final = cache / f"index-{fp[:24]}"
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f"{TMP_PREFIX}{owner_tag()}-"))
-    try:
+    with atomic_folder(final, prefix=f"{TMP_PREFIX}{owner_tag()}-", replace=True) as tmp:
         manifest = {"version": INDEX_VERSION, "fingerprint": fp, "files": {},
                     "problems": [[p.path, p.field, p.message, p.severity] for p in problems]}
         for name, df in tables.items():
@@ -395,12 +380,6 @@ def _write_cache(cache: Path, fp: str, tables: dict, problems: list[Problem]) ->
                            compression_level=1, write_page_checksum=True)
             manifest["files"][name] = {"rows": len(df), "bytes": f.stat().st_size}
         (tmp / "manifest.json").write_text(json.dumps(manifest))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in cache.glob("index-*"):  # superseded indexes
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
