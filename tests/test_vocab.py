@@ -1,7 +1,7 @@
 import pytest
 
 from tpslab.vocab import (ACTIONS, OBJECTS, PARTS, STATES, UnknownNameError, Vocab, Vocabulary,
-                          mirror_part, part_groups, read_list_file)
+                          mirror_part, mirror_permutation, part_groups, read_list_file)
 
 
 def test_default_sizes_match_the_known_names():
@@ -70,6 +70,7 @@ def test_mirror_and_groups():
     groups = part_groups(PARTS)
     assert groups["hand"] == ["left_hand", "right_hand"] and groups["head"] == ["head"]
     assert len(groups) == 6
+    assert mirror_permutation(["head", "left_hand", "right_hand", "left_foot"]) == [0, 2, 1, 3]  # no right foot
 
 
 def test_codes_of_a_column():

@@ -46,7 +46,7 @@ import torch
 
 from tpslab.layout import rawframes_folder
 from tpslab.video import VideoError, open_video
-from tpslab.vocab import Vocab, mirror_part
+from tpslab.vocab import Vocab, mirror_permutation
 
 PART_BOX = ["part_x1", "part_y1", "part_x2", "part_y2"]
 HUMAN_BOX = ["human_x1", "human_y1", "human_x2", "human_y2"]
@@ -420,8 +420,7 @@ class CropAugment:
 
 def mirror_ids(vocab: Vocab) -> np.ndarray:
     """For each part id, the id of the part on the other side of the body (itself when it has none)."""
-    return np.asarray([vocab.parts.id(mirror_part(p)) if mirror_part(p) in vocab.parts else i
-                       for i, p in enumerate(vocab.parts.names)], np.int64)
+    return np.asarray(mirror_permutation(vocab.parts.names), np.int64)
 
 
 # ----------------------------------------------------------------------------- the dataset

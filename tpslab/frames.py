@@ -28,7 +28,8 @@ import pandas as pd
 from tpslab.fileio import atomic_write_bytes
 from tpslab.layout import rawframes_folder
 from tpslab.memory import owner_gone, owner_tag, worker_map
-from tpslab.video import PyAVReader, VideoError, count_frames, frame_name, list_frame_files, probe
+from tpslab.video import (PyAVReader, VideoError, count_frames, frame_name, list_frame_files, probe,
+                          short_side_size)
 
 JPEG_QUALITY = 95  # OpenCV's default, which mmaction2's extraction used
 
@@ -272,11 +273,10 @@ def _remove_stale_partials(out: Path) -> None:
 
 
 def _short_side_size(width: int, height: int, short_side: int | None) -> tuple[int, int] | None:
+    """The size to decode to (None: the video's own)."""
     if short_side is None or min(width, height) == short_side:
         return None
-    scale = short_side / min(width, height)
-    return (short_side, max(1, round(height * scale))) if width <= height else \
-        (max(1, round(width * scale)), short_side)
+    return short_side_size(width, height, short_side)
 
 
 def _decode_to(path, info, size, quality: int, partial: Path) -> dict[str, int]:

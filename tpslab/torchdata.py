@@ -36,8 +36,8 @@ import torch
 
 from tpslab import sampling
 from tpslab.layout import rawframes_folder
-from tpslab.video import open_video
-from tpslab.vocab import mirror_part
+from tpslab.video import open_video, short_side_size
+from tpslab.vocab import mirror_permutation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -138,8 +138,7 @@ class ShortSideResize:
     def __call__(self, sample: dict, rng) -> dict:
         frames = sample["frames"]
         h, w = frames.shape[-2:]
-        scale = self.size / min(h, w)
-        new_h, new_w = (self.size, max(1, round(w * scale))) if h <= w else (max(1, round(h * scale)), self.size)
+        new_w, new_h = short_side_size(w, h, self.size)
         if (new_h, new_w) == (h, w):
             return sample
         sample["frames"] = torch.nn.functional.interpolate(
@@ -202,13 +201,13 @@ class RandomHorizontalFlip:
     """Mirror the clip left-right with probability ``p``; boxes follow and part labels swap sides.
 
     ``parts`` are the part names in the column order of ``part_boxes`` (the vocabulary's order): after a
-    flip, what was annotated as ``left_hand`` is the right hand of the mirrored person.
+    flip, what was annotated as ``left_hand`` is the right hand of the mirrored person (a part whose other
+    side is not in ``parts`` keeps its column).
     """
 
     def __init__(self, parts: Sequence[str], p: float = 0.5):
-        names = list(parts)
         self.p = p
-        self.permutation = torch.tensor([names.index(mirror_part(n)) for n in names], dtype=torch.long)
+        self.permutation = torch.tensor(mirror_permutation(parts), dtype=torch.long)
 
     def __call__(self, sample: dict, rng) -> dict:
         if rng.random() >= self.p:

@@ -119,6 +119,14 @@ def list_frame_files(folder) -> dict[int, str]:
     return numbers
 
 
+def short_side_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """The ``(width, height)`` of a ``width`` x ``height`` frame resized so that its shorter side has
+    ``short_side`` pixels (the longer side rounded, at least 1; a square frame gets ``short_side`` both)."""
+    scale = short_side / min(width, height)
+    return (short_side, max(1, round(height * scale))) if width <= height else \
+        (max(1, round(width * scale)), short_side)
+
+
 # ----------------------------------------------------------------------------- probing
 
 

@@ -191,6 +191,14 @@ def mirror_part(part: str) -> str:
     return part
 
 
+def mirror_permutation(parts: Sequence[str]) -> list[int]:
+    """For each part of ``parts``, the position of its :func:`mirror_part` in ``parts`` (its own when
+    the other side is not there): what a left-right flip does to a per-part axis."""
+    parts = list(parts)
+    position = {p: i for i, p in enumerate(parts)}
+    return [position.get(mirror_part(p), i) for i, p in enumerate(parts)]
+
+
 def part_groups(parts: Iterable[str]) -> dict[str, list[str]]:
     """Group left/right pairs under their common name (``hand``: [left_hand, right_hand]); others alone."""
     groups: dict[str, list[str]] = {}
