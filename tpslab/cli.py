@@ -436,40 +436,40 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["tiny", "default"], default="default",
                    help="dataset size (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="random seed, >= 0 (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_mini)
 
     p = sub.add_parser("index", help="build (or refresh) the annotation index of a release",
                        description="Parse every annotation file of ROOT in parallel and cache the tables as "
                        "parquet in ROOT/.tpslab (or in the cache folder when ROOT is read-only).")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("--workers", type=_whole_number(1), default=None, help="worker processes (default: all cores)")
     p.add_argument("--rebuild", action="store_true", help="ignore an existing cache")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("validate", help="list every problem of a release, with its file",
                        description="Check annotations, list files, flists and videos of ROOT. Prints one line "
                        "per problem and a summary; exits 1 when there are errors (or warnings with --strict).")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("--no-video-probe", action="store_true",
                    help="do not read video headers (skips the boxes-inside-the-image check)")
     p.add_argument("--strict", action="store_true", help="warnings count as errors for the exit code")
     p.add_argument("--max", type=_whole_number(0), default=None, metavar="N", help="print at most N problems")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("check-videos", help="decoded frame counts against the flist and the annotations",
                        description="Per video: the frames the file shows (edit lists honoured, truncation "
                        "detected) against the flist count and the highest annotated frame. Prints the "
                        "mismatches, unreadable files and a summary; exits 1 when anything is off.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("--decode", action="store_true", help="decode every frame too (slow; catches damaged data)")
     p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",
                    help="print at most N videos (default: 50)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_check_videos)
 
     p = sub.add_parser("extract-frames", help="decode videos to OUT/<split>/<class>/<video>/img_%%05d.jpg",
@@ -485,7 +485,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "Partial folders of killed runs are removed. Each video's count is checked against the "
                        "flist. Exits 1 when a video could not be read or a folder was refused, 2 on bad "
                        "arguments or an unwritable OUT.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("out", nargs="?", metavar="OUT", help="folder to write the frames into (or --out)")
     p.add_argument("--out", dest="out_option", metavar="OUT",
                    help="folder to write the frames into, with ROOT optional")
@@ -500,7 +500,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_extract_frames)
 
     p = sub.add_parser("evaluate", help="the official Kinetics-TPS score of a submission",
@@ -552,15 +552,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export-gt", help="write gt_vid_result.json and gt_part_result.json for some videos",
                        description="Export the evaluation ground truth (scored frames 1, 6, 11, ...) of a set "
                        "of train-split videos of ROOT: those listed in a file, or a seeded train/val split.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--videos", metavar="FILE", help="UTF-8 file with one video name per line (# comments)")
     which.add_argument("--split", choices=["train", "val"], help="one side of split_train_val")
-    p.add_argument("--val-fraction", type=_fraction, default=0.25,
-                   help="for --split, strictly between 0 and 1 (default: %(default)s)")
-    p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
+    _split_arguments(p)
     p.add_argument("--out", required=True, help="folder to write the two files into (made if missing)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_export_gt)
 
     p = sub.add_parser("export-coco", help="persons and body parts of annotated frames as a COCO detection file",
@@ -574,22 +572,20 @@ def _build_parser() -> argparse.ArgumentParser:
                        "overwritten only when tpslab export-coco wrote it. Exits 2 on bad input (a frame missing "
                        "from FRAMES unless --skip-missing, a 0-based frame folder, frames whose size cannot be checked "
                        "against their video).")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("frames", metavar="FRAMES", help="rawframes folder made by tpslab extract-frames")
     p.add_argument("--out", required=True, metavar="FILE.json", help="COCO JSON file to write")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--split", choices=["train", "val", "all"], default="all",
                        help="videos: one side of split_train_val, or all annotated videos (default: %(default)s)")
     which.add_argument("--videos", metavar="FILE", help="UTF-8 file with one video name per line (# comments)")
-    p.add_argument("--val-fraction", type=_fraction, default=0.25,
-                   help="for --split, strictly between 0 and 1 (default: %(default)s)")
-    p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
+    _split_arguments(p)
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out annotated frames that FRAMES lacks (a video not extracted, or a folder ending "
                    "before the frame; counted in the summary) instead of refusing")
     p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes reading frame and video sizes (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_export_coco)
 
     p = sub.add_parser("export-lists", help="MMAction2 and PySlowFast annotation lists of the train/val/test videos",
@@ -602,7 +598,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "tpslab) and test. Test videos get their class folder's action id (the release files them "
                        "by class), or -1 with --hide-test-labels. A file in DIR that tpslab did not write is "
                        "never overwritten. Exits 2 on bad input.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("--frames", metavar="FRAMES",
                    help="rawframes folder made by tpslab extract-frames: also write the rawframe lists")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the lists into (made if missing)")
@@ -614,7 +610,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="leave out videos without a video file or frame folder instead of refusing")
     p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes counting frames (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _quiet_argument(p)
     p.set_defaults(func=_cmd_export_lists)
 
     p = sub.add_parser("train-recognizer", help="train the part-state recogniser (and the pipeline) into a run folder",
@@ -630,7 +626,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "the run in RUN and ends with the weights an uninterrupted run would have. Under torchrun "
                        "the processes share each global batch of --batch-size crops (gloo on CPU, NCCL on GPUs); "
                        "only rank 0 writes. Exits 2 on bad input.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("--out", required=True, metavar="RUN", help="run folder (new or empty; or the run to --resume)")
     p.add_argument("--epochs", type=_whole_number(1), default=4, help="epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=_whole_number(1), default=128, metavar="B",
@@ -675,7 +671,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "or zip; its verbs are ignored) for the videos of ROOT, and write the submission zip (scored "
                        "frames). Under torchrun each process reads its share of the videos and rank 0 writes the "
                        "zip; the predictions are those of a single process. Exits 2 on bad input.")
-    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+    _root_argument(p)
     p.add_argument("run", metavar="RUN", help="run folder of tpslab train-recognizer")
     p.add_argument("--boxes", required=True, metavar="DETECTIONS", help="detections in the prediction format")
     p.add_argument("--out", required=True, metavar="SUBMISSION.zip", help="the submission zip to write (must not "
@@ -715,6 +711,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_competition)
 
     return parser
+
+
+def _root_argument(p) -> None:
+    p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+
+
+def _quiet_argument(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _split_arguments(p) -> None:
+    """The options of ``--split`` (split_train_val's)."""
+    p.add_argument("--val-fraction", type=_fraction, default=0.25,
+                   help="for --split, strictly between 0 and 1 (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="for --split, >= 0 (default: %(default)s)")
 
 
 def _max_bytes_argument(p) -> None:
