@@ -87,7 +87,7 @@ def test_states_never_seen_for_a_part_get_no_probability(fitted, tiny_crops):
     _, train, crops, test = tiny_crops
     probs = fitted.predict_proba(crops, test)
     assert probs.shape == (len(test), 66) and np.allclose(probs.sum(1), 1, atol=1e-5)
-    vocab = fitted.vocab
+    vocab = fitted.vocab_
     head = (test["part"] == "head").to_numpy()
     seen = set(train.loc[train["part"] == "head", "state"].astype(str))
     unseen = [vocab.states.id(s) for s in vocab.states.names if s not in seen]

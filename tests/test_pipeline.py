@@ -130,7 +130,7 @@ def test_end_to_end_errors(tiny, models):
     with pytest.raises(ValueError, match="video paths"):
         EndToEnd(recognizer, classifier).predict(boxes)
     other = PartStateRecognizer()
-    other.net_, other.vocab = recognizer.net_, Vocab(vocab.actions, vocab.parts, vocab.objects, vocab.objects)
+    other.net_, other.vocab_ = recognizer.net_, Vocab(vocab.actions, vocab.parts, vocab.objects, vocab.objects)
     with pytest.raises(ValueError, match="different part or state vocabularies"):
         EndToEnd(other, classifier)
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.models import labels_for
+from tpslab.models._common import is_fitted
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
 from tpslab.vocab import Vocab, part_groups
 
@@ -219,12 +220,12 @@ class EndToEnd:
                  counts: str = "hard"):
         if counts not in ("hard", "soft"):
             raise ValueError(f"counts must be 'hard' or 'soft', got {counts!r}")
-        if recognizer.net_ is None or classifier.estimator_ is None:
+        if not (is_fitted(recognizer) and is_fitted(classifier)):
             raise ValueError("EndToEnd needs a fitted recogniser and a fitted classifier")
         if classifier.config.objects:
             raise ValueError("the classifier uses object bags, which the recogniser does not predict; "
                              "train it with FeatureConfig(objects=False)")
-        r, c = recognizer.vocab, classifier.vocab
+        r, c = recognizer.vocab_, classifier.vocab_
         if r.parts != c.parts or r.states != c.states:
             raise ValueError("the recogniser and the classifier were trained with different part or state "
                              f"vocabularies ({len(r.parts)}/{len(r.states)} vs {len(c.parts)}/{len(c.states)} names)")
@@ -278,7 +279,7 @@ class EndToEnd:
         from tpslab.models.training import dist_context
 
         d = dist_context()
-        ds = self.recognizer.dataset(with_part, paths, self.recognizer.vocab, backend=backend)
+        ds = self.recognizer.dataset(with_part, paths, self.recognizer.vocab_, backend=backend)
         batches = VideoBatches(ds, batch_size, rank=d.rank, world_size=d.world)
         rows, part = self.recognizer.predict_batches(ds, batches, workers=workers, progress=progress and d.main)
         if d.world > 1:
@@ -288,7 +289,7 @@ class EndToEnd:
             dist.all_gather_object(shares, (rows, part))
             rows = np.concatenate([r for r, _ in shares])
             part = np.concatenate([p for _, p in shares])
-        probs = np.zeros((len(with_part), len(self.recognizer.vocab.states)), np.float32)
+        probs = np.zeros((len(with_part), len(self.recognizer.vocab_.states)), np.float32)
         if len(rows) != len(with_part) or len(np.unique(rows)) != len(with_part):
             raise RuntimeError(f"predicted {len(np.unique(rows))} of {len(with_part)} part boxes")
         probs[rows] = part

@@ -1,16 +1,66 @@
-"""Checks and small helpers shared by the models: labels, feature names, vocabularies, seeds, progress."""
+"""What the models share: their conventions (:class:`Estimator`), labels, feature names, vocabularies,
+saved files, seeds and torch settings."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from tpslab.fileio import atomic_path
 from tpslab.vocab import Vocab
 
 FORMAT_VERSION = 1  # of the files the models save; bump when their content changes
+
+
+class Estimator:
+    """scikit-learn's conventions, shared by tpslab's models.
+
+    ``__init__`` stores each parameter under its own name (and checks it); what :meth:`fit` or
+    ``load`` learns is stored in attributes whose names end in ``_`` and that exist only once fitted;
+    :meth:`_check_fitted` is the one check (on ``__sklearn_is_fitted__``, scikit-learn's name for it;
+    :func:`is_fitted` asks it).
+    """
+
+    #: the fitted attribute whose presence says that the model is fitted
+    _FITTED = "vocab_"
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return getattr(self, self._FITTED, None) is not None
+
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load()")
+
+    def _state(self) -> str:
+        return "fitted" if self.__sklearn_is_fitted__() else "not fitted"
+
+
+def is_fitted(model) -> bool:
+    """Whether ``model`` (one of tpslab's models) is fitted."""
+    return bool(model.__sklearn_is_fitted__())
+
+
+class PartsClassifier(Estimator):
+    """An action classifier whose input is built from a parts table (:meth:`inputs`)."""
+
+    def inputs(self, parts: pd.DataFrame, vocab: Vocab, *, probs=None, videos: Sequence[str] | None = None):
+        raise NotImplementedError
+
+    def fit(self, inputs, labels, vocab: Vocab):
+        raise NotImplementedError
+
+    def fit_parts(self, parts: pd.DataFrame, labels, vocab: Vocab, *, probs=None,
+                  videos: Sequence[str] | None = None):
+        """Build this model's input from ``parts`` (soft counts with ``probs``) and fit; ``videos``
+        default: the labelled ones present in ``parts``."""
+        if videos is None:
+            present = set(parts["video"].astype(str))
+            videos = [v for v in (labels.keys() if hasattr(labels, "keys") else labels.index) if v in present]
+        return self.fit(self.inputs(parts, vocab, probs=probs, videos=videos), labels, vocab)
 
 
 def video_labels(dataset, videos: Sequence[str] | None = None) -> dict[str, str]:
@@ -98,6 +148,45 @@ def check_saved(obj, kind: str, path) -> dict:
     if obj.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path}: saved with format {obj.get('format')}, this tpslab reads format {FORMAT_VERSION}")
     return obj
+
+
+def saved_data(kind: str, vocab: Vocab, **fields) -> dict:
+    """What a model saves: its ``kind``, the format version, ``fields`` and its vocabularies."""
+    return {"kind": kind, "format": FORMAT_VERSION, **fields, "vocab": vocab_names(vocab)}
+
+
+def read_saved(obj, kind: str, path, vocab: Vocab | None, what: str) -> dict:
+    """The dict of a saved model of ``kind`` (:func:`check_saved`); ``vocab``, when given, must be the
+    one it was trained with (``what`` names the model in the error)."""
+    data = check_saved(obj, kind, path)
+    if vocab is not None:
+        check_vocab(data["vocab"], vocab, f"{what} in {path}")
+    return data
+
+
+def save_torch(path, kind: str, net, vocab: Vocab, **fields) -> Path:
+    """Write a torch model with ``torch.save``, whole or not at all: ``net``'s state_dict (on the CPU),
+    ``fields`` (plain data: the file is read with ``weights_only=True``) and the vocabularies."""
+    import torch
+
+    path = Path(path)
+    data = saved_data(kind, vocab, **fields, state_dict={k: v.cpu() for k, v in net.state_dict().items()})
+    with atomic_path(path) as tmp:
+        torch.save(data, tmp)
+    return path
+
+
+def load_torch(path, kind: str, vocab: Vocab | None, what: str) -> dict:
+    """The dict :func:`save_torch` wrote (tensors on the CPU), checked as :func:`read_saved` does."""
+    import torch
+
+    return read_saved(torch.load(path, map_location="cpu", weights_only=True), kind, path, vocab, what)
+
+
+def restore_net(net, data: dict, device):
+    """``net`` with the weights of a :func:`load_torch` dict, on ``device``, in evaluation mode."""
+    net.load_state_dict(data["state_dict"])
+    return net.to(torch_device(device)).eval()
 
 
 def torch_device(device):

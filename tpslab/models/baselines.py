@@ -16,20 +16,22 @@ import numpy as np
 import pandas as pd
 
 from tpslab.fileio import atomic_path
-from tpslab.models._common import (FORMAT_VERSION, check_actions, check_saved, check_vocab, labels_for,
+from tpslab.models._common import (Estimator, check_actions, check_vocab, labels_for, read_saved, saved_data,
                                    vocab_from_names, vocab_names)
 from tpslab.vocab import Vocab
 
 _KIND = "tpslab.MajorityBaseline"
 
 
-class MajorityBaseline:
-    """Per (action, part) majority state; see the module docstring."""
+class MajorityBaseline(Estimator):
+    """Per (action, part) majority state; see the module docstring.
 
-    def __init__(self):
-        self.vocab: Vocab | None = None
-        self.states_: np.ndarray | None = None  # (actions, parts) state ids
-        self.counts_: np.ndarray | None = None  # (actions, parts, states) training counts
+    It has no parameters. Fitted: ``vocab_`` (the vocabulary it was fitted with), ``counts_`` (actions,
+    parts, states) training counts, ``states_`` (actions, parts) the majority state ids.
+    """
+
+    def __repr__(self) -> str:
+        return f"MajorityBaseline({self._state()})"
 
     def fit(self, parts: pd.DataFrame, labels, vocab: Vocab) -> "MajorityBaseline":
         """Count states per (action, part) over the rows of ``parts`` whose video has a label.
@@ -51,33 +53,30 @@ class MajorityBaseline:
         ok = (p >= 0) & (s >= 0)
         counts = np.zeros((len(vocab.actions), len(vocab.parts), len(vocab.states)), np.int64)
         np.add.at(counts, (a[ok], p[ok], s[ok]), 1)
-        self.vocab, self.counts_ = vocab, counts
-        self.states_ = self._majority(counts)
+        self._learned(vocab, counts)
         return self
 
-    def _majority(self, counts: np.ndarray) -> np.ndarray:
+    def _learned(self, vocab: Vocab, counts: np.ndarray) -> None:
+        """Set the fitted attributes from the training ``counts``."""
         # argmax keeps the first (lowest vocabulary id) of tied states: deterministic.
         per_part = counts.sum(0)
-        fallback = np.where(per_part.any(-1), per_part.argmax(-1), self.vocab.states.id("none")
-                            if "none" in self.vocab.states else 0)
+        fallback = np.where(per_part.any(-1), per_part.argmax(-1), vocab.states.id("none")
+                            if "none" in vocab.states else 0)
         seen = counts.any(-1)
-        return np.where(seen, counts.argmax(-1), fallback[None, :])
-
-    def _check_fitted(self):
-        if self.states_ is None:
-            raise RuntimeError("MajorityBaseline is not fitted; call fit() or load()")
+        self.vocab_, self.counts_ = vocab, counts
+        self.states_ = np.where(seen, counts.argmax(-1), fallback[None, :])
 
     def state_of(self, action: str, part: str) -> str:
         """The state predicted for ``part`` in a video of ``action``."""
         self._check_fitted()
-        return self.vocab.states.name(self.states_[self.vocab.actions.id(action), self.vocab.parts.id(part)])
+        return self.vocab_.states.name(self.states_[self.vocab_.actions.id(action), self.vocab_.parts.id(part)])
 
     def table(self) -> pd.DataFrame:
         """The predicted state of every (action, part): actions as rows, parts as columns."""
         self._check_fitted()
-        names = np.asarray(self.vocab.states.names, dtype=object)[self.states_]
-        return pd.DataFrame(names, index=pd.Index(self.vocab.actions.names, name="action"),
-                            columns=list(self.vocab.parts.names))
+        names = np.asarray(self.vocab_.states.names, dtype=object)[self.states_]
+        return pd.DataFrame(names, index=pd.Index(self.vocab_.actions.names, name="action"),
+                            columns=list(self.vocab_.parts.names))
 
     def predict(self, boxes: pd.DataFrame, actions, vocab: Vocab | None = None) -> np.ndarray:
         """The state name for each row of ``boxes`` (columns ``video, part``), given ``{video: action}``.
@@ -86,26 +85,27 @@ class MajorityBaseline:
         """
         self._check_fitted()
         if vocab is not None:
-            check_vocab(vocab_names(self.vocab), vocab, "MajorityBaseline")
+            check_vocab(vocab_names(self.vocab_), vocab, "MajorityBaseline")
         videos = boxes["video"].astype(str)
         uniq = list(pd.unique(videos))
         acts = labels_for(uniq, actions)
-        check_actions(acts, self.vocab, "MajorityBaseline.predict")
-        a = videos.map({v: self.vocab.actions.id(x) for v, x in zip(uniq, acts)}).to_numpy(np.int64)
-        p = self.vocab.parts.codes(boxes["part"])
+        check_actions(acts, self.vocab_, "MajorityBaseline.predict")
+        a = videos.map({v: self.vocab_.actions.id(x) for v, x in zip(uniq, acts)}).to_numpy(np.int64)
+        p = self.vocab_.parts.codes(boxes["part"])
         if (p < 0).any():
             raise ValueError("boxes has rows without a part name")
-        return np.asarray(self.vocab.states.names, dtype=object)[self.states_[a, p]]
+        return np.asarray(self.vocab_.states.names, dtype=object)[self.states_[a, p]]
 
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> Path:
         """Write the fitted baseline as JSON (vocabularies and counts; the majority is recomputed on load)."""
         self._check_fitted()
         path = Path(path)
-        data = {"kind": _KIND, "format": FORMAT_VERSION, "vocab": vocab_names(self.vocab),
-                "counts": {f"{a}|{p}": {s: int(c) for s, c in zip(self.vocab.states.names, row) if c}
-                           for a, arow in zip(self.vocab.actions.names, self.counts_)
-                           for p, row in zip(self.vocab.parts.names, arow) if row.any()}}
+        vocab = self.vocab_
+        data = saved_data(_KIND, vocab, counts={
+            f"{a}|{p}": {s: int(c) for s, c in zip(vocab.states.names, row) if c}
+            for a, arow in zip(vocab.actions.names, self.counts_) for p, row in zip(vocab.parts.names, arow)
+            if row.any()})
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(data), encoding="utf-8")
         return path
@@ -113,17 +113,13 @@ class MajorityBaseline:
     @classmethod
     def load(cls, path, vocab: Vocab | None = None) -> "MajorityBaseline":
         """Read a baseline written by :meth:`save`; ``vocab``, when given, must match the saved one."""
-        data = check_saved(json.loads(Path(path).read_text(encoding="utf-8")), _KIND, path)
-        names = data["vocab"]
-        saved_vocab = vocab_from_names(names)
-        if vocab is not None:
-            check_vocab(names, vocab, f"the baseline in {path}")
+        data = read_saved(json.loads(Path(path).read_text(encoding="utf-8")), _KIND, path, vocab, "the baseline")
+        saved_vocab = vocab_from_names(data["vocab"])
         counts = np.zeros((len(saved_vocab.actions), len(saved_vocab.parts), len(saved_vocab.states)), np.int64)
         for key, row in data["counts"].items():
             a, p = key.split("|")
             for s, c in row.items():
                 counts[saved_vocab.actions.id(a), saved_vocab.parts.id(p), saved_vocab.states.id(s)] = c
         model = cls()
-        model.vocab, model.counts_ = saved_vocab, counts
-        model.states_ = model._majority(counts)
+        model._learned(saved_vocab, counts)
         return model

@@ -22,8 +22,8 @@ import pandas as pd
 
 from tpslab.features import Features, state_bags, transition_counts
 from tpslab.fileio import atomic_path
-from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
-                                   labels_for, vocab_from_names, vocab_names)
+from tpslab.models._common import (PartsClassifier, check_actions, check_names, labels_for, read_saved, saved_data,
+                                   vocab_from_names)
 from tpslab.vocab import Vocab
 
 MODELS = ("logreg", "forest", "knn")
@@ -95,12 +95,14 @@ def make_estimator(model: str = "logreg", *, C: float = 1.0, seed: int = 0):
     raise ValueError(f"unknown model {model!r}; choose one of {MODELS} or pass a scikit-learn classifier")
 
 
-class CompositionalClassifier:
+class CompositionalClassifier(PartsClassifier):
     """Action from per-video part-state features; see the module docstring.
 
     ``model``: a name from :data:`MODELS` or an unfitted scikit-learn classifier; ``C`` is the inverse
     regularisation of the logistic regression; ``config`` says which features
-    :meth:`fit_parts`/:meth:`predict_parts` build; ``seed`` seeds the estimator.
+    :meth:`fit_parts`/:meth:`predict_parts` build; ``seed`` seeds the estimator. Fitted: ``estimator_``
+    (the fitted scikit-learn classifier), ``feature_names_``, ``vocab_`` (the vocabulary it was
+    trained with) and ``classes_`` (the actions seen in training).
     """
 
     def __init__(self, model="logreg", *, C: float = 1.0, config: FeatureConfig = FeatureConfig(), seed: int = 0):
@@ -108,14 +110,10 @@ class CompositionalClassifier:
         self.C = C
         self.config = config
         self.seed = seed
-        self.estimator_ = None
-        self.feature_names_: list[str] | None = None
-        self.vocab: Vocab | None = None
 
     def __repr__(self) -> str:
         model = self.model if isinstance(self.model, str) else type(self.model).__name__
-        state = "fitted" if self.estimator_ is not None else "not fitted"
-        return f"CompositionalClassifier(model={model!r}, C={self.C}, config={self.config}, {state})"
+        return f"CompositionalClassifier(model={model!r}, C={self.C}, config={self.config}, {self._state()})"
 
     # ------------------------------------------------------------------ features
     def features(self, parts: pd.DataFrame, *, probs=None, videos: Sequence[str] | None = None) -> Features:
@@ -124,7 +122,7 @@ class CompositionalClassifier:
         On a fitted classifier the vocabulary is the trained one and transition columns are aligned.
         """
         self._check_fitted()
-        feats = video_features(parts, self.vocab, self.config, probs=probs, videos=videos)
+        feats = video_features(parts, self.vocab_, self.config, probs=probs, videos=videos)
         if self.config.transitions:
             feats = align_transitions(feats, self.feature_names_)
         return feats
@@ -140,22 +138,12 @@ class CompositionalClassifier:
             raise ValueError(f"need videos of at least two actions to fit, got {sorted(set(y))}")
         est = make_estimator(self.model, C=self.C, seed=self.seed) if isinstance(self.model, str) else clone(self.model)
         est.fit(features.X, y)
-        self.estimator_, self.feature_names_, self.vocab = est, list(features.names), vocab
+        self.estimator_, self.feature_names_, self.vocab_ = est, list(features.names), vocab
         return self
 
-    def fit_parts(self, parts: pd.DataFrame, labels, vocab: Vocab, *, probs=None,
-                  videos: Sequence[str] | None = None) -> "CompositionalClassifier":
-        """Build this classifier's features from ``parts`` and fit (``videos`` default: those labelled)."""
-        if videos is None:
-            present = set(parts["video"].astype(str))
-            keys = labels.keys() if hasattr(labels, "keys") else labels.index
-            videos = [v for v in keys if v in present]
-        feats = video_features(parts, vocab, self.config, probs=probs, videos=videos)
-        return self.fit(feats, labels, vocab)
-
-    def _check_fitted(self):
-        if self.estimator_ is None:
-            raise RuntimeError("CompositionalClassifier is not fitted; call fit() or load()")
+    def inputs(self, parts: pd.DataFrame, vocab: Vocab, *, probs=None, videos: Sequence[str] | None = None) -> Features:
+        """The features :meth:`fit_parts` fits on: :func:`video_features` with this classifier's ``config``."""
+        return video_features(parts, vocab, self.config, probs=probs, videos=videos)
 
     def _X(self, features: Features) -> np.ndarray:
         self._check_fitted()
@@ -231,10 +219,9 @@ class CompositionalClassifier:
 
         self._check_fitted()
         path = Path(path)
-        data = {"kind": _KIND, "format": FORMAT_VERSION, "estimator": self.estimator_,
-                "model": self.model if isinstance(self.model, str) else None, "C": self.C,
-                "config": asdict(self.config), "seed": self.seed, "feature_names": self.feature_names_,
-                "vocab": vocab_names(self.vocab)}
+        data = saved_data(_KIND, self.vocab_, estimator=self.estimator_,
+                          model=self.model if isinstance(self.model, str) else None, C=self.C,
+                          config=asdict(self.config), seed=self.seed, feature_names=self.feature_names_)
         with atomic_path(path) as tmp:
             joblib.dump(data, tmp)
         return path
@@ -244,11 +231,9 @@ class CompositionalClassifier:
         """Read a classifier written by :meth:`save`; ``vocab``, when given, must match the trained one."""
         import joblib
 
-        data = check_saved(joblib.load(path), _KIND, path)
-        if vocab is not None:
-            check_vocab(data["vocab"], vocab, f"the classifier in {path}")
+        data = read_saved(joblib.load(path), _KIND, path, vocab, "the classifier")
         model = cls(data["model"] or data["estimator"], C=data["C"], config=FeatureConfig(**data["config"]),
                     seed=data["seed"])
         model.estimator_, model.feature_names_ = data["estimator"], data["feature_names"]
-        model.vocab = vocab_from_names(data["vocab"])
+        model.vocab_ = vocab_from_names(data["vocab"])
         return model

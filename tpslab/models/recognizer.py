@@ -38,9 +38,7 @@ from torch import nn
 
 from tpslab.crops import (GEOMETRY, HUMAN_BOX, PartCrops, box_geometry, crop_parts, need_columns,  # noqa: F401
                           video_paths)
-from tpslab.fileio import atomic_path
-from tpslab.models._common import (FORMAT_VERSION, check_saved, check_vocab, torch_device, torch_threads,
-                                   vocab_from_names, vocab_names)
+from tpslab.models._common import Estimator, load_torch, restore_net, save_torch, torch_threads, vocab_from_names
 from tpslab.vocab import Vocab
 
 #: ``weighted``: cross-entropy with class weights 1/sqrt(frequency) (the default: frequent states such
@@ -135,6 +133,7 @@ def _small_cnn(cfg: RecognizerConfig) -> nn.Sequential:
 class _Net(nn.Module):
     def __init__(self, n_parts: int, n_states: int, cfg: RecognizerConfig, backbone: nn.Module | None = None):
         super().__init__()
+        self.config = cfg
         self.features = _small_cnn(cfg) if backbone is None else backbone
         n_features = 16 * 4 * cfg.width if backbone is None else int(cfg.features)
         self.part = nn.Embedding(n_parts, cfg.part_dim)
@@ -175,7 +174,7 @@ class _Net(nn.Module):
 # ----------------------------------------------------------------------------- the recogniser
 
 
-class PartStateRecognizer:
+class PartStateRecognizer(Estimator):
     """Part state from a part crop, its part name and its box geometry; see the module docstring.
 
     ``size``/``context``: the crops it expects (:func:`crop_parts` arguments, recorded so that saved
@@ -190,6 +189,8 @@ class PartStateRecognizer:
     :func:`box_geometry`; ``stem_stride``: 2 (fast) or 1 (a full-resolution stem); ``device``: where
     to train and predict; ``amp``: mixed precision on CUDA (never on the CPU); ``threads``: torch CPU
     threads while training and predicting (None: torch's setting; 1 is often fastest on a busy machine).
+    Fitted: ``net_``, ``vocab_`` (the vocabulary it was trained with), ``history_`` (the training loss
+    per epoch), ``metrics_`` (each epoch's record).
     """
 
     def __init__(self, *, size: int = 32, context: float = 1.5, width: int = 16, hidden: int = 128,
@@ -205,30 +206,30 @@ class PartStateRecognizer:
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        self.backbone = resolve_backbone(backbone)
-        bb = self.backbone
-        if bb is not None and bb.size is not None:
-            size = int(bb.size)
-        self.config = RecognizerConfig(size, context, width, 16, hidden, dropout, geometry, stem_stride, norm,
-                                       None if bb is None else bb.name, None if bb is None else bb.features)
-        self.mean = mean if mean is not None else (None if bb is None else bb.mean)
-        self.std = std if std is not None else (None if bb is None else bb.std)
+        self.size, self.context, self.width, self.hidden, self.dropout = size, context, width, hidden, dropout
+        self.geometry, self.stem_stride, self.norm = geometry, stem_stride, norm
+        self.backbone = resolve_backbone(backbone)  # the spec in one form (a factory is called once)
+        self.mean, self.std = mean, std
         self.loss, self.gamma, self.epochs, self.batch_size, self.lr = loss, gamma, epochs, batch_size, lr
         self.weight_decay, self.clip_grad, self.max_crops, self.flip, self.shift = (weight_decay, clip_grad,
                                                                                     max_crops, flip, shift)
         self.seed, self.device, self.amp, self.threads, self.progress = seed, device, amp, threads, progress
-        self.net_: _Net | None = None
-        self.vocab: Vocab | None = None
-        self.history_: list[float] = []
-        self.metrics_: list[dict] = []
-
-    def __repr__(self) -> str:
-        state = "fitted" if self.net_ is not None else "not fitted"
-        return f"PartStateRecognizer({self.config}, loss={self.loss!r}, epochs={self.epochs}, {state})"
 
     @property
-    def backbone_name_(self) -> str | None:
-        return self.config.backbone
+    def config(self) -> RecognizerConfig:
+        """The network's settings: the fitted network's, else those the parameters give."""
+        return self.net_.config if self.__sklearn_is_fitted__() else self._config()
+
+    def _config(self) -> RecognizerConfig:
+        """The network's settings that the parameters give (a backbone's crop size before ``size``)."""
+        bb = self.backbone
+        size = int(bb.size) if bb is not None and bb.size is not None else self.size
+        return RecognizerConfig(size, self.context, self.width, 16, self.hidden, self.dropout, self.geometry,
+                                self.stem_stride, self.norm, None if bb is None else bb.name,
+                                None if bb is None else bb.features)
+
+    def __repr__(self) -> str:
+        return f"PartStateRecognizer({self.config}, loss={self.loss!r}, epochs={self.epochs}, {self._state()})"
 
     # ------------------------------------------------------------------ inputs
     def crops(self, boxes: pd.DataFrame, paths: Mapping[str, str], **kwargs) -> np.ndarray:
@@ -300,18 +301,21 @@ class PartStateRecognizer:
 
     def _build_net(self, vocab: Vocab, allowed: np.ndarray, train: PartCrops | None) -> _Net:
         """A new network for ``vocab`` (initialised from ``seed``; call inside a forked torch RNG): its
-        allowed states, and its normalisation (given, or estimated from ``train``)."""
+        allowed states, and its normalisation (given, the backbone's, or estimated from ``train``)."""
         bb = self.backbone
+        cfg = self._config()
         module = None
         if bb is not None:
             module = copy.deepcopy(bb.module)
-            if self.config.features is None:
-                self.config = replace(self.config, features=_feature_size(module, self.config.size))
+            if cfg.features is None:
+                cfg = replace(cfg, features=_feature_size(module, cfg.size))
         torch.manual_seed(self.seed)
-        net = _Net(len(vocab.parts), len(vocab.states), self.config, module)
+        net = _Net(len(vocab.parts), len(vocab.states), cfg, module)
         net.allowed.copy_(torch.from_numpy(allowed))
-        if self.mean is not None and self.std is not None:
-            mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        mean = self.mean if self.mean is not None else (None if bb is None else bb.mean)
+        std = self.std if self.std is not None else (None if bb is None else bb.std)
+        if mean is not None and std is not None:
+            mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         elif train is not None:
             mean, std = train.colour_stats(seed=self.seed)
         else:
@@ -328,12 +332,11 @@ class PartStateRecognizer:
         ``crops``: crops in memory with their ``boxes``, or a :class:`~tpslab.crops.PartCrops` (read in
         batches of ``batch_size`` rows by ``workers`` DataLoader workers).
         """
-        if self.net_ is None:
-            raise RuntimeError("PartStateRecognizer is not fitted; call fit() or load()")
-        ds = self._as_dataset(crops, boxes, self.vocab)
+        self._check_fitted()
+        ds = self._as_dataset(crops, boxes, self.vocab_)
         batches = [list(range(i, min(i + batch_size, len(ds)))) for i in range(0, len(ds), batch_size)]
         rows, probs = self.predict_batches(ds, batches, workers=workers)
-        out = np.zeros((len(ds), len(self.vocab.states)), np.float32)
+        out = np.zeros((len(ds), len(self.vocab_.states)), np.float32)
         out[rows] = probs
         return out
 
@@ -346,9 +349,8 @@ class PartStateRecognizer:
 
         from tpslab.crops import batch_loader
 
-        if self.net_ is None:
-            raise RuntimeError("PartStateRecognizer is not fitted; call fit() or load()")
-        if ds.vocab.parts != self.vocab.parts or ds.vocab.states != self.vocab.states:
+        self._check_fitted()
+        if ds.vocab.parts != self.vocab_.parts or ds.vocab.states != self.vocab_.states:
             raise ValueError("the crops' part or state vocabulary differs from the recogniser's")
         dev = next(self.net_.parameters()).device
         cuda = dev.type == "cuda"
@@ -366,7 +368,7 @@ class PartStateRecognizer:
                                        g.to(dev) if g is not None else None, channels_last=cuda)
                 out.append(torch.softmax(logits.float(), -1).cpu().numpy())
                 rows.append(batch["index"].numpy())
-        n = len(self.vocab.states)
+        n = len(self.vocab_.states)
         if not rows:
             return np.zeros(0, np.int64), np.zeros((0, n), np.float32)
         return np.concatenate(rows), np.concatenate(out).astype(np.float32)
@@ -377,20 +379,13 @@ class PartStateRecognizer:
 
     def states_of(self, probs: np.ndarray) -> np.ndarray:
         """State names of the argmax of each probability row."""
-        return np.asarray(self.vocab.states.names, dtype=object)[np.asarray(probs).argmax(1)]
+        return np.asarray(self.vocab_.states.names, dtype=object)[np.asarray(probs).argmax(1)]
 
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> Path:
         """Write the state_dict and metadata with ``torch.save`` (temporary file, then renamed)."""
-        if self.net_ is None:
-            raise RuntimeError("PartStateRecognizer is not fitted; nothing to save")
-        path = Path(path)
-        data = {"kind": _KIND, "format": FORMAT_VERSION, "config": asdict(self.config),
-                "state_dict": {k: v.cpu() for k, v in self.net_.state_dict().items()},
-                "vocab": vocab_names(self.vocab)}
-        with atomic_path(path) as tmp:
-            torch.save(data, tmp)
-        return path
+        self._check_fitted()
+        return save_torch(path, _KIND, self.net_, self.vocab_, config=asdict(self.config))
 
     @classmethod
     def load(cls, path, vocab: Vocab | None = None, device="cpu", threads: int | None = None,
@@ -400,9 +395,7 @@ class PartStateRecognizer:
         A model trained with a custom backbone needs ``backbone``: the same architecture (a Module, a
         :class:`Backbone` or ``"module:callable"``); its weights are then those saved.
         """
-        data = check_saved(torch.load(path, map_location="cpu", weights_only=True), _KIND, path)
-        if vocab is not None:
-            check_vocab(data["vocab"], vocab, f"the recogniser in {path}")
+        data = load_torch(path, _KIND, vocab, "the recogniser")
         saved = {"norm": "batch", "backbone": None, "features": None, **data["config"]}  # older files: BatchNorm
         cfg = RecognizerConfig(**saved)
         if cfg.backbone is not None and backbone is None:
@@ -413,12 +406,10 @@ class PartStateRecognizer:
         model = cls(size=cfg.size, context=cfg.context, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout,
                     geometry=cfg.geometry, stem_stride=cfg.stem_stride, norm=cfg.norm, backbone=backbone,
                     device=device, threads=threads)
-        model.config = cfg
-        model.vocab = vocab_from_names(data["vocab"])
+        vocab = vocab_from_names(data["vocab"])
         module = None if model.backbone is None else copy.deepcopy(model.backbone.module)
-        net = _Net(len(model.vocab.parts), len(model.vocab.states), cfg, module)
-        net.load_state_dict(data["state_dict"])
-        model.net_ = net.to(torch_device(device)).eval()
+        model.net_ = restore_net(_Net(len(vocab.parts), len(vocab.states), cfg, module), data, device)
+        model.vocab_ = vocab
         return model
 
 

@@ -23,10 +23,8 @@ import torch
 from torch import nn
 
 from tpslab.features import frame_sequences
-from tpslab.fileio import atomic_path
-from tpslab.models._common import (FORMAT_VERSION, check_actions, check_names, check_saved, check_vocab,
-                                   labels_for, torch_device, torch_generator, torch_threads, vocab_from_names,
-                                   vocab_names)
+from tpslab.models._common import (PartsClassifier, check_actions, check_names, labels_for, load_torch, restore_net,
+                                   save_torch, torch_device, torch_generator, torch_threads, vocab_from_names)
 from tpslab.vocab import Vocab
 
 KINDS = ("gru", "transformer")
@@ -75,6 +73,7 @@ class TemporalConfig:
 class _Net(nn.Module):
     def __init__(self, n_features: int, n_classes: int, cfg: TemporalConfig):
         super().__init__()
+        self.config = cfg
         self.kind = cfg.kind
         h = cfg.hidden
         self.project = nn.Sequential(nn.Linear(n_features, h), nn.ReLU(), nn.Dropout(cfg.dropout))
@@ -101,11 +100,15 @@ class _Net(nn.Module):
         return self.head(torch.cat([mean, top], -1))
 
 
-class TemporalClassifier:
+class TemporalClassifier(PartsClassifier):
     """Action from a per-frame part-state sequence; see the module docstring.
 
-    ``kind``: one of :data:`KINDS`; ``length``: steps per sequence; ``device``: where to train and
-    predict; ``threads``: torch CPU threads while training and predicting (None: torch's setting).
+    ``kind``: one of :data:`KINDS`; ``hidden``, ``layers``, ``heads``, ``dropout``: the network
+    (:class:`TemporalConfig`); ``epochs``, ``lr``, ``weight_decay``, ``batch_size``: training;
+    ``length``: steps per sequence; ``device``: where to train and predict; ``threads``: torch CPU
+    threads while training and predicting (None: torch's setting). Fitted: ``net_``, ``names_`` (the
+    sequence features), ``classes_`` (the actions), ``vocab_`` (the vocabulary it was trained with),
+    ``history_`` (the training loss per epoch).
     """
 
     def __init__(self, kind: str = "gru", *, hidden: int = 64, layers: int = 1, heads: int = 4, dropout: float = 0.2,
@@ -114,27 +117,35 @@ class TemporalClassifier:
                  progress: bool = True):
         if kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; choose one of {KINDS}")
-        self.config = TemporalConfig(kind, hidden, layers, heads, dropout, max(64, length))
+        self.kind, self.hidden, self.layers, self.heads, self.dropout = kind, hidden, layers, heads, dropout
         self.epochs, self.lr, self.weight_decay, self.batch_size = epochs, lr, weight_decay, batch_size
         self.length, self.seed, self.device, self.progress = length, seed, device, progress
         self.threads = threads
-        self.net_: _Net | None = None
-        self.names_: list[str] | None = None
-        self.classes_: list[str] | None = None
-        self.vocab: Vocab | None = None
-        self.history_: list[float] = []
+
+    @property
+    def config(self) -> TemporalConfig:
+        """The network's settings: the fitted network's, else those the parameters give."""
+        return self.net_.config if self.__sklearn_is_fitted__() else self._config()
+
+    def _config(self) -> TemporalConfig:
+        """The network's settings that the parameters give."""
+        return TemporalConfig(self.kind, self.hidden, self.layers, self.heads, self.dropout, max(64, self.length))
 
     def __repr__(self) -> str:
-        state = "fitted" if self.net_ is not None else "not fitted"
-        return f"TemporalClassifier({self.config}, epochs={self.epochs}, {state})"
+        return f"TemporalClassifier({self.config}, epochs={self.epochs}, {self._state()})"
 
     def sequences(self, parts: pd.DataFrame, vocab: Vocab | None = None, *, probs=None,
                   videos: Sequence[str] | None = None) -> Sequences:
         """This model's input for a parts table (its trained vocabulary when fitted)."""
-        vocab = vocab or self.vocab
+        vocab = vocab or getattr(self, "vocab_", None)
         if vocab is None:
             raise ValueError("give the vocabulary (the model is not fitted yet)")
         return sequences(parts, vocab, probs=probs, videos=videos, length=self.length)
+
+    def inputs(self, parts: pd.DataFrame, vocab: Vocab, *, probs=None,
+               videos: Sequence[str] | None = None) -> Sequences:
+        """The sequences :meth:`fit_parts` fits on (:meth:`sequences`)."""
+        return self.sequences(parts, vocab, probs=probs, videos=videos)
 
     def _tensors(self, seqs: Sequences, dev):
         x = torch.as_tensor(seqs.X, dtype=torch.float32, device=dev)
@@ -151,17 +162,17 @@ class TemporalClassifier:
         classes = sorted(set(y_names))
         if len(classes) < 2:
             raise ValueError(f"need videos of at least two actions to fit, got {classes}")
-        if seqs.X.shape[1] > self.config.max_steps:
-            raise ValueError(f"sequences have {seqs.X.shape[1]} steps; this model takes at most "
-                             f"{self.config.max_steps}")
+        cfg = self._config()
+        if seqs.X.shape[1] > cfg.max_steps:
+            raise ValueError(f"sequences have {seqs.X.shape[1]} steps; this model takes at most {cfg.max_steps}")
         dev = torch_device(self.device)
         y = torch.as_tensor([classes.index(c) for c in y_names], device=dev)
         x, mask = self._tensors(seqs, dev)
         gen = torch_generator(self.seed)
-        self.history_ = []
+        history = []
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch_threads(self.threads):
             torch.manual_seed(self.seed)
-            net = _Net(x.shape[2], len(classes), self.config).to(dev)
+            net = _Net(x.shape[2], len(classes), cfg).to(dev)
             opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.epochs * (
                 (len(y) + self.batch_size - 1) // self.batch_size))
@@ -178,23 +189,15 @@ class TemporalClassifier:
                     opt.step()
                     sched.step()
                     total += loss.detach().item() * len(idx)
-                self.history_.append(total / len(y))
-                bar.set_postfix(loss=f"{self.history_[-1]:.3f}")
+                history.append(total / len(y))
+                bar.set_postfix(loss=f"{history[-1]:.3f}")
         net.eval()
-        self.net_, self.names_, self.classes_, self.vocab = net, list(seqs.names), classes, vocab
+        self.net_, self.names_, self.classes_, self.vocab_ = net, list(seqs.names), classes, vocab
+        self.history_ = history
         return self
 
-    def fit_parts(self, parts: pd.DataFrame, labels, vocab: Vocab, *, probs=None,
-                  videos: Sequence[str] | None = None) -> "TemporalClassifier":
-        """Build sequences of ``parts`` (``videos`` default: the labelled ones present) and fit."""
-        if videos is None:
-            present = set(parts["video"].astype(str))
-            videos = [v for v in (labels.keys() if hasattr(labels, "keys") else labels.index) if v in present]
-        return self.fit(self.sequences(parts, vocab, probs=probs, videos=videos), labels, vocab)
-
     def _check(self, seqs: Sequences):
-        if self.net_ is None:
-            raise RuntimeError("TemporalClassifier is not fitted; call fit() or load()")
+        self._check_fitted()
         check_names(self.names_, seqs.names, "sequence features")
 
     @torch.no_grad()
@@ -218,29 +221,18 @@ class TemporalClassifier:
     # ------------------------------------------------------------------ save / load
     def save(self, path) -> Path:
         """Write the state_dict and metadata with ``torch.save`` (temporary file, then renamed)."""
-        if self.net_ is None:
-            raise RuntimeError("TemporalClassifier is not fitted; nothing to save")
-        path = Path(path)
-        data = {"kind": _KIND, "format": FORMAT_VERSION, "config": asdict(self.config), "length": self.length,
-                "state_dict": {k: v.cpu() for k, v in self.net_.state_dict().items()}, "names": self.names_,
-                "classes": self.classes_, "vocab": vocab_names(self.vocab)}
-        with atomic_path(path) as tmp:
-            torch.save(data, tmp)
-        return path
+        self._check_fitted()
+        return save_torch(path, _KIND, self.net_, self.vocab_, config=asdict(self.config), length=self.length,
+                          names=self.names_, classes=self.classes_)
 
     @classmethod
     def load(cls, path, vocab: Vocab | None = None, device="cpu", threads: int | None = None) -> "TemporalClassifier":
         """Read a model written by :meth:`save` onto ``device``; ``vocab``, when given, must match."""
-        data = check_saved(torch.load(path, map_location="cpu", weights_only=True), _KIND, path)
-        if vocab is not None:
-            check_vocab(data["vocab"], vocab, f"the temporal model in {path}")
+        data = load_torch(path, _KIND, vocab, "the temporal model")
         cfg = TemporalConfig(**data["config"])
         model = cls(cfg.kind, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout,
                     length=data["length"], device=device, threads=threads)
-        model.config = cfg
-        net = _Net(len(data["names"]), len(data["classes"]), cfg)
-        net.load_state_dict(data["state_dict"])
-        model.net_ = net.to(torch_device(device)).eval()
+        model.net_ = restore_net(_Net(len(data["names"]), len(data["classes"]), cfg), data, device)
         model.names_, model.classes_ = data["names"], data["classes"]
-        model.vocab = vocab_from_names(data["vocab"])
+        model.vocab_ = vocab_from_names(data["vocab"])
         return model

@@ -320,10 +320,11 @@ def settings_of(model, train: PartCrops, val: PartCrops | None, options: dict) -
     """What defines a run (a resumed run must match it): the model's settings, the options and the data."""
     from dataclasses import asdict
 
-    return {"config": asdict(model.config), "loss": model.loss, "gamma": model.gamma, "epochs": model.epochs,
+    config = model._config()  # what this fit trains (a fitted model's own network is not reused)
+    return {"config": asdict(config), "loss": model.loss, "gamma": model.gamma, "epochs": model.epochs,
             "batch_size": model.batch_size, "lr": model.lr, "weight_decay": model.weight_decay,
             "max_crops": model.max_crops, "flip": model.flip, "shift": model.shift, "seed": model.seed,
-            "clip_grad": model.clip_grad, "backbone": model.backbone_name_, **options,
+            "clip_grad": model.clip_grad, "backbone": config.backbone, **options,
             "train": _fingerprint(train), "val": None if val is None else _fingerprint(val)}
 
 
@@ -434,7 +435,7 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
         if d.world > 1:
             ddp = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
         width = net.head[0].out_features
-        p_drop = float(model.config.dropout)
+        p_drop = float(net.config.dropout)
         if ckpt is not None and d.main:  # the metrics of the checkpoint (the file may lag it by one epoch)
             write_metrics(run, history)
             if log:
@@ -509,7 +510,7 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
     if any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()):
         net = _revert_sync_batchnorm(net, norms)
     net = net.to(memory_format=torch.contiguous_format).eval()
-    model.net_, model.vocab = net, vocab
+    model.net_, model.vocab_ = net, vocab
     model.history_ = [r["train_loss"] for r in history]
     model.metrics_ = history
     if run is not None:
