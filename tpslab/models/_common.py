@@ -39,6 +39,19 @@ class Estimator:
         return "fitted" if self.__sklearn_is_fitted__() else "not fitted"
 
 
+class NetworkModel(Estimator):
+    """A torch model whose fitted network ``net_`` carries its settings (``net_.config``)."""
+
+    @property
+    def config(self):
+        """The network's settings: the fitted network's, else those the parameters give."""
+        return self.net_.config if self.__sklearn_is_fitted__() else self._config()
+
+    def _config(self):
+        """The network's settings that the parameters give."""
+        raise NotImplementedError
+
+
 def is_fitted(model) -> bool:
     """Whether ``model`` (one of tpslab's models) is fitted."""
     return bool(model.__sklearn_is_fitted__())

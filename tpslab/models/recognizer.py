@@ -38,7 +38,7 @@ from torch import nn
 
 from tpslab.crops import (GEOMETRY, HUMAN_BOX, PartCrops, box_geometry, crop_parts, need_columns,  # noqa: F401
                           video_paths)
-from tpslab.models._common import Estimator, load_torch, restore_net, save_torch, torch_threads, vocab_from_names
+from tpslab.models._common import NetworkModel, load_torch, restore_net, save_torch, torch_threads, vocab_from_names
 from tpslab.vocab import Vocab
 
 #: ``weighted``: cross-entropy with class weights 1/sqrt(frequency) (the default: frequent states such
@@ -174,7 +174,7 @@ class _Net(nn.Module):
 # ----------------------------------------------------------------------------- the recogniser
 
 
-class PartStateRecognizer(Estimator):
+class PartStateRecognizer(NetworkModel):
     """Part state from a part crop, its part name and its box geometry; see the module docstring.
 
     ``size``/``context``: the crops it expects (:func:`crop_parts` arguments, recorded so that saved
@@ -214,11 +214,6 @@ class PartStateRecognizer(Estimator):
         self.weight_decay, self.clip_grad, self.max_crops, self.flip, self.shift = (weight_decay, clip_grad,
                                                                                     max_crops, flip, shift)
         self.seed, self.device, self.amp, self.threads, self.progress = seed, device, amp, threads, progress
-
-    @property
-    def config(self) -> RecognizerConfig:
-        """The network's settings: the fitted network's, else those the parameters give."""
-        return self.net_.config if self.__sklearn_is_fitted__() else self._config()
 
     def _config(self) -> RecognizerConfig:
         """The network's settings that the parameters give (a backbone's crop size before ``size``)."""

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from tpslab.features import frame_sequences
-from tpslab.models._common import (PartsClassifier, check_actions, check_names, labels_for, load_torch, restore_net,
-                                   save_torch, torch_device, torch_generator, torch_threads, vocab_from_names)
+from tpslab.models._common import (NetworkModel, PartsClassifier, check_actions, check_names, labels_for, load_torch,
+                                   restore_net, save_torch, torch_device, torch_generator, torch_threads,
+                                   vocab_from_names)
 from tpslab.vocab import Vocab
 
 KINDS = ("gru", "transformer")
@@ -100,7 +101,7 @@ class _Net(nn.Module):
         return self.head(torch.cat([mean, top], -1))
 
 
-class TemporalClassifier(PartsClassifier):
+class TemporalClassifier(PartsClassifier, NetworkModel):
     """Action from a per-frame part-state sequence; see the module docstring.
 
     ``kind``: one of :data:`KINDS`; ``hidden``, ``layers``, ``heads``, ``dropout``: the network
@@ -121,11 +122,6 @@ class TemporalClassifier(PartsClassifier):
         self.epochs, self.lr, self.weight_decay, self.batch_size = epochs, lr, weight_decay, batch_size
         self.length, self.seed, self.device, self.progress = length, seed, device, progress
         self.threads = threads
-
-    @property
-    def config(self) -> TemporalConfig:
-        """The network's settings: the fitted network's, else those the parameters give."""
-        return self.net_.config if self.__sklearn_is_fitted__() else self._config()
 
     def _config(self) -> TemporalConfig:
         """The network's settings that the parameters give."""
