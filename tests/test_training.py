@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -237,7 +238,8 @@ def in_two_processes(tmp_path, target):
     import torch.multiprocessing as mp
 
     ctx = mp.get_context("fork")
-    store = tmp_path / "store"
+    # A fresh rendezvous file per group: a second group on the first one's file can fail to start.
+    store = Path(tempfile.mkdtemp(dir=tmp_path)) / "store"
     procs = [ctx.Process(target=_join, args=(rank, str(store), target)) for rank in range(2)]
     for p in procs:
         p.start()
