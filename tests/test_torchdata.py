@@ -169,6 +169,11 @@ def test_flip_mirrors_frames_boxes_and_part_sides(dataset):
     assert torch.equal(never["frames"], plain["frames"])
 
 
+
+def test_flip_refuses_a_part_list_without_the_other_side():
+    with pytest.raises(ValueError, match="cannot mirror"):
+        RandomHorizontalFlip(["head", "left_hand"])
+
 def test_normalize():
     frames = torch.rand(2, 3, 4, 5)
     out = Normalize(mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))({"frames": frames.clone()}, None)["frames"]

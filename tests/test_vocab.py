@@ -70,7 +70,9 @@ def test_mirror_and_groups():
     groups = part_groups(PARTS)
     assert groups["hand"] == ["left_hand", "right_hand"] and groups["head"] == ["head"]
     assert len(groups) == 6
-    assert mirror_permutation(["head", "left_hand", "right_hand", "left_foot"]) == [0, 2, 1, 3]  # no right foot
+    assert mirror_permutation(["head", "left_hand", "right_hand"]) == [0, 2, 1]
+    with pytest.raises(ValueError, match="cannot mirror \\['left_foot'\\]"):
+        mirror_permutation(["head", "left_hand", "right_hand", "left_foot"])  # no right foot: a flip mislabels it
 
 
 def test_codes_of_a_column():

@@ -202,7 +202,7 @@ class RandomHorizontalFlip:
 
     ``parts`` are the part names in the column order of ``part_boxes`` (the vocabulary's order): after a
     flip, what was annotated as ``left_hand`` is the right hand of the mirrored person (a part whose other
-    side is not in ``parts`` keeps its column).
+    side is not in ``parts`` is a ``ValueError``).
     """
 
     def __init__(self, parts: Sequence[str], p: float = 0.5):

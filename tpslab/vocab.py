@@ -192,11 +192,16 @@ def mirror_part(part: str) -> str:
 
 
 def mirror_permutation(parts: Sequence[str]) -> list[int]:
-    """For each part of ``parts``, the position of its :func:`mirror_part` in ``parts`` (its own when
-    the other side is not there): what a left-right flip does to a per-part axis."""
+    """For each part of ``parts``, the position of its :func:`mirror_part` in ``parts``: what a left-right
+    flip does to a per-part axis. A sided part whose other side is not in ``parts`` is a ``ValueError``
+    (after a flip its label would be wrong)."""
     parts = list(parts)
     position = {p: i for i, p in enumerate(parts)}
-    return [position.get(mirror_part(p), i) for i, p in enumerate(parts)]
+    unpaired = [p for p in parts if mirror_part(p) not in position]
+    if unpaired:
+        raise ValueError(f"cannot mirror {unpaired}: the other side ({[mirror_part(p) for p in unpaired]}) "
+                         "is not in the part list")
+    return [position[mirror_part(p)] for p in parts]
 
 
 def part_groups(parts: Iterable[str]) -> dict[str, list[str]]:
