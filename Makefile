@@ -35,13 +35,15 @@ lab: mini
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 
-# Unit tests (tests/, from pyproject's testpaths; tests/test_notebooks.py runs each learners' version up
-# to its first exercise check, which must fail), every notebook under nbval in fast mode, then the
+# Unit tests (tests/, from pyproject's testpaths), then the slow ones (`-m slow`: several processes, real
+# kills, the browser, statistical runs; tests/test_notebooks.py runs each learners' version up to its first
+# exercise check, which must fail), every notebook under nbval in fast mode, then the
 # exercise run: every notebook again in fast mode, each exercise check run before its solution (the
 # learners' version: it must fail), with a wrong answer (it must fail) and with the solution (it must
 # pass), the pages rendered into build/site-fast and checked for their figures.
 test: mini
 	$(PY) -m pytest
+	$(PY) -m pytest -m slow
 	TPSLAB_FAST=1 $(PY) -m pytest --nbval-lax notebooks
 	$(PY) -m tpslab.teaching site build/site-fast $(NOTEBOOKS) --fast
 

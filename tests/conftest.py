@@ -12,12 +12,65 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # test helper modules (release.py, ...)
 
 
+def _session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.getbasetemp() / "tpslab-cache"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep every test's caches out of the user's home; share one mini dataset per session."""
-    monkeypatch.setenv("TPSLAB_CACHE", str(tmp_path_factory.getbasetemp() / "tpslab-cache"))
+    monkeypatch.setenv("TPSLAB_CACHE", str(_session_cache(tmp_path_factory)))
     monkeypatch.delenv("TPSLAB_DATA", raising=False)
     yield
+
+
+# ----------------------------------------------------------------------------- shared data and models
+# Session fixtures live here, not in helper modules: a fixture imported into several test modules is a
+# separate fixture in each, and a session-scoped one is then made once per module.
+
+
+@pytest.fixture(scope="session")
+def tiny_record(tmp_path_factory):
+    """The generator's record of the tiny mini dataset (preset "tiny", seed 0), generated once per session
+    where ``ensure_mini("tiny", 0)`` keeps it in the session's cache (so the tests that reach the mini
+    dataset through the cache use this one). Tests read it and never write into it."""
+    from tpslab import synthetic
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TPSLAB_CACHE", str(_session_cache(tmp_path_factory)))
+        root = synthetic.mini_path("tiny", 0)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    return synthetic.generate(root, preset="tiny", seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_record):
+    """The tiny mini dataset loaded (tiny_models.Tiny): dataset, record, train/test videos, labels."""
+    from tiny_models import make_tiny
+
+    return make_tiny(tiny_record)
+
+
+@pytest.fixture(scope="session")
+def tiny_crops(tiny):
+    """In-memory crops (32 px, context 1.5) of every part of the train videos and of the test videos:
+    (train crops, train part rows, test crops, test part rows)."""
+    from tpslab.crops import crop_parts, video_paths
+
+    paths = video_paths(tiny.dataset)
+    train, test = tiny.dataset.parts, tiny.test_parts
+    return crop_parts(train, paths, progress=False), train, crop_parts(test, paths, progress=False), test
+
+
+@pytest.fixture(scope="session")
+def tiny_recognizer(tiny, tiny_crops):
+    """A part-state recogniser fitted on the tiny train crops (tiny_models.RECOGNIZER_OPTIONS). Shared:
+    tests must not fit or change it."""
+    from tiny_models import RECOGNIZER_OPTIONS
+    from tpslab.models.recognizer import PartStateRecognizer
+
+    crops, boxes, _, _ = tiny_crops
+    return PartStateRecognizer(**RECOGNIZER_OPTIONS).fit(crops, boxes, tiny.dataset.vocab)
 
 
 def pytest_configure(config):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import tiny  # noqa: F401 (session fixture: the tiny mini dataset)
+from tiny_models import use_micro_as_tiny
 from tpslab.cli import main
 from tpslab.submission import (GT_PART, GT_VID, PRED_VID, build_predictions, export_ground_truth,
                                write_prediction_files, write_submission_zip)
@@ -35,7 +35,7 @@ def one_line_error(rc, err, command) -> str:
 
 
 @pytest.fixture(scope="module")
-def files(tiny, tmp_path_factory):  # noqa: F811
+def files(tiny, tmp_path_factory):
     """A ground truth of half the tiny dataset's videos and a perfect submission of it, in both modes."""
     d = tmp_path_factory.mktemp("cli-files")
     _, val = tiny.dataset.split_train_val(val_fraction=0.5, seed=0)
@@ -199,7 +199,8 @@ def test_export_gt_of_an_empty_selection_is_an_error(files, tmp_path, capsys):
 # mini
 
 
-def test_mini_into_an_existing_folder(tmp_path, capsys):
+def test_mini_into_an_existing_folder(tmp_path, capsys, monkeypatch):
+    use_micro_as_tiny(monkeypatch)  # six videos stand in for the tiny preset's 24
     out = tmp_path / "mini"
     rc, first, _ = cli(capsys, "mini", out, "--preset", "tiny", "--seed", "3", "--quiet")
     assert rc == 0 and first.strip() == str(out)

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 import videogen
-from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab.crops import (BatchView, CropAugment, CropSampler, PartCrops, ShardedBatches, VideoBatches, batch_loader,
                           box_geometry, crop_boxes, crop_parts, mirror_ids, rawframe_paths, row_uniforms,
                           video_paths)

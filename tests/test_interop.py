@@ -13,7 +13,6 @@ import pytest
 
 import videogen as vg
 from release import human, make_release, part
-from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab import load_dataset
 from tpslab.frames import extract_frames
 from tpslab.interop import (COCO_SIGNATURE, DECIMALS, PERSON_ID, UNKNOWN_LABEL, InteropError, check_coco_out,

@@ -413,12 +413,23 @@ def test_pre_fix_pairing_scores_the_ith_prediction():
 # Random cross-checks against the reference
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_random_cases_match_the_reference_exactly(seed):
+    """12 random cases per seed: every branch below (single mode, the pre-fix pairing, a prepared scorer with
+    and without its full tables, and their pairs) comes up in each; the slow test runs 400 per seed."""
+    _match_the_reference(seed, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_400_random_cases_per_seed_match_the_reference_exactly(seed):
+    _match_the_reference(seed, 400)
+
+
+def _match_the_reference(seed, cases):
     rng = np.random.default_rng(seed)
     checked = 0
-    for i in range(400):
+    for i in range(cases):
         mode = "single" if i % 4 == 0 else "list"
         legacy = i % 7 == 0
         c = random_case(rng, n_videos=int(rng.integers(1, 5)), mode=mode,
@@ -437,7 +448,7 @@ def test_random_cases_match_the_reference_exactly(seed):
         assert got.area_raw == expected["area"], (seed, i)
         assert got.acc.tolist() == expected["acc"]
         checked += 1
-    assert checked == 400
+    assert checked == cases
 
 
 def test_grid_matches_single_scores():

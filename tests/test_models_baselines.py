@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab.models.baselines import MajorityBaseline
 from tpslab.vocab import Vocab, Vocabulary
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiny_models import tiny, with_extra_state  # noqa: F401 (session fixture)
+from tiny_models import with_extra_state
 from tpslab.features import Features
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
 

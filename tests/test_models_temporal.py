@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from tiny_models import tiny, with_extra_state  # noqa: F401 (session fixture)
+from tiny_models import with_extra_state
 from tpslab.models.temporal import Sequences, TemporalClassifier, sequences
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab.metrics import tps_score
 from tpslab.models.baselines import MajorityBaseline
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig
@@ -24,10 +23,10 @@ def truth_of_test_videos(tiny):
 
 
 @pytest.fixture(scope="module")
-def models(tiny):
+def models(tiny, tiny_recognizer):
+    """The session's recogniser (conftest.tiny_recognizer), an action classifier and the majority states."""
     parts, vocab = tiny.dataset.parts, tiny.dataset.vocab
-    recognizer = PartStateRecognizer(epochs=6, threads=1, progress=False)
-    recognizer.fit(recognizer.crops(parts, video_paths(tiny.dataset), progress=False), parts, vocab)
+    recognizer = tiny_recognizer
     labels = {v: tiny.labels[v] for v in tiny.train}
     classifier = CompositionalClassifier().fit_parts(parts, labels, vocab)
     majority = MajorityBaseline().fit(parts, labels, vocab)
@@ -171,10 +170,15 @@ def test_ablation_finds_the_deciding_part():
 
 
 def test_ablation_reference_is_the_plain_classifier(tiny):
+    from sklearn.ensemble import RandomForestClassifier
+
     ds = tiny.dataset
     train, val = ds.split_train_val(0.25, seed=0)
-    table = part_ablation(ds.parts, tiny.labels, ds.vocab, [(train, val)], model="forest")
-    clf = CompositionalClassifier("forest").fit_parts(ds.parts, {v: tiny.labels[v] for v in train}, ds.vocab)
+    # A random model, so that another seed or settings would show; 30 trees (the "forest" model has 300:
+    # seven fits of it took 5 s)
+    forest = RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1)
+    table = part_ablation(ds.parts, tiny.labels, ds.vocab, [(train, val)], model=forest, progress=False)
+    clf = CompositionalClassifier(forest).fit_parts(ds.parts, {v: tiny.labels[v] for v in train}, ds.vocab)
     pred = clf.predict_parts(ds.parts, videos=val)
     assert table.loc[0, "accuracy"] == pytest.approx(np.mean([pred[v] == tiny.labels[v] for v in val]))
     assert np.allclose(table["change"], table["accuracy"] - table.loc[0, "accuracy"])

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tiny_models import tiny  # noqa: F401 (session fixture: the tiny mini dataset)
 from tpslab.dataset import TPSDataset
 from tpslab.metrics import tps_score
 from tpslab.submission import (GT_PART, GT_VID, PRED_PART, PRED_VID, SubmissionError, build_predictions,
@@ -504,7 +503,21 @@ def test_validator_and_scorer_agree_on_random_mutations(mode):
     """Property: every submission the validator accepts scores without error, and every submission the
     scorer rejects (ScoringError, nothing else) is rejected by the validator. The converse cannot hold:
     like the public script, the scorer reads only what the score needs (matched humans, parts the GT
-    has, boxes of proposals whose verb is right), while the validator checks everything."""
+    has, boxes of proposals whose verb is right), while the validator checks everything.
+
+    250 random cases per mode (every kind of outcome is well over its bound by then); the slow test below
+    runs 1000."""
+    _agree_on_random_mutations(mode, 250)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["list", "single"])
+def test_validator_and_scorer_agree_on_1000_random_mutations(mode):
+    """The same property on 1000 random cases per mode (the first 250 are the test's above)."""
+    _agree_on_random_mutations(mode, 1000)
+
+
+def _agree_on_random_mutations(mode, cases):
     import copy
     import random
     from collections import Counter
@@ -512,7 +525,7 @@ def test_validator_and_scorer_agree_on_random_mutations(mode):
     gt_vid, gt_part, pred_vid, pred_part = _agreement_case(mode)
     outcomes = Counter()
     rng = random.Random(2021)
-    for case in range(1000):
+    for case in range(cases):
         base = [copy.deepcopy(pred_vid), copy.deepcopy(pred_part)]
         changes = [_mutations(rng, base) for _ in range(rng.choice([1, 1, 2, 3]))]
         pairing = rng.choice(["matched", "pre-fix-2021"])

@@ -271,12 +271,9 @@ def test_unknown_videos(dataset):
 
 
 @pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    from tpslab import synthetic
-
-    root = tmp_path_factory.mktemp("mini") / "Kinetics-TPS"
-    return tpslab.load_dataset(synthetic.generate(root, preset="tiny", seed=0, progress=False).root,
-                               progress=False)
+def mini(tiny_record):
+    """The tiny mini dataset (generated once per session: conftest.tiny_record), loaded as the README does."""
+    return tpslab.load_dataset(tiny_record.root, progress=False)
 
 
 def _readme_code(containing: str) -> str:

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from tiny_models import tiny  # noqa: F401 (session fixture)
 from tpslab.cli import main
 from tpslab.crops import video_paths
 from tpslab.models.recognizer import Backbone, PartStateRecognizer
