@@ -73,7 +73,20 @@ def tiny_recognizer(tiny, tiny_crops):
     return PartStateRecognizer(**RECOGNIZER_OPTIONS).fit(crops, boxes, tiny.dataset.vocab)
 
 
+def pytest_collection_finish(session):
+    """What the imports and the collection made (modules, test items: most of the heap) lives as long as
+    the session: out of the garbage collector's full passes, which scanned it again and again."""
+    import gc
+
+    gc.freeze()
+
+
 def pytest_configure(config):
+    # Bytecode caches for tpslab and the tests (__pycache__, git-ignored) even where PYTHONDONTWRITEBYTECODE is
+    # set (this machine's environment sets it): without them every run, and every subprocess a test starts,
+    # compiled them again (4 s of collection alone). Installed packages come with theirs.
+    sys.dont_write_bytecode = False
+
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # pools a plugin loaded before this file ran

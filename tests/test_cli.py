@@ -173,16 +173,15 @@ def test_an_unwritable_out_folder(files, tmp_path, capsys):
 # export-gt
 
 
-def test_export_gt_writes_files_with_the_users_umask(files, tmp_path):
-    def run(umask, out):
-        argv = ["export-gt", str(files["root"]), "--split", "val", "--out", str(out), "--quiet"]
-        code = f"import os, sys; os.umask({umask:#o}); from tpslab.cli import main; sys.exit(main({argv!r}))"
-        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-
+def test_export_gt_writes_files_with_the_users_umask(files, tmp_path, capsys):
     for umask in (0o022, 0o077):
         out = tmp_path / f"gt-{umask:o}"
-        r = run(umask, out)
-        assert r.returncode == 0, r.stderr
+        old = os.umask(umask)  # the process's umask, as a user's shell sets it
+        try:
+            rc, _, err = cli(capsys, "export-gt", files["root"], "--split", "val", "--out", out, "--quiet")
+        finally:
+            os.umask(old)
+        assert rc == 0, err
         for name in (GT_VID, GT_PART):
             assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask
 
@@ -318,14 +317,16 @@ def test_a_bug_keeps_its_traceback(monkeypatch, capsys):
         main(["validate"])
 
 
-def test_tpslab_traceback_shows_where_an_expected_error_came_from(tmp_path):
-    env = dict(os.environ)
-    cmd = [sys.executable, "-m", "tpslab", "index", str(tmp_path / "no-such-root")]
-    plain = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert plain.returncode == 2 and "Traceback" not in plain.stderr and len(plain.stderr.splitlines()) == 1
-    env["TPSLAB_TRACEBACK"] = "1"
-    loud = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert loud.returncode != 0 and "Traceback" in loud.stderr
+def test_tpslab_traceback_shows_where_an_expected_error_came_from(tmp_path, capsys, monkeypatch):
+    # (`python -m tpslab` runs main() and exits with its status: tests/test_packaging.py)
+    args = ["index", tmp_path / "no-such-root"]
+    rc, _, err = cli(capsys, *args)
+    assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    # With TPSLAB_TRACEBACK the error leaves main(), for Python to print its traceback
+    monkeypatch.setenv("TPSLAB_TRACEBACK", "1")
+    with pytest.raises(Exception) as loud:
+        main([str(a) for a in args])
+    assert str(tmp_path / "no-such-root") in str(loud.value) and str(loud.value) in err
 
 
 def test_help_mentions_the_commands(capsys):

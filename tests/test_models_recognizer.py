@@ -59,7 +59,7 @@ def test_box_geometry():
 
 @pytest.fixture(scope="module")
 def fitted(tiny_recognizer):
-    """The session's recogniser (conftest.tiny_recognizer: 4 epochs on every train crop of the tiny dataset)."""
+    """The session's recogniser (conftest.tiny_recognizer: 3 epochs on every train crop of the tiny dataset)."""
     return tiny_recognizer
 
 
@@ -71,7 +71,7 @@ def test_learns_above_the_per_part_prior(fitted, tiny_crops):
     prior = train.groupby("part", observed=True)["state"].agg(lambda s: s.astype(str).value_counts().index[0])
     prior_top1 = np.mean(test["part"].astype(str).map(prior).to_numpy() == truth)
     assert fitted.history_[-1] < fitted.history_[0]
-    assert acc > prior_top1 + 0.05, (acc, prior_top1)  # about 0.73 against 0.63 on the tiny preset
+    assert acc > prior_top1 + 0.05, (acc, prior_top1)  # about 0.74 against 0.63 on the tiny preset
 
 
 def test_states_never_seen_for_a_part_get_no_probability(fitted, tiny_crops):
@@ -87,6 +87,7 @@ def test_states_never_seen_for_a_part_get_no_probability(fitted, tiny_crops):
 
 def test_seeded_and_save_load_round_trip(tiny, fitted, tiny_crops, tmp_path):
     crops, boxes, test_crops, test = tiny_crops
+    test_crops, test = test_crops[::6], test.iloc[::6]  # 400 rows from every test video are enough to compare
     again = PartStateRecognizer.load(fitted.save(tmp_path / "r.pt"), vocab=tiny.dataset.vocab, threads=1)
     assert again.config == fitted.config
     np.testing.assert_array_equal(again.predict_proba(test_crops, test), fitted.predict_proba(test_crops, test))

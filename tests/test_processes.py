@@ -22,7 +22,10 @@ import pytest
 from release import make_release
 from videorelease import make_video_release
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+# Slow: every test starts the real command in a new Python process and kills it (`make test` runs them:
+# pytest -m slow).
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")]
 
 DEADLINE = 5.0  # seconds for the workers to go after the parent is killed (they took tens before)
 

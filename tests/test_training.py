@@ -257,6 +257,7 @@ def _join(rank, store, target):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two forked processes joined by gloo, each importing its share of torch
 @pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs gloo")
 def test_two_processes_train_and_predict_as_one(small, tiny, tmp_path):
     from tpslab.models.compositional import CompositionalClassifier
