@@ -199,7 +199,7 @@ def test_ablation_errors():
 
 def test_streamed_prediction_does_not_depend_on_workers_or_batch_size(tiny, models):
     recognizer, classifier, _ = models
-    boxes, frames = boxes_from_dataset(tiny.dataset, tiny.train[:5])
+    boxes, frames = boxes_from_dataset(tiny.dataset, tiny.train[:3])  # 3 videos: one worker reads two
     paths = video_paths(tiny.dataset)
     pipeline = EndToEnd(recognizer, classifier, window=1)
     whole = pipeline.predict(boxes, paths, frames=frames, progress=False)
