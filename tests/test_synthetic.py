@@ -595,3 +595,12 @@ def test_cli_mini_writes_a_dataset(tmp_path, capsys, monkeypatch):
     assert main(["mini", str(tmp_path / "cli"), "--preset", "tiny", "--seed", "2", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "cli")
     assert (tmp_path / "cli" / "list" / "video_test_flist.csv").is_file()
+
+
+def test_generate_or_reuse_takes_a_preset_object(tmp_path):
+    from tiny_models import MICRO
+    from tpslab.synthetic import generate_or_reuse
+
+    root, reused = generate_or_reuse(tmp_path / "micro", preset=MICRO, seed=1, progress=False)
+    assert not reused and len(list(root.glob("train_videos/*/*.mp4"))) == 4
+    assert generate_or_reuse(tmp_path / "micro", preset=MICRO, seed=1, progress=False) == (root, True)

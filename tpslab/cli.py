@@ -413,6 +413,12 @@ def _share(text):
     return value
 
 
+def _preset_names() -> list[str]:
+    from tpslab.synthetic import PRESETS
+
+    return sorted(PRESETS)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from tpslab import __version__
 
@@ -433,7 +439,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "`tpslab mini` wrote there before (it is then reused as it is); anything else in OUT is "
                        "refused, never overwritten.")
     p.add_argument("out", nargs="?", help="folder to write the dataset root into (default: the cache)")
-    p.add_argument("--preset", choices=["tiny", "default"], default="default",
+    p.add_argument("--preset", choices=_preset_names(), default="default",
                    help="dataset size (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="random seed, >= 0 (default: %(default)s)")
     _quiet_argument(p)
@@ -699,7 +705,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "videos, a simulated detector's boxes of them, a baseline and its submission). Exits 2 on "
                        "bad input.")
     p.add_argument("out", metavar="OUT", help="folder to write the bundle into (new or empty)")
-    p.add_argument("--preset", choices=["tiny", "default"], default="default",
+    p.add_argument("--preset", choices=_preset_names(), default="default",
                    help="the mini dataset (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="the mini dataset's seed (default: %(default)s)")
     p.add_argument("--jitter", type=_share, default=0.2,

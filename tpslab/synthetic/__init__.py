@@ -170,7 +170,7 @@ def generate_or_reuse(out, preset="default", seed: int = 0, progress: bool = Tru
     p = get_preset(preset)
     out = Path(out).expanduser().absolute()
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        generate(out, preset=p.name, seed=seed, progress=progress, mark=True)
+        generate(out, preset=p, seed=seed, progress=progress, mark=True)
         return out, False
     if not out.is_dir():
         raise FileExistsError(errno.EEXIST, "exists and is a file, not a folder; choose a new folder", str(out))
