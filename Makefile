@@ -41,10 +41,11 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # exercise run: every notebook again in fast mode, each exercise check run before its solution (the
 # learners' version: it must fail), with a wrong answer (it must fail) and with the solution (it must
 # pass), the pages rendered into build/site-fast and checked for their figures.
+# nbval is a plugin only for the notebook line (pyproject's addopts leave it out: ~5 s of start-up).
 test: mini
 	$(PY) -m pytest
 	$(PY) -m pytest -m slow
-	TPSLAB_FAST=1 $(PY) -m pytest --nbval-lax notebooks
+	TPSLAB_FAST=1 $(PY) -m pytest -p nbval --nbval-lax notebooks
 	$(PY) -m tpslab.teaching site build/site-fast $(NOTEBOOKS) --fast
 
 # The learners' version of every notebook (the solution cells left out) in build/student/.
