@@ -149,6 +149,16 @@ def find_patch(image: np.ndarray, patch: np.ndarray, tolerance: int = 6):
     return None
 
 
+def stop(process: subprocess.Popen) -> None:
+    """Terminate ``process``, killing it when it has not exited within 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def read_png(data) -> np.ndarray:
     import matplotlib.image as mpimg
 
@@ -247,19 +257,9 @@ def test_jupyterlab_renders_the_explorer(tiny_record, tmp_path):
         if devtools is not None:
             devtools.close()
         if browser is not None:
-            browser.terminate()
-            try:
-                browser.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                browser.kill()
-                browser.wait()
+            stop(browser)
         if kc is not None:
             kc.stop_channels()
         if session is not None and server.poll() is None:
             api(port, f"/api/sessions/{session['id']}", "DELETE")
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)

@@ -413,10 +413,13 @@ def _share(text):
     return value
 
 
-def _preset_names() -> list[str]:
+def _mini_arguments(p: argparse.ArgumentParser, preset_help: str, seed_help: str) -> None:
+    """--preset and --seed: which mini dataset (the presets come from tpslab.synthetic)."""
     from tpslab.synthetic import PRESETS
 
-    return sorted(PRESETS)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help=f"{preset_help} (default: %(default)s)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help=f"{seed_help} (default: %(default)s)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -439,9 +442,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "`tpslab mini` wrote there before (it is then reused as it is); anything else in OUT is "
                        "refused, never overwritten.")
     p.add_argument("out", nargs="?", help="folder to write the dataset root into (default: the cache)")
-    p.add_argument("--preset", choices=_preset_names(), default="default",
-                   help="dataset size (default: %(default)s)")
-    p.add_argument("--seed", type=_whole_number(0), default=0, help="random seed, >= 0 (default: %(default)s)")
+    _mini_arguments(p, "dataset size", "random seed, >= 0")
     _quiet_argument(p)
     p.set_defaults(func=_cmd_mini)
 
@@ -705,9 +706,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "videos, a simulated detector's boxes of them, a baseline and its submission). Exits 2 on "
                        "bad input.")
     p.add_argument("out", metavar="OUT", help="folder to write the bundle into (new or empty)")
-    p.add_argument("--preset", choices=_preset_names(), default="default",
-                   help="the mini dataset (default: %(default)s)")
-    p.add_argument("--seed", type=_whole_number(0), default=0, help="the mini dataset's seed (default: %(default)s)")
+    _mini_arguments(p, "the mini dataset", "the mini dataset's seed")
     p.add_argument("--jitter", type=_share, default=0.2,
                    help="the simulated detector moves box sides by this share of the box size (default: %(default)s)")
     p.add_argument("--drop", type=_share, default=0.05,
