@@ -60,6 +60,8 @@ SCRIPT_REVISIONS = {
     ("single", "pre-fix-2021"): "no public script: the 2021 pre-fix pairing on the 2022 single format",
 }
 
+#: The stem of a frame's file name (annotation ``.json``, extracted ``.jpg``) from its 1-based number.
+FRAME_STEM = "img_{:05d}"
 _FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
 #: A release annotation file name (any number of digits).
 FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
@@ -67,7 +69,7 @@ FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
 
 def frame_key(frame) -> str:
     """The key (and annotation file name) of a 1-based frame number: ``img_00001.json`` for frame 1."""
-    return f"img_{int(frame):05d}.json"
+    return FRAME_STEM.format(int(frame)) + ".json"
 
 
 def frame_number(key: str) -> int:

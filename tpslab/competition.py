@@ -94,12 +94,13 @@ def coco_of(tables, part_names, size: tuple[int, int]) -> dict:
     """A COCO dict of the persons and parts of ``tables`` in the form :func:`tpslab.interop.export_coco`
     writes (images carry ``video``, ``frame`` and the video's size; person id 1, parts 2 + their
     vocabulary id), without frames on disk: every frame of the mini dataset has the preset's ``size``."""
+    from tpslab.challenge import FRAME_STEM
     from tpslab.interop import PERSON, PERSON_ID, corners_to_coco
 
     width, height = (int(s) for s in size)
     frames = tables.frames[["video", "frame"]].astype({"video": str}).reset_index(drop=True)
     ids = {(v, int(f)): i + 1 for i, (v, f) in enumerate(zip(frames["video"], frames["frame"]))}
-    images = [{"id": i, "file_name": f"{v}/img_{f:05d}.jpg", "width": width, "height": height, "video": v,
+    images = [{"id": i, "file_name": f"{v}/{FRAME_STEM.format(f)}.jpg", "width": width, "height": height, "video": v,
                "frame": f, "video_width": width, "video_height": height} for (v, f), i in ids.items()]
     categories = [{"id": PERSON_ID, "name": PERSON, "supercategory": PERSON}]
     categories += [{"id": PERSON_ID + 1 + k, "name": p, "supercategory": "body_part"} for k, p in enumerate(part_names)]

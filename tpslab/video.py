@@ -40,6 +40,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from tpslab.challenge import FRAME_STEM as FRAME_TEMPLATE
+
 BACKENDS = ("auto", "decord", "pyav", "rawframes")
 #: FFmpeg container name -> codecs on which decord's random access is checked frame by frame
 #: (tests/test_video.py); decord is refused for every other kind of file.
@@ -47,7 +49,6 @@ DECORD_VERIFIED = {
     "mov,mp4,m4a,3gp,3g2,mj2": frozenset({"h264"}),
     "matroska,webm": frozenset({"h264", "vp8", "vp9"}),
 }
-FRAME_TEMPLATE = "img_{:05d}"
 _FRAME_NAME = re.compile(r"^img_(\d+)(?:\.[A-Za-z0-9]+)?$")
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tpslab.challenge import frame_key
 from tpslab.memory import worker_map
 from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
@@ -421,7 +422,7 @@ def write_annotations(plan: VideoPlan, root: Path) -> None:
     d = root / plan.spec.annotation_dir
     d.mkdir(parents=True, exist_ok=True)
     for t in plan.annotated:
-        (d / f"img_{t + 1:05d}.json").write_text(json.dumps(frame_json(plan.annotations[t])), encoding="utf-8")
+        (d / frame_key(t + 1)).write_text(json.dumps(frame_json(plan.annotations[t])), encoding="utf-8")
 
 
 def make_video(task) -> tuple[int, dict[str, list]]:
