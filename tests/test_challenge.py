@@ -30,6 +30,18 @@ def test_frame_keys_and_numbers():
         file_frame_number("frame_1.json")
 
 
+def test_frame_one_is_index_zero_and_errors_name_the_first_bad_value():
+    assert challenge.frame_stem(7) == "img_00007" and challenge.FRAME_NAME.match("img_7.png").group(1) == "7"
+    assert challenge.frame_number_to_index(1) == 0 and challenge.index_to_frame_number(0) == 1
+    assert challenge.frame_number_to_index(np.arange(1, 4)).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"start at 1 \(img_00001\), got 0$"):
+        challenge.frame_number_to_index(np.array([3, 0, -2] + [5] * 10000))  # not the whole array
+    with pytest.raises(ValueError, match="start at 0, got -1$"):
+        challenge.index_to_frame_number(-1)
+    with pytest.raises(ValueError, match="got 1.5$"):
+        challenge.frame_number_to_index(1.5)
+
+
 def test_the_scored_stride():
     assert challenge.SCORED_STRIDE == 5
     assert [n for n in range(1, 17) if is_scored(n)] == [1, 6, 11, 16]
@@ -49,6 +61,10 @@ def test_the_old_names_are_the_same_conventions():
     assert official.MODES == challenge.MODES == ("list", "single")
     assert official.PAIRINGS == challenge.PAIRINGS and official.ScoringError is ScoringError
     assert submission.PRED_PART == challenge.PRED_PART == "pred_part_result.json"
+    from tpslab import video
+
+    assert video.frame_number_to_index is challenge.frame_number_to_index
+    assert video.index_to_frame_number is challenge.index_to_frame_number and video.FRAME_TEMPLATE == challenge.FRAME_STEM
 
 
 def test_modes_are_checked():

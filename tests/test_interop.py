@@ -655,3 +655,24 @@ def test_export_lists_command(hurling, tmp_path):
     code, stdout, stderr = run_cli("export-lists", ds.root, "--out", out, "--quiet")
     assert code == 2 and stderr.startswith("tpslab export-lists: error: ") and "test.csv" in stderr
     assert stderr.count("\n") == 1 and (out / "test.csv").read_text() == "changed\n"
+
+
+def test_the_one_coco_builder_scales_boxes_links_parts_and_refuses_unknown_parts():
+    from tpslab.interop import coco_of_tables
+
+    images = pd.DataFrame({"video": ["v", "v"], "frame": [1, 6], "file_name": ["v/img_00001.jpg", "v/img_00006.jpg"],
+                           "width": [50, 50], "height": [40, 40], "video_width": [100, 100], "video_height": [80, 80]})
+    humans = pd.DataFrame({"video": ["v", "w"], "frame": [6, 1], "human": [0, 0], "x1": [10.0, 0], "y1": [20.0, 0],
+                           "x2": [29.0, 1], "y2": [39.0, 1]})
+    parts = pd.DataFrame({"video": ["v"], "frame": [6], "human": [0], "part": ["hip"], "state": ["bend"],
+                          "object": [None], "part_x1": [10.0], "part_y1": [20.0], "part_x2": [19.0], "part_y2": [29.0],
+                          "object_x1": [np.nan], "object_y1": [np.nan], "object_x2": [np.nan], "object_y2": [np.nan]})
+    coco = coco_of_tables(images, humans, parts, ["head", "hip"], where="here")
+    assert [im["id"] for im in coco.images] == [1, 2] and (coco.persons, coco.parts, coco.inexact) == (1, 1, 0)
+    person, hip = coco.annotations()
+    assert person == {"id": 1, "image_id": 2, "category_id": PERSON_ID, "bbox": [5.0, 10.0, 10.0, 10.0],
+                      "area": 100.0, "iscrowd": 0, "human": 0}  # half-size frames: inclusive corners, halved
+    assert (hip["category_id"], hip["person_id"], hip["bbox"], hip["object_bbox"]) == (PERSON_ID + 2, 1,
+                                                                                       [5.0, 10.0, 5.0, 5.0], None)
+    with pytest.raises(InteropError, match="^here: parts outside the part vocabulary: hip$"):
+        coco_of_tables(images, humans, parts, ["head"], where="here")

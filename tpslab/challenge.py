@@ -2,7 +2,9 @@
 
 - Frame keys: ``img_00001.json`` annotates frame 1 (1-based, at least 5 digits): :func:`frame_key`,
   :func:`frame_number` (the evaluation files' strict keys) and :func:`file_frame_number` (release file
-  names, also ``img_6.json`` and paths). Only every :data:`SCORED_STRIDE`-th frame is scored
+  names, also ``img_6.json`` and paths); frame 1 is decoded index 0 (:func:`frame_number_to_index`,
+  :func:`index_to_frame_number`) and its files are named ``img_00001.*`` (:func:`frame_stem`,
+  :data:`FRAME_NAME`). Only every :data:`SCORED_STRIDE`-th frame is scored
   (:func:`is_scored`: 1, 6, 11, ...).
 - Limits of a submission (:data:`MAX_HUMANS` per frame, :data:`MAX_PROPOSALS` per part), the file names,
   the scoring modes (:data:`MODES`) and human pairings (:data:`PAIRINGS`) with the public script revision
@@ -65,11 +67,41 @@ FRAME_STEM = "img_{:05d}"
 _FRAME_KEY = re.compile(r"img_(\d{5,})\.json")
 #: A release annotation file name (any number of digits).
 FRAME_FILE = re.compile(r"^img_(\d+)\.json$")
+#: Any frame file name: an annotation or an extracted image (any number of digits, any extension or none).
+FRAME_NAME = re.compile(r"^img_(\d+)(?:\.[A-Za-z0-9]+)?$")
+
+
+def frame_stem(frame) -> str:
+    """The stem of 1-based frame ``frame``'s files: ``img_00001`` for frame 1."""
+    return FRAME_STEM.format(int(frame))
 
 
 def frame_key(frame) -> str:
     """The key (and annotation file name) of a 1-based frame number: ``img_00001.json`` for frame 1."""
-    return FRAME_STEM.format(int(frame)) + ".json"
+    return frame_stem(frame) + ".json"
+
+
+def frame_number_to_index(number):
+    """1-based frame number (``img_00001`` -> 1) to 0-based decoded index; arrays work element-wise."""
+    arr = np.asarray(number)
+    if arr.dtype.kind not in "iu" or np.any(arr < 1):
+        raise ValueError(f"frame numbers are integers that start at 1 (img_00001), got {_first_bad(arr, 1)}")
+    return arr - 1 if arr.ndim else int(arr) - 1
+
+
+def index_to_frame_number(index):
+    """0-based decoded index to the release's 1-based frame number; arrays work element-wise."""
+    arr = np.asarray(index)
+    if arr.dtype.kind not in "iu" or np.any(arr < 0):
+        raise ValueError(f"frame indices are integers that start at 0, got {_first_bad(arr, 0)}")
+    return arr + 1 if arr.ndim else int(arr) + 1
+
+
+def _first_bad(arr: np.ndarray, low: int):
+    """The first value that is not an integer of at least ``low`` (a message names it, not the whole array)."""
+    if arr.dtype.kind not in "iu":
+        return repr(arr.reshape(-1)[0].item()) if arr.size else f"an empty {arr.dtype} array"
+    return int(arr.reshape(-1)[np.argmax(arr.reshape(-1) < low)])
 
 
 def frame_number(key: str) -> int:

@@ -91,33 +91,19 @@ def perfect_submission(tables) -> tuple[dict, dict]:
 
 
 def coco_of(tables, part_names, size: tuple[int, int]) -> dict:
-    """A COCO dict of the persons and parts of ``tables`` in the form :func:`tpslab.interop.export_coco`
-    writes (images carry ``video``, ``frame`` and the video's size; person id 1, parts 2 + their
-    vocabulary id), without frames on disk: every frame of the mini dataset has the preset's ``size``."""
+    """A COCO dict of the persons and parts of ``tables`` as :func:`tpslab.interop.export_coco` writes them
+    (:func:`tpslab.interop.coco_of_tables`), without frames on disk: every frame of the mini dataset has
+    the preset's ``size``, so images are not resized."""
     from tpslab.challenge import FRAME_STEM
-    from tpslab.interop import PERSON, PERSON_ID, corners_to_coco
+    from tpslab.interop import coco_of_tables
 
     width, height = (int(s) for s in size)
-    frames = tables.frames[["video", "frame"]].astype({"video": str}).reset_index(drop=True)
-    ids = {(v, int(f)): i + 1 for i, (v, f) in enumerate(zip(frames["video"], frames["frame"]))}
-    images = [{"id": i, "file_name": f"{v}/{FRAME_STEM.format(f)}.jpg", "width": width, "height": height, "video": v,
-               "frame": f, "video_width": width, "video_height": height} for (v, f), i in ids.items()]
-    categories = [{"id": PERSON_ID, "name": PERSON, "supercategory": PERSON}]
-    categories += [{"id": PERSON_ID + 1 + k, "name": p, "supercategory": "body_part"} for k, p in enumerate(part_names)]
-    part_id = {p: PERSON_ID + 1 + k for k, p in enumerate(part_names)}
-    annotations = []
-
-    def add(table, corners, category):
-        bbox, _ = corners_to_coco(table[corners].to_numpy(np.float64))
-        for v, f, b, c in zip(table["video"].astype(str), table["frame"].astype(int), bbox.tolist(), category):
-            annotations.append({"id": len(annotations) + 1, "image_id": ids[(v, f)], "category_id": int(c),
-                                "bbox": b, "area": b[2] * b[3], "iscrowd": 0})
-
-    add(tables.humans, ["x1", "y1", "x2", "y2"], [PERSON_ID] * len(tables.humans))
-    add(tables.parts, ["part_x1", "part_y1", "part_x2", "part_y2"],
-        [part_id[p] for p in tables.parts["part"].astype(str)])
-    return {"info": {"tool": "tpslab competition"}, "images": images, "categories": categories,
-            "annotations": annotations}
+    images = tables.frames[["video", "frame"]].astype({"video": str, "frame": np.int64})
+    names = [f"{v}/{FRAME_STEM.format(f)}.jpg" for v, f in zip(images["video"], images["frame"])]
+    images = images.assign(file_name=names, width=width, height=height, video_width=width, video_height=height)
+    coco = coco_of_tables(images, tables.humans, tables.parts, part_names, where="the competition's test tables")
+    return {"info": {"tool": "tpslab competition"}, "images": coco.images, "categories": coco.categories,
+            "annotations": coco.annotations()}
 
 
 def simulated_detections(tables, part_names, size, *, jitter: float = 0.2, drop: float = 0.05, seed: int = 0):

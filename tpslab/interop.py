@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from tpslab.layout import rawframes_folder
-from tpslab.metrics.official import HUMAN_LIMIT, PROPOSAL_LIMIT, box_problem
+from tpslab.challenge import MAX_HUMANS, MAX_PROPOSALS, box_problem, frame_stem
 
 TOOL_COCO = "tpslab export-coco"
 TOOL_LISTS = "tpslab export-lists"
@@ -248,8 +248,9 @@ def _frame_table(dataset, frames_root, videos, missing: str, workers: int, progr
     if absent.any() and missing == "error":
         first = table[absent].iloc[0]
         folder = root / str(_frame_folder(rows.loc[first["video"]].to_dict() | {"video": first["video"]}))
-        what = "no such folder" if not folder.is_dir() else f"no img_{int(first['frame']):05d}.jpg"
-        raise InteropError(f"{folder}: {what}, but img_{int(first['frame']):05d}.json annotates it; "
+        stem = frame_stem(first["frame"])
+        what = "no such folder" if not folder.is_dir() else f"no {stem}.jpg"
+        raise InteropError(f"{folder}: {what}, but {stem}.json annotates it; "
                            f"{int(absent.sum())} annotated frames of {table.loc[absent, 'video'].nunique()} videos "
                            f"are missing from {root} (extract them with tpslab extract-frames, or skip them)")
     return table
@@ -258,45 +259,56 @@ def _frame_table(dataset, frames_root, videos, missing: str, workers: int, progr
 # ----------------------------------------------------------------------------- COCO out
 
 
-def _categories(vocab) -> list[dict]:
+def _categories(part_names) -> list[dict]:
     cats = [{"id": PERSON_ID, "name": PERSON, "supercategory": PERSON}]
     cats += [{"id": PERSON_ID + 1 + i, "name": name, "supercategory": "body_part"}
-             for i, name in enumerate(vocab.parts.names)]
+             for i, name in enumerate(part_names)]
     return cats
 
 
 @dataclass
-class _CocoParts:
-    info: dict
+class CocoTables:
+    """What :func:`coco_of_tables` makes: COCO ``images`` and ``categories``, the annotations as a generator of
+    lists (``chunks``: persons, then parts), their counts and the number of inexact boxes."""
+
     images: list
     categories: list
-    chunks: object  # generator of annotation lists
+    chunks: object
+    persons: int
+    parts: int
+    inexact: int
+
+    def annotations(self) -> list:
+        return [a for chunk in self.chunks for a in chunk]
 
 
-def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoParts:
-    from tpslab import __version__
-
-    videos = _video_names(dataset, videos)
-    table = _frame_table(dataset, frames, videos, missing, workers, progress)
-    skipped = table[table["file_name"].isna()]
-    table = table[table["file_name"].notna()].reset_index(drop=True)
-    table["id"] = np.arange(1, len(table) + 1)
-    images = [{"id": int(i), "file_name": f, "width": int(w), "height": int(h), "video": v, "frame": int(n),
-               "video_width": int(vw), "video_height": int(vh)}
-              for i, f, w, h, v, n, vw, vh in zip(table["id"], table["file_name"], table["width"], table["height"],
-                                                  table["video"], table["frame"], table["video_width"],
-                                                  table["video_height"])]
-    key = pd.MultiIndex.from_arrays([table["video"], table["frame"].astype(np.int64)])
-    sx = (table["width"] / table["video_width"]).to_numpy(np.float64)
-    sy = (table["height"] / table["video_height"]).to_numpy(np.float64)
+def coco_of_tables(images: pd.DataFrame, humans: pd.DataFrame, parts: pd.DataFrame, part_names,
+                   where: str = "the tables") -> CocoTables:
+    """The one table-to-COCO builder (:func:`export_coco`, :func:`coco_ground_truth` and the competition's
+    simulated detector use it): the humans and parts (release tables: inclusive corners in the video's
+    pixels) of the frames in ``images``, one row per image with ``file_name``, ``width``, ``height``, ``video``,
+    ``frame`` (1-based), ``video_width`` and ``video_height``. Image ids are 1, 2, ... in row order, the
+    person category is :data:`PERSON_ID`, part ``k`` of ``part_names`` is ``PERSON_ID + 1 + k``; boxes are
+    scaled by the image's size over its video's (see the module docstring). ``where`` names the source in
+    errors (:class:`InteropError`)."""
+    images = images.reset_index(drop=True)
+    ids = np.arange(1, len(images) + 1)
+    records = [{"id": int(i), "file_name": f, "width": int(w), "height": int(h), "video": v, "frame": int(n),
+                "video_width": int(vw), "video_height": int(vh)}
+               for i, f, w, h, v, n, vw, vh in zip(ids, images["file_name"], images["width"], images["height"],
+                                                   images["video"], images["frame"], images["video_width"],
+                                                   images["video_height"])]
+    key = pd.MultiIndex.from_arrays([images["video"].astype(str), images["frame"].astype(np.int64)])
+    sx = (images["width"] / images["video_width"]).to_numpy(np.float64)
+    sy = (images["height"] / images["video_height"]).to_numpy(np.float64)
 
     def select(t):
-        t = t[t["video"].astype(str).isin(set(table["video"]))]
+        t = t[t["video"].astype(str).isin(set(images["video"].astype(str)))]
         pos = key.get_indexer(pd.MultiIndex.from_arrays([t["video"].astype(str), t["frame"].astype(np.int64)]))
         return t[pos >= 0], pos[pos >= 0]
 
-    humans, h_img = select(dataset.humans)
-    parts, p_img = select(dataset.parts)
+    humans, h_img = select(humans)
+    parts, p_img = select(parts)
     h_ids = np.arange(1, len(humans) + 1)
     h_key = pd.MultiIndex.from_arrays([humans["video"].astype(str), humans["frame"].astype(np.int64),
                                        humans["human"].astype(np.int64)])
@@ -304,9 +316,13 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
                                                             parts["frame"].astype(np.int64),
                                                             parts["human"].astype(np.int64)]))
     if (p_person < 0).any():
-        raise InteropError(f"{dataset.root}: the parts table has parts of humans the humans table lacks")
-    vocab = dataset.vocab
-    part_cat = PERSON_ID + 1 + vocab.parts.codes(parts["part"])
+        raise InteropError(f"{where}: the parts table has parts of humans the humans table lacks")
+    part_names = list(part_names)
+    part_code = pd.Index(part_names).get_indexer(parts["part"].astype(str)).astype(np.int64)
+    if (part_code < 0).any():
+        unknown = sorted(set(parts["part"].astype(str)) - set(part_names))
+        raise InteropError(f"{where}: parts outside the part vocabulary: {', '.join(unknown[:5])}")
+    part_cat = PERSON_ID + 1 + part_code
     inexact = 0
 
     def convert(t, prefix, img):
@@ -322,7 +338,7 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
     has_obj = np.isfinite(o_bbox).all(axis=1)
 
     def person_chunks():
-        img_ids = table["id"].to_numpy()[h_img]
+        img_ids = ids[h_img]
         number = humans["human"].to_numpy()
         for s in range(0, len(humans), _CHUNK):
             e = s + _CHUNK
@@ -331,10 +347,10 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
                    for i, im, b, k in zip(h_ids[s:e], img_ids[s:e], h_bbox[s:e].tolist(), number[s:e])]
 
     def part_chunks():
-        img_ids = table["id"].to_numpy()[p_img]
+        img_ids = ids[p_img]
         person = h_ids[p_person]
         number = parts["human"].to_numpy()
-        ids = np.arange(len(humans) + 1, len(humans) + len(parts) + 1)
+        ann_ids = np.arange(len(humans) + 1, len(humans) + len(parts) + 1)
         state = parts["state"].astype(object).where(parts["state"].notna(), None).to_numpy()
         obj = parts["object"].astype(object).where(parts["object"].notna(), None).to_numpy()
         for s in range(0, len(parts), _CHUNK):
@@ -343,7 +359,7 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
             yield [{"id": int(i), "image_id": int(im), "category_id": int(c), "bbox": b, "area": b[2] * b[3],
                     "iscrowd": 0, "person_id": int(pid), "human": int(k), "state": None if st is None else str(st),
                     "object": None if ob is None else str(ob), "object_bbox": objb}
-                   for i, im, c, b, pid, k, st, ob, objb in zip(ids[s:e], img_ids[s:e], part_cat[s:e],
+                   for i, im, c, b, pid, k, st, ob, objb in zip(ann_ids[s:e], img_ids[s:e], part_cat[s:e],
                                                                  p_bbox[s:e].tolist(), person[s:e], number[s:e],
                                                                  state[s:e], obj[s:e], obox)]
 
@@ -351,6 +367,18 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
         yield from person_chunks()
         yield from part_chunks()
 
+    return CocoTables(records, _categories(part_names), chunks(), len(humans), len(parts), inexact)
+
+
+def _coco_parts(dataset, frames, videos, missing, workers, progress) -> tuple[CocoTables, dict]:
+    """The COCO tables of ``videos``' annotated frames on disk under ``frames``, and the file's ``info``."""
+    from tpslab import __version__
+
+    videos = _video_names(dataset, videos)
+    table = _frame_table(dataset, frames, videos, missing, workers, progress)
+    skipped = table[table["file_name"].isna()]
+    table = table[table["file_name"].notna()].reset_index(drop=True)
+    coco = coco_of_tables(table, dataset.humans, dataset.parts, dataset.vocab.parts.names, where=str(dataset.root))
     resized = table.groupby("video")[["width", "height", "video_width", "video_height"]].first()
     info = {
         "tool": TOOL_COCO,
@@ -362,17 +390,17 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> _CocoPar
                           "release's inclusive corners [x1, y1, x2, y2] (sx = width / video_width, likewise y); "
                           "back: x1 = x / sx, x2 = x / sx + (w / sx - 1), both rounded to 6 decimals",
         "videos": int(table["video"].nunique()),
-        "images": len(images),
-        "persons": len(humans),
-        "parts": len(parts),
+        "images": len(coco.images),
+        "persons": coco.persons,
+        "parts": coco.parts,
         "resized_videos": int(((resized["width"] != resized["video_width"])
                                | (resized["height"] != resized["video_height"])).sum()),
         "skipped_frames": len(skipped),
         "skipped_videos": sorted(set(skipped["video"]) - set(table["video"])),
         "videos_without_annotated_frames": sorted(set(videos) - set(table["video"]) - set(skipped["video"])),
-        "inexact_boxes": inexact,
+        "inexact_boxes": coco.inexact,
     }
-    return _CocoParts(info, images, _categories(vocab), chunks())
+    return coco, info
 
 
 def coco_ground_truth(dataset, frames, *, videos: Iterable[str] | None = None, missing: str = "error",
@@ -395,10 +423,9 @@ def coco_ground_truth(dataset, frames, *, videos: Iterable[str] | None = None, m
     frames of mixed sizes, frames that are not a resize of their video, a video whose size cannot be
     read, and names that are not videos of the dataset.
     """
-    parts = _coco_parts(dataset, frames, videos, missing, workers, progress)
-    annotations = [a for chunk in parts.chunks for a in chunk]
-    return {"info": parts.info, "licenses": [], "images": parts.images, "annotations": annotations,
-            "categories": parts.categories}
+    coco, info = _coco_parts(dataset, frames, videos, missing, workers, progress)
+    return {"info": info, "licenses": [], "images": coco.images, "annotations": coco.annotations(),
+            "categories": coco.categories}
 
 
 def is_tpslab_coco(path) -> bool:
@@ -427,15 +454,15 @@ def export_coco(dataset, frames, out, *, videos: Iterable[str] | None = None, mi
 
     out = Path(out)
     check_coco_out(out)
-    parts = _coco_parts(dataset, frames, videos, missing, workers, progress)
-    n = parts.info["persons"] + parts.info["parts"]
+    coco, info = _coco_parts(dataset, frames, videos, missing, workers, progress)
+    n = coco.persons + coco.parts
     with atomic_path(out) as tmp, open(tmp, "wb") as f, \
             tqdm(total=n, desc="writing COCO", unit="box", disable=not progress, leave=False) as bar:
-        f.write(b'{"info":' + orjson.dumps(parts.info) + b',"licenses":[],"images":')
-        f.write(orjson.dumps(parts.images))
-        f.write(b',"categories":' + orjson.dumps(parts.categories) + b',"annotations":[')
+        f.write(b'{"info":' + orjson.dumps(info) + b',"licenses":[],"images":')
+        f.write(orjson.dumps(coco.images))
+        f.write(b',"categories":' + orjson.dumps(coco.categories) + b',"annotations":[')
         first = True
-        for chunk in parts.chunks:
+        for chunk in coco.chunks:
             if not chunk:
                 continue
             body = orjson.dumps(chunk)[1:-1]
@@ -443,7 +470,7 @@ def export_coco(dataset, frames, out, *, videos: Iterable[str] | None = None, mi
             first = False
             bar.update(len(chunk))
         f.write(b"]}")
-    return parts.info
+    return info
 
 
 def check_coco_out(out) -> Path:
@@ -629,7 +656,7 @@ def _inclusive_overlap(p: np.ndarray, h: np.ndarray):
     return inter, pw * ph, hw * hh, np.maximum(gx, gy)
 
 
-def read_coco_results(results, images, *, videos: Iterable[str] | None = None, max_humans: int = HUMAN_LIMIT,
+def read_coco_results(results, images, *, videos: Iterable[str] | None = None, max_humans: int = MAX_HUMANS,
                       max_proposals: int = 1, min_person_score: float = 0.0, min_part_score: float = 0.0,
                       reach: float = 0.25) -> CocoDetections:
     """A detector's COCO results -> the box table of :mod:`tpslab.pipeline`, in the release's pixels.
@@ -671,8 +698,8 @@ def read_coco_results(results, images, *, videos: Iterable[str] | None = None, m
     """
     from tpslab.pipeline import BOX_COLUMNS
 
-    for name, value, most in (("max_humans", max_humans, HUMAN_LIMIT), ("max_proposals", max_proposals,
-                                                                       PROPOSAL_LIMIT)):
+    for name, value, most in (("max_humans", max_humans, MAX_HUMANS), ("max_proposals", max_proposals,
+                                                                       MAX_PROPOSALS)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
             raise ValueError(f"{name} must be an integer from 1 to {most} (the scorer's limit), got {value!r}")
     if not reach >= 0:

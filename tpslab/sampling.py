@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from tpslab.challenge import SCORED_STRIDE, is_scored  # noqa: F401 (is_scored: re-exported)
+from tpslab.challenge import SCORED_STRIDE, frame_number_to_index, is_scored  # noqa: F401 (is_scored: re-exported)
 
 
 def _rng(seed) -> np.random.Generator:
@@ -97,10 +97,7 @@ def annotated_indices(frame_numbers: Iterable[int], k: int | None = None, *, tra
     evenly spread; with fewer annotated frames than ``k``, all of them (no repeats). ``num_frames``,
     when known, drops numbers past the video's end (annotations of frames that do not decode).
     """
-    numbers = np.unique(np.asarray(list(frame_numbers), dtype=np.int64))
-    if numbers.size and numbers[0] < 1:
-        raise ValueError(f"frame numbers start at 1 (img_00001), got {numbers[0]}")
-    idx = numbers - 1
+    idx = frame_number_to_index(np.unique(np.asarray(list(frame_numbers), dtype=np.int64)))
     if num_frames is not None:
         idx = idx[idx < num_frames]
     if k is None or k >= len(idx):

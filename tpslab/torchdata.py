@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from tpslab import sampling
+from tpslab.challenge import frame_stem, index_to_frame_number
 from tpslab.layout import rawframes_folder
 from tpslab.video import open_video, short_side_size
 from tpslab.vocab import mirror_permutation
@@ -372,7 +373,7 @@ class ClipDataset(torch.utils.data.Dataset):
         if over.size:
             row = starts[over[0]]
             video = self.videos[int(np.flatnonzero(self._code == self._h_code[row])[0])]
-            raise ValueError(f"{video}: frame img_{self._h_frame[row]:05d} has {counts[over[0]]} humans, "
+            raise ValueError(f"{video}: frame {frame_stem(self._h_frame[row])} has {counts[over[0]]} humans, "
                              f"more than max_humans={max_humans}")
         return int(max_humans)
 
@@ -392,8 +393,9 @@ class ClipDataset(torch.utils.data.Dataset):
         """The humans of each sampled frame in ``max_humans`` slots (see the module docstring)."""
         lo, hi = self._h_span[self._code[i]]
         frame_of_human = self._h_frame[lo:hi]
-        first = np.searchsorted(frame_of_human, indices + 1)  # 1-based frame numbers
-        counts = np.searchsorted(frame_of_human, indices + 2) - first
+        numbers = index_to_frame_number(indices)
+        first = np.searchsorted(frame_of_human, numbers)
+        counts = np.searchsorted(frame_of_human, numbers + 1) - first
         t = np.repeat(np.arange(len(indices)), counts)  # the clip position and slot of each human
         slot = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
         rows = lo + np.repeat(first, counts) + slot

@@ -33,14 +33,14 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from tpslab.challenge import FRAME_STEM as FRAME_TEMPLATE
+from tpslab.challenge import FRAME_NAME, frame_number_to_index, frame_stem, index_to_frame_number  # noqa: F401
+from tpslab.challenge import FRAME_STEM as FRAME_TEMPLATE  # noqa: F401 (re-exported)
 
 BACKENDS = ("auto", "decord", "pyav", "rawframes")
 #: FFmpeg container name -> codecs on which decord's random access is checked frame by frame
@@ -49,7 +49,6 @@ DECORD_VERIFIED = {
     "mov,mp4,m4a,3gp,3g2,mj2": frozenset({"h264"}),
     "matroska,webm": frozenset({"h264", "vp8", "vp9"}),
 }
-_FRAME_NAME = re.compile(r"^img_(\d+)(?:\.[A-Za-z0-9]+)?$")
 
 
 class VideoError(RuntimeError):
@@ -76,34 +75,18 @@ class VideoError(RuntimeError):
 # ----------------------------------------------------------------------------- frame numbering
 
 
-def frame_number_to_index(number):
-    """1-based frame number (``img_00001`` -> 1) to 0-based decoded index; arrays work element-wise."""
-    arr = np.asarray(number)
-    if arr.dtype.kind not in "iu" or np.any(arr < 1):
-        raise ValueError(f"frame numbers are integers from 1, got {number!r}")
-    return arr - 1 if arr.ndim else int(arr) - 1
-
-
-def index_to_frame_number(index):
-    """0-based decoded index to the release's 1-based frame number; arrays work element-wise."""
-    arr = np.asarray(index)
-    if arr.dtype.kind not in "iu" or np.any(arr < 0):
-        raise ValueError(f"frame indices are integers from 0, got {index!r}")
-    return arr + 1 if arr.ndim else int(arr) + 1
-
-
 def frame_name(index: int, ext: str | None = "jpg") -> str:
     """The release's name of decoded frame ``index``: ``frame_name(0) == "img_00001.jpg"``.
 
     ``ext=None`` gives the bare stem (``img_00001``), ``ext="json"`` the annotation file.
     """
-    stem = FRAME_TEMPLATE.format(index_to_frame_number(index))
+    stem = frame_stem(index_to_frame_number(index))
     return stem if ext is None else f"{stem}.{ext.lstrip('.')}"
 
 
 def frame_index(name) -> int:
     """The decoded index a release frame name refers to: ``img_00001.json`` (or a path to it) -> 0."""
-    match = _FRAME_NAME.match(Path(str(name)).name)
+    match = FRAME_NAME.match(Path(str(name)).name)
     if not match:
         raise ValueError(f"{name!r} is not a frame name like img_00001.json")
     return frame_number_to_index(int(match.group(1)))
@@ -114,7 +97,7 @@ def list_frame_files(folder) -> dict[int, str]:
     numbers = {}
     with os.scandir(folder) as entries:
         for entry in entries:
-            match = _FRAME_NAME.match(entry.name)
+            match = FRAME_NAME.match(entry.name)
             if match and entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
                 numbers[int(match.group(1))] = entry.name
     return numbers

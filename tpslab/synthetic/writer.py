@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tpslab.challenge import frame_key
+from tpslab.challenge import frame_key, index_to_frame_number
 from tpslab.memory import worker_map
 from tpslab.synthetic import programs, render
 from tpslab.vocab import ACTIONS, PARTS
@@ -367,15 +367,16 @@ def plan_rows(plan: VideoPlan) -> dict[str, list]:
                             "p_frame", "p_human", "p_hbox", "p_part", "p_box", "p_state", "p_obj", "p_obox")}
     for t in plan.annotated:
         humans = plan.annotations[t]
-        rows["f_frame"].append(t + 1)
+        frame = index_to_frame_number(t)
+        rows["f_frame"].append(frame)
         rows["f_humans"].append(len(humans))
         for k, hu in enumerate(humans):
-            rows["h_frame"].append(t + 1)
+            rows["h_frame"].append(frame)
             rows["h_index"].append(k)
             rows["h_box"].append(hu.box)
             rows["h_parts"].append(len(hu.parts))
             for p in hu.parts:
-                rows["p_frame"].append(t + 1)
+                rows["p_frame"].append(frame)
                 rows["p_human"].append(k)
                 rows["p_hbox"].append(hu.box)
                 rows["p_part"].append(p.name)
@@ -422,7 +423,7 @@ def write_annotations(plan: VideoPlan, root: Path) -> None:
     d = root / plan.spec.annotation_dir
     d.mkdir(parents=True, exist_ok=True)
     for t in plan.annotated:
-        (d / frame_key(t + 1)).write_text(json.dumps(frame_json(plan.annotations[t])), encoding="utf-8")
+        (d / frame_key(index_to_frame_number(t))).write_text(json.dumps(frame_json(plan.annotations[t])), encoding="utf-8")
 
 
 def make_video(task) -> tuple[int, dict[str, list]]:
