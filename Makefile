@@ -42,10 +42,12 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # learners' version: it must fail), with a wrong answer (it must fail) and with the solution (it must
 # pass), the pages rendered into build/site-fast and checked for their figures.
 # nbval is a plugin only for the notebook line (pyproject's addopts leave it out: ~5 s of start-up).
+# The unit tests run in parallel (pytest-xdist: one worker per core, at most 4, a test file per worker at a
+# time); the slow tests and the notebooks one at a time (-n 0): they start processes of their own.
 test: mini
 	$(PY) -m pytest
-	$(PY) -m pytest -m slow
-	TPSLAB_FAST=1 $(PY) -m pytest -p nbval --nbval-lax notebooks
+	$(PY) -m pytest -m slow -n 0
+	TPSLAB_FAST=1 $(PY) -m pytest -n 0 -p nbval --nbval-lax notebooks
 	$(PY) -m tpslab.teaching site build/site-fast $(NOTEBOOKS) --fast
 
 # The learners' version of every notebook (the solution cells left out) in build/student/.

@@ -29,6 +29,25 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 # separate fixture in each, and a session-scoped one is then made once per module.
 
 
+def _made_once(tmp_path_factory, name: str, make):
+    """``make()`` done once per test run. Under pytest-xdist each worker is a session of its own: the first to
+    get here makes the value and pickles it into the run's shared temporary folder, under a lock, and the
+    others wait and read it (the fitted recogniser is 8 s of CPU; two workers made it twice)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return make()
+    import pickle
+
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / f"{name}.pickle"
+    with FileLock(f"{shared}.lock"):
+        if shared.is_file():
+            return pickle.loads(shared.read_bytes())
+        value = make()
+        shared.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        return value
+
+
 @pytest.fixture(scope="session")
 def tiny_record(tmp_path_factory):
     """The generator's record of the tiny mini dataset (preset "tiny", seed 0), generated once per session
@@ -54,25 +73,28 @@ def tiny(tiny_record):
 
 
 @pytest.fixture(scope="session")
-def tiny_crops(tiny):
+def tiny_crops(tiny, tmp_path_factory):
     """In-memory crops (32 px, context 1.5) of every part of the train videos and of the test videos:
     (train crops, train part rows, test crops, test part rows)."""
     from tpslab.crops import crop_parts, video_paths
 
     paths = video_paths(tiny.dataset)
     train, test = tiny.dataset.parts, tiny.test_parts
-    return crop_parts(train, paths, progress=False), train, crop_parts(test, paths, progress=False), test
+    crops = _made_once(tmp_path_factory, "tiny-crops",
+                       lambda: (crop_parts(train, paths, progress=False), crop_parts(test, paths, progress=False)))
+    return crops[0], train, crops[1], test
 
 
 @pytest.fixture(scope="session")
-def tiny_recognizer(tiny, tiny_crops):
+def tiny_recognizer(tiny, tiny_crops, tmp_path_factory):
     """A part-state recogniser fitted on the tiny train crops (tiny_models.RECOGNIZER_OPTIONS). Shared:
     tests must not fit or change it."""
     from tiny_models import RECOGNIZER_OPTIONS
     from tpslab.models.recognizer import PartStateRecognizer
 
     crops, boxes, _, _ = tiny_crops
-    return PartStateRecognizer(**RECOGNIZER_OPTIONS).fit(crops, boxes, tiny.dataset.vocab)
+    return _made_once(tmp_path_factory, "tiny-recognizer",
+                      lambda: PartStateRecognizer(**RECOGNIZER_OPTIONS).fit(crops, boxes, tiny.dataset.vocab))
 
 
 def pytest_collection_finish(session):
@@ -92,8 +114,5 @@ def pytest_configure(config):
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)  # pools a plugin loaded before this file ran
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(1)
+    # torch reads OMP_NUM_THREADS (set above) when a test module first imports it: one intra-op thread. Not
+    # imported here: under pytest-xdist this hook also runs in the controller, which runs no test (2.4 s).

@@ -275,6 +275,7 @@ def _state_bags(per_action=10, seed=0):
     return X, np.array(y), columns
 
 
+@pytest.mark.slow  # a statistical experiment on the generator (75 cross-validated fits)
 def test_actions_need_several_parts():
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
@@ -502,6 +503,7 @@ def _crop_features(parts, frames, size=24):
     return np.array(feats), np.array(states)
 
 
+@pytest.mark.slow  # a statistical experiment on the generator (a classifier per kind of part)
 @pytest.mark.parametrize("kind", ["arm", "hand", "leg"])
 def test_states_can_be_read_from_video_crops(tiny, tiny_frames, kind):
     """A linear model on the shapes (gradient orientations) in pixel crops of the train videos reads the
