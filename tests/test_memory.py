@@ -92,3 +92,33 @@ def test_gc_paused_restores_the_collector():
     with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def _pid_and(value):
+    return os.getpid(), value
+
+
+def _fail_in_worker(parent):
+    if os.getpid() != parent:
+        raise ValueError("only in the worker")
+    return "here"
+
+
+def _die_in_worker(parent):
+    if os.getpid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return "here"
+
+
+def test_in_background_runs_in_a_worker_or_here(monkeypatch):
+    from tpslab import memory
+    from tpslab.memory import in_background
+
+    monkeypatch.setattr(memory, "usable_cpus", lambda: 2)
+    pid, value = in_background(_pid_and, [1, 2])()
+    assert pid != os.getpid() and value == [1, 2]
+    # A worker that fails or dies: the work is done again here (an error would then be raised here).
+    assert in_background(_fail_in_worker, os.getpid())() == "here"
+    assert in_background(_die_in_worker, os.getpid())() == "here"
+    monkeypatch.setattr(memory, "usable_cpus", lambda: 1)
+    assert in_background(_pid_and, "x")() == (os.getpid(), "x")

@@ -693,3 +693,48 @@ def test_reading_stops_as_soon_as_the_bound_is_crossed():
     data = _read_bounded(stream, 5 << 20, chunk=1 << 20)
     assert len(data) == (5 << 20) + 1 and stream.served == len(data)  # one byte past the bound, no more
     assert _read_bounded(__import__("io").BytesIO(b"abc"), 3) == b"abc"
+
+
+def _same_columns(a, b) -> None:
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+        else:
+            assert x == y, f.name
+
+
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_open_evaluation_reads_what_the_two_readers_read(tmp_path, monkeypatch, cpus):
+    """Both part files decoded at once (the ground truth's in a forked worker; in this process with one
+    usable CPU): the same columns as open_ground_truth and open_submission, and the ground truth's errors
+    first, as when the files are read one after the other."""
+    from tpslab import memory
+    from tpslab.submission import open_evaluation, open_ground_truth, open_submission
+
+    monkeypatch.setattr(memory, "usable_cpus", lambda: cpus)
+    gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
+    write_json_pair(tmp_path / "gt", GT_VID, gt_vid, GT_PART, gt_part)
+    write_submission_zip(tmp_path / "sub.zip", pred_vid, pred_part)
+    (gvid, gcols), (vid, cols) = open_evaluation(tmp_path / "gt", tmp_path / "sub.zip")
+    expected_gt, expected_pred = open_ground_truth(tmp_path / "gt"), open_submission(tmp_path / "sub.zip")
+    assert gcols.form == "single" and cols.form == "list"
+    assert gvid == expected_gt[0] and vid == expected_pred[0]
+    _same_columns(gcols, expected_gt[1])
+    _same_columns(cols, expected_pred[1])
+    # Not in the strict form: walked here, as the readers do (an error only where they give one).
+    gt_part[next(iter(gt_part))] = []
+    write_json_pair(tmp_path / "odd", GT_VID, gt_vid, GT_PART, gt_part)
+    assert open_evaluation(tmp_path / "odd", tmp_path / "sub.zip")[0][1].video_frames.tolist() == \
+        open_ground_truth(tmp_path / "odd")[1].video_frames.tolist()
+    # Both broken: the ground truth's error, as when read one after the other.
+    (tmp_path / "gt" / GT_PART).write_bytes(b'{"v": ')
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / PRED_VID).write_bytes(b"[]")
+    (tmp_path / "bad" / PRED_PART).write_bytes(b"{}")
+    with pytest.raises(SubmissionError, match=f"^{tmp_path / 'gt' / GT_PART} is not valid JSON"):
+        open_evaluation(tmp_path / "gt", tmp_path / "bad")
+    with pytest.raises(SubmissionError, match="pred_vid_result.json: expected a JSON object"):
+        open_evaluation(tmp_path / "odd", tmp_path / "bad")

@@ -56,6 +56,6 @@ def use_micro_as_tiny(monkeypatch) -> None:
     offers only "tiny" and "default" (the command's behaviour does not depend on the preset's size)."""
     import dataclasses
 
-    from tpslab.synthetic import writer
+    from tpslab.synthetic import presets
 
-    monkeypatch.setitem(writer.PRESETS, "tiny", dataclasses.replace(MICRO, name="tiny"))
+    monkeypatch.setitem(presets.PRESETS, "tiny", dataclasses.replace(MICRO, name="tiny"))

@@ -188,11 +188,12 @@ def _cmd_extract_frames(args) -> int:
 def _read_pair(args):
     """(gt_vid, gt_part) of ``args.gt_dir`` (None, None without it) and (pred_vid, pred_part) of ``args.pred``,
     the part files read straight into columns (the validator and the scorer share them)."""
-    from tpslab.submission import open_ground_truth, open_submission
+    from tpslab.submission import open_evaluation, open_submission
 
-    gt = open_ground_truth(args.gt_dir) if args.gt_dir is not None else (None, None)
     limit = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
-    return gt, open_submission(args.pred, mode=args.mode, **limit)
+    if args.gt_dir is None:
+        return (None, None), open_submission(args.pred, mode=args.mode, **limit)
+    return open_evaluation(args.gt_dir, args.pred, mode=args.mode, **limit)
 
 
 def _cmd_evaluate(args) -> int:
@@ -413,11 +414,25 @@ def _share(text):
     return value
 
 
+class _PresetNames:
+    """The mini dataset's preset names as argparse ``choices``, read from tpslab.synthetic only when a
+    command's --preset is checked or its help shown (importing the generator is 0.2 s of every command)."""
+
+    def _names(self) -> list:
+        from tpslab.synthetic import PRESETS
+
+        return sorted(PRESETS)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+
 def _mini_arguments(p: argparse.ArgumentParser, preset_help: str, seed_help: str) -> None:
     """--preset and --seed: which mini dataset (the presets come from tpslab.synthetic)."""
-    from tpslab.synthetic import PRESETS
-
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+    p.add_argument("--preset", choices=_PresetNames(), default="default",
                    help=f"{preset_help} (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help=f"{seed_help} (default: %(default)s)")
 

@@ -76,6 +76,56 @@ def _pool(workers: int):
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform says, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _background_run(parent: int, send, fn, args) -> None:
+    _die_with_parent(parent)
+    try:
+        send.send((True, fn(*args)))
+    except BaseException as e:  # sent back so that the caller sees why; the caller then runs fn itself
+        send.send((False, repr(e)))
+    finally:
+        send.close()
+
+
+def in_background(fn, *args):
+    """Start ``fn(*args)`` in a forked process (dying with this one) and return a function that waits for
+    its result, while this process goes on with other work; the result comes back pickled.
+
+    Where the platform cannot fork, or this process may use a single CPU only, nothing starts and the
+    returned function runs ``fn(*args)`` here. If the worker fails (killed, an exception, a result that
+    cannot be pickled), the returned function runs ``fn(*args)`` here too: an exception is then raised
+    from this process, with its usual traceback.
+    """
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods() or usable_cpus() < 2:
+        return lambda: fn(*args)
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_background_run, args=(os.getpid(), send, fn, args), daemon=True)
+    proc.start()
+    send.close()
+
+    def result():
+        try:
+            ok, value = recv.recv()
+        except Exception:  # the worker died, or its result does not unpickle here
+            ok = False
+        finally:
+            recv.close()
+            proc.join()
+        return value if ok else fn(*args)
+
+    return result
+
+
 def worker_map(fn, tasks, workers: int, *, desc: str | None = None, unit: str = "it", sizes=None,
                progress: bool = True, leave: bool = True, bar=None, serial_fallback: bool = False) -> list:
     """``[fn(t) for t in tasks]``, in up to ``workers`` worker processes that die with this one.

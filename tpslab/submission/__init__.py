@@ -10,7 +10,8 @@
 - :func:`read_submission` reads a folder or a zip safely (no absolute paths or ``..``; the two files at the
   root or inside one folder; no encrypted members; at most :data:`MAX_SUBMISSION_BYTES`, inflated in chunks);
   :func:`open_submission` and :func:`open_ground_truth` read the part file straight into columns
-  (:class:`tpslab.challenge.PartColumns`), which the validator and the scorer take as they are.
+  (:class:`tpslab.challenge.PartColumns`), which the validator and the scorer take as they are;
+  :func:`open_evaluation` reads both, the two part files decoded at the same time.
 
 The challenge's conventions (frame keys, the scored stride, the limits, the file names) live in
 :mod:`tpslab.challenge`; the names below are kept for existing code.
@@ -33,13 +34,13 @@ pairs to write even where no human was predicted; see :func:`build_predictions` 
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID,  # noqa: F401
                               SCORED_STRIDE, frame_key, frame_number, is_scored)
 from tpslab.submission.files import (MAX_INFLATE_RATIO, MAX_SUBMISSION_BYTES, RATIO_FREE_BYTES,  # noqa: F401
-                                     SCORED_FRAMES_PER_VIDEO, TEST_VIDEOS, SubmissionError, open_ground_truth,
-                                     open_submission, read_ground_truth, read_submission, write_json_pair,
+                                     SCORED_FRAMES_PER_VIDEO, TEST_VIDEOS, SubmissionError, open_evaluation,
+                                     open_ground_truth, open_submission, read_ground_truth, read_submission, write_json_pair,
                                      write_prediction_files, write_submission_zip)
 from tpslab.submission.tables import build_predictions, export_ground_truth
 from tpslab.submission.validation import NAME_KINDS, SubmissionReport, validate_submission  # noqa: F401
 
 __all__ = ["GT_PART", "GT_VID", "MAX_SUBMISSION_BYTES", "PRED_PART", "PRED_VID", "SubmissionError", "SubmissionReport",
-           "build_predictions", "export_ground_truth", "frame_key", "frame_number", "is_scored", "open_ground_truth",
+           "build_predictions", "export_ground_truth", "frame_key", "frame_number", "is_scored", "open_evaluation", "open_ground_truth",
            "open_submission", "read_ground_truth", "read_submission", "validate_submission", "write_json_pair",
            "write_prediction_files", "write_submission_zip"]

@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
-                              ScoringError, check_mode, loads_json, part_columns)
+                              ScoringError, check_mode, decode_part_file, loads_json, part_columns)
 from tpslab.errors import Problem
 from tpslab.fileio import atomic_write_bytes
 from tpslab.vocab import PARTS
@@ -262,3 +262,28 @@ def open_submission(path, mode: str = "list", max_bytes: int = MAX_SUBMISSION_BY
     data, names = _submission_bytes(path, max_bytes, max_ratio)
     vid = _loads(data[0], names[0])
     return vid, _part_columns(data[1], "pred_part_result", check_mode(mode), names[1])
+
+
+def open_evaluation(gt_dir, pred, mode: str = "list", max_bytes: int = MAX_SUBMISSION_BYTES,
+                    max_ratio: float | None = MAX_INFLATE_RATIO) -> tuple[tuple[dict, PartColumns],
+                                                                          tuple[dict, PartColumns]]:
+    """``(open_ground_truth(gt_dir), open_submission(pred, mode, ...))``, the two part files decoded at the
+    same time: the ground truth's in a forked process (:func:`tpslab.memory.in_background`; where the
+    platform cannot fork or one CPU is usable, one after the other). Same results, same errors, and the
+    ground truth's first, as when read one after the other."""
+    from tpslab.memory import in_background
+
+    check_mode(mode)
+    vid, part, names = _ground_truth_bytes(gt_dir)
+    gt_vid = _loads(vid, names[0])
+    decoded = in_background(decode_part_file, part, GT_PART, "single")  # None: not in the strict form
+
+    def gt_part() -> PartColumns:
+        return decoded() or _part_columns(part, "gt_part_result", "single", names[1])
+
+    try:
+        submission = open_submission(pred, mode, max_bytes, max_ratio)
+    except BaseException:
+        gt_part()  # raises the ground truth's error, if it has one, before the submission's
+        raise
+    return (gt_vid, gt_part()), submission

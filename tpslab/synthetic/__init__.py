@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tpslab.fileio import atomic_folder
-from tpslab.synthetic.writer import GENERATOR_VERSION, PRESETS, Preset, get_preset
+from tpslab.synthetic.presets import GENERATOR_VERSION, PRESETS, Preset, get_preset
 
 if TYPE_CHECKING:
     import pandas as pd

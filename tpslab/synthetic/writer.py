@@ -27,10 +27,8 @@ import numpy as np
 from tpslab.challenge import frame_key, index_to_frame_number
 from tpslab.memory import worker_map
 from tpslab.synthetic import programs, render
-from tpslab.vocab import ACTIONS, PARTS
-
-# Bump when the output for a given preset and seed changes: cached mini datasets are keyed by it.
-GENERATOR_VERSION = 4
+from tpslab.synthetic.presets import get_preset
+from tpslab.vocab import PARTS
 
 FLIST_HEADER = "class,video,frames"
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -41,37 +39,6 @@ _CAMERA_MARGIN = 4
 HUMAN_BOX_SLACK = 0.1
 PART_BOX_SIZE_SPREAD, PART_BOX_ASPECT_SPREAD, PART_BOX_SHIFT = 0.1, 0.15, 0.1
 _GEOMETRY, _PIXELS = 0, 1  # generator streams per video
-
-
-@dataclass(frozen=True)
-class Preset:
-    """The size of a generated dataset."""
-
-    name: str
-    classes: tuple[str, ...]
-    train_videos: tuple[int, int]  # per class, inclusive range (classes are mildly imbalanced)
-    test_videos: int  # per class
-    frames: tuple[int, int]  # per video, inclusive range
-    size: tuple[int, int]  # width, height
-    fps: int = 25
-    distractor: float = 0.5  # probability of a second person
-    crf: int = 23  # H.264 quality (x264 default; states stay legible)
-
-
-PRESETS = {
-    "default": Preset("default", ACTIONS, (6, 10), 2, (56, 72), (256, 192)),
-    "tiny": Preset("tiny", ("clean_and_jerk", "juggling_balls", "push_up", "salsa_dancing"),
-                   (4, 4), 2, (28, 36), (192, 144)),
-}
-
-
-def get_preset(preset) -> Preset:
-    if isinstance(preset, Preset):
-        return preset
-    try:
-        return PRESETS[preset]
-    except KeyError:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}") from None
 
 
 @dataclass(frozen=True)
