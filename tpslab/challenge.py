@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from itertools import chain, compress, repeat
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
+from tpslab.vocab import STATES
 
 # ----------------------------------------------------------------------------------------------------
 # Frames, limits, modes
@@ -706,13 +707,15 @@ def walk_part_file(obj: Mapping, file: str) -> PartColumns:
 
 
 @lru_cache(maxsize=None)
-def _decoder(form: str):
+def _decoder(form: str, verbs: tuple | None = None):
     """msgspec decoders of a part file in the strict ``form`` (every human with ``box`` and ``parts``,
     every part with ``box`` and a string ``verb``, a list of strings in ``list`` form), boxes kept as raw
-    JSON text (:func:`_parse_boxes` reads them all at once), and of a flat list of numbers."""
+    JSON text (:func:`_parse_boxes` reads them all at once), and of a flat list of numbers. With ``verbs``
+    (names), only those verbs are accepted and each comes back as the one string object of its name."""
     import msgspec
 
-    fields = [("box", msgspec.Raw), ("verb", list[str] if form == "list" else str)]
+    verb = str if verbs is None else Literal[verbs]
+    fields = [("box", msgspec.Raw), ("verb", list[verb] if form == "list" else verb)]
     part = msgspec.defstruct(f"Part_{form}", fields, gc=False)
     named = msgspec.defstruct(f"NamedPart_{form}", [("name", str), *fields], gc=False)
     human = msgspec.defstruct(f"Human_{form}", [("box", msgspec.Raw), ("parts", dict[str, part] | list[named])],
@@ -730,7 +733,7 @@ _get_struct_name = operator.attrgetter("name")
 # A box's JSON text without its numbers (digits, signs, points, exponents) and spaces: "[,,,]".
 _SPACES = b" \t\r\n"
 _NUMBER_TEXT = b"0123456789.+-eE" + _SPACES
-_BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
+_BRACKETS_TO_SPACES = bytes.maketrans(b"[]|", b"  ,")  # and the separator "|" to a comma
 _BOX_SHAPE = b"[,,,]"
 
 
@@ -742,11 +745,11 @@ def _struct_parts(parts: list) -> list:
 
 
 def _numbers(text: bytes, n: int) -> np.ndarray | None:
-    """The numbers of ``text`` (JSON arrays of numbers, or of arrays of them, separated by commas) in one
-    flat float64 array, or None unless there are ``n``, all within the float range."""
+    """The numbers of ``text`` (JSON arrays of numbers, or of arrays of them, separated by commas or "|")
+    in one flat float64 array, or None unless there are ``n``, all within the float range."""
     flat, error = _decoder("single")[1:]
     try:
-        numbers = flat.decode(b"[" + text.translate(_BRACKETS_TO_SPACES) + b"]")
+        numbers = flat.decode(b"[%b]" % text.translate(_BRACKETS_TO_SPACES))  # one pass, one copy
     except error:
         return None
     return np.array(numbers, dtype=np.float64).reshape(-1) if len(numbers) == n else None
@@ -767,10 +770,10 @@ def _parse_box_lists(texts: list):
         return np.zeros(0, np.int64), np.zeros((0, 4))
     text = b"|".join(texts)
     shapes = text.translate(None, _NUMBER_TEXT)
-    pieces = shapes.split(b"|")
-    if len(pieces) != len(texts):  # a "|" in a string
+    ends = np.append(np.flatnonzero(np.frombuffer(shapes, np.uint8) == ord("|")), len(shapes))
+    if len(ends) != len(texts):  # a "|" in a string
         return None
-    count = (np.fromiter(map(len, pieces), np.int64, len(texts)) - 1) // 6  # "[" + 6 per box
+    count = (np.diff(ends, prepend=-1) - 2) // 6  # "[" + 6 per box + "]", without the separator
     lists = {k: b"[" + b",".join([_BOX_SHAPE] * k) + b"]" for k in np.unique(count).tolist()}
     if shapes != b"|".join(map(lists.__getitem__, count.tolist())):
         return None
@@ -781,7 +784,7 @@ def _parse_box_lists(texts: list):
         if any(bytes(texts[i]) != b"[]" for i in empty):
             return None
         text = (b"|" + text).replace(b"|[]", b"")[1:]
-    numbers = _numbers(text.replace(b"|", b","), 4 * int(count.sum()))
+    numbers = _numbers(text, 4 * int(count.sum()))
     return None if numbers is None else (count, numbers.reshape(-1, 4))
 
 
@@ -804,15 +807,26 @@ def _decoded_parts(humans: list, form: str) -> dict | None:
                 proposal_verb=list(chain.from_iterable(verbs)))
 
 
+def _decode_strict(data, form: str):
+    """The part file's text decoded in the strict ``form``, or None. Verbs that are all states of the
+    vocabulary come back as shared strings (a test-set prediction holds a million verbs: a third of the
+    time went into making and freeing their strings); any other verbs are decoded too, in a second pass."""
+    for verbs in (STATES, None):
+        decoder, _, error = _decoder(form, verbs)
+        try:
+            return decoder.decode(data)
+        except (error, UnicodeDecodeError, RecursionError):
+            continue
+    return None
+
+
 def decode_part_file(data, file: str, form: str) -> PartColumns | None:
     """:class:`PartColumns` straight from the JSON text of a part file in the strict ``form`` ("list":
     proposal lists, "single": one box and one verb per part), or None when the text is not in that form
     (then :func:`walk_part_file` reads it and the consumers say what is wrong)."""
-    decoder, _, error = _decoder(form)
     with gc_paused():  # the decoded objects are freed before the collector resumes: it never walks them
-        try:
-            top = decoder.decode(data)
-        except (error, UnicodeDecodeError, RecursionError):
+        top = _decode_strict(data, form)
+        if top is None:
             return None
         fdicts = list(top.values())
         hlists = list(map(_get_struct_humans, chain.from_iterable(map(dict.values, fdicts))))
