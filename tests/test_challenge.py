@@ -198,3 +198,25 @@ def test_text_not_in_the_strict_form_is_walked(tmp_path):
         part_columns(b"[]", "pred_part_result", label="zip:pred")
     cols = part_columns(good, "gt_part_result")
     assert isinstance(cols, PartColumns) and part_columns(cols, "x") is cols
+
+
+@pytest.mark.parametrize("form", ["list", "single"])
+def test_verbs_of_the_vocabulary_are_shared_strings_and_others_still_decode(form):
+    from tpslab.vocab import STATES
+
+    def part(verb):
+        return {"box": [[0, 0, 4, 4]] if form == "list" else [0, 0, 4, 4], "verb": [verb] if form == "list" else verb}
+
+    def decoded(*verbs):
+        parts = {name: part(v) for name, v in zip(("head", "hip"), verbs)}
+        cols = decode_part_file(orjson.dumps({"v": {F1: {"humans": [{"box": [0, 0, 9, 9], "parts": parts}]}}}),
+                                "f.json", form)
+        assert cols is not None and cols.form == form
+        return cols.part_verb_values(np.arange(len(verbs)))
+
+    got = decoded("bend", "step_on")
+    assert got == ([["bend"], ["step_on"]] if form == "list" else ["bend", "step_on"])
+    flat = [v[0] for v in got] if form == "list" else got
+    assert flat[0] is STATES[STATES.index("bend")] and flat[1] is STATES[STATES.index("step_on")]
+    # A verb outside the vocabulary (the validator warns; it never scores): decoded as it is.
+    assert decoded("bend", "Bend ") == ([["bend"], ["Bend "]] if form == "list" else ["bend", "Bend "])

@@ -283,7 +283,7 @@ def open_evaluation(gt_dir, pred, mode: str = "list", max_bytes: int = MAX_SUBMI
 
     try:
         submission = open_submission(pred, mode, max_bytes, max_ratio)
-    except BaseException:
+    except Exception:
         gt_part()  # raises the ground truth's error, if it has one, before the submission's
         raise
     return (gt_vid, gt_part()), submission
