@@ -946,22 +946,15 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
     :func:`check_lists_out`); a record ``.tpslab-lists.json`` lists what was written. Returns
     ``{"files": {name: number of lines}, "skipped": {list name: [videos]}, "out": out}``.
     """
-    import json
-
-    from tpslab.fileio import atomic_write_bytes
-    from tpslab.memory import worker_map
-
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     out = check_lists_out(out, frames is not None)
     if frames is not None and not Path(frames).is_dir():
         raise FileNotFoundError(f"{frames}: no such frames folder (make one with tpslab extract-frames)")
-    root = Path(dataset.root)
     train, val = dataset.split_train_val(val_fraction=val_fraction, seed=seed)
     v = dataset.videos.assign(video=dataset.videos["video"].astype(str)).set_index("video")
-    test = sorted(v.index[v["split"] == "test"])
+    splits = {"train": train, "val": val, "test": sorted(v.index[v["split"] == "test"])}
     actions = dataset.vocab.actions
-    splits = {"train": train, "val": val, "test": test}
 
     def label_of(video: str, split: str) -> int:
         label = v.at[video, "label"]
@@ -969,13 +962,25 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
             return UNKNOWN_LABEL
         return actions.id(str(label))
 
-    def checked(path: str, video: str) -> str:
-        if any(ch.isspace() for ch in path):
-            raise InteropError(f"{path}: the path of {video} contains whitespace, which MMAction2 and PySlowFast "
-                               "read as a column separator")
-        return path
+    files, skipped = {"classes.txt": [_no_whitespace(a, a) for a in actions.names]}, {}
+    _video_lists(v, Path(dataset.root), splits, label_of, missing, files, skipped)
+    if frames is not None:
+        _rawframe_lists(v, Path(frames), splits, label_of, missing, files, skipped, workers, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_lists(out, files)
+    return {"files": {k: len(x) for k, x in files.items()}, "skipped": skipped, "out": out}
 
-    files, skipped = {"classes.txt": [checked(a, a) for a in actions.names]}, {}
+
+def _no_whitespace(path: str, video: str) -> str:
+    if any(ch.isspace() for ch in path):
+        raise InteropError(f"{path}: the path of {video} contains whitespace, which MMAction2 and PySlowFast "
+                           "read as a column separator")
+    return path
+
+
+def _video_lists(v: pd.DataFrame, root: Path, splits: dict, label_of, missing: str, files: dict,
+                 skipped: dict) -> None:
+    """``<split>_list_videos.txt`` and ``<split>.csv`` (the same lines) into ``files``."""
     for split, names in splits.items():
         lines = []
         for video in names:
@@ -986,29 +991,43 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
                 skipped.setdefault(f"{split}_list_videos.txt", []).append(video)
                 continue
             rel = Path(os.path.relpath(path, root)).as_posix()
-            lines.append(f"{checked(rel, video)} {label_of(video, split)}")
+            lines.append(f"{_no_whitespace(rel, video)} {label_of(video, split)}")
         files[f"{split}_list_videos.txt"] = lines
         files[f"{split}.csv"] = lines
-    if frames is not None:
-        every = [(split, video) for split, names in splits.items() for video in names]
-        rels = [str(_frame_folder(v.loc[video].to_dict() | {"video": video})) for _, video in every]
-        counts = worker_map(_count_frames, [str(Path(frames) / r) for r in rels], workers,
-                            desc="counting frames", unit="video", progress=progress)
-        errors = [e for _, e in counts if e]
-        if errors:
-            raise InteropError(errors[0] + (f" (and {len(errors) - 1} more folders)" if len(errors) > 1 else ""))
-        for split in splits:
-            files[f"{split}_list_rawframes.txt"] = []
-        for (split, video), rel, (n, _) in zip(every, rels, counts):
-            name = f"{split}_list_rawframes.txt"
-            if n is None:
-                if missing == "error":
-                    raise InteropError(f"{Path(frames) / rel}: no frames for {video} (extract them with tpslab "
-                                       "extract-frames, or skip such videos)")
-                skipped.setdefault(name, []).append(video)
-                continue
-            files[name].append(f"{checked(rel, video)} {n} {label_of(video, split)}")
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _rawframe_lists(v: pd.DataFrame, frames: Path, splits: dict, label_of, missing: str, files: dict,
+                    skipped: dict, workers: int, progress: bool) -> None:
+    """``<split>_list_rawframes.txt`` into ``files``, the frames of each folder counted (in ``workers``)."""
+    from tpslab.memory import worker_map
+
+    every = [(split, video) for split, names in splits.items() for video in names]
+    rels = [str(_frame_folder(v.loc[video].to_dict() | {"video": video})) for _, video in every]
+    counts = worker_map(_count_frames, [str(frames / r) for r in rels], workers,
+                        desc="counting frames", unit="video", progress=progress)
+    errors = [e for _, e in counts if e]
+    if errors:
+        raise InteropError(errors[0] + (f" (and {len(errors) - 1} more folders)" if len(errors) > 1 else ""))
+    for split in splits:
+        files[f"{split}_list_rawframes.txt"] = []
+    for (split, video), rel, (n, _) in zip(every, rels, counts):
+        name = f"{split}_list_rawframes.txt"
+        if n is None:
+            if missing == "error":
+                raise InteropError(f"{frames / rel}: no frames for {video} (extract them with tpslab "
+                                   "extract-frames, or skip such videos)")
+            skipped.setdefault(name, []).append(video)
+            continue
+        files[name].append(f"{_no_whitespace(rel, video)} {n} {label_of(video, split)}")
+
+
+def _write_lists(out: Path, files: dict) -> None:
+    """Write the lists into ``out`` with their record; lists of an earlier run that this one does not
+    write are removed when the record says tpslab wrote them, unchanged since."""
+    import json
+
+    from tpslab.fileio import atomic_write_bytes
+
     data = {name: "".join(line + "\n" for line in lines).encode("utf-8") for name, lines in files.items()}
     record = {name: hashlib.sha256(d).hexdigest() for name, d in data.items()}
     previous = _read_lists_record(out)
@@ -1026,4 +1045,3 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
         if name not in record and name in list_file_names(True) and f.is_file() and _sha256(f) in digests:
             f.unlink()
     write_record(record)
-    return {"files": {k: len(x) for k, x in files.items()}, "skipped": skipped, "out": out}
