@@ -530,13 +530,24 @@ def _read_images(source) -> _Images:
             or not isinstance(data.get("categories"), list):
         raise InteropError(f"{where}: expected a COCO dict with 'images' and 'categories' lists (the file "
                            f"{TOOL_COCO} wrote)")
-    need = ("id", "video", "frame", "width", "height", "video_width", "video_height")
+    rows, ids = _image_rows(data["images"], where)
+    cats = _category_names(data["categories"], where)
+    arr = np.array([r[2:] for r in rows], dtype=np.float64).reshape(-1, 5)
+    return _Images(where, ids, np.array([r[1] for r in rows], dtype=object),
+                   np.array([r[2] for r in rows], dtype=np.int64), arr[:, 1] / arr[:, 3], arr[:, 2] / arr[:, 4], cats)
+
+
+_IMAGE_FIELDS = ("id", "video", "frame", "width", "height", "video_width", "video_height")
+
+
+def _image_rows(images: list, where: str) -> tuple[list, dict]:
+    """The checked ``_IMAGE_FIELDS`` of every image, and the row of each image id."""
     rows = []
-    for i, img in enumerate(data["images"]):
-        if not isinstance(img, Mapping) or any(k not in img for k in need):
-            lacks = [k for k in need if not isinstance(img, Mapping) or k not in img]
+    for i, img in enumerate(images):
+        if not isinstance(img, Mapping) or any(k not in img for k in _IMAGE_FIELDS):
+            lacks = [k for k in _IMAGE_FIELDS if not isinstance(img, Mapping) or k not in img]
             raise InteropError(f"{where}: images[{i}] lacks {', '.join(lacks)} (written by {TOOL_COCO}?)")
-        vals = [img[k] for k in need]
+        vals = [img[k] for k in _IMAGE_FIELDS]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in vals[2:] + [vals[0]]) \
                 or not isinstance(vals[1], str) or min(vals[3:]) < 1 or vals[2] < 1:
             raise InteropError(f"{where}: images[{i}] (id {img.get('id')!r}): expected an integer id, a video name "
@@ -547,16 +558,19 @@ def _read_images(source) -> _Images:
         if r[0] in ids:
             raise InteropError(f"{where}: images[{i}]: image id {r[0]} is repeated")
         ids[r[0]] = i
+    return rows, ids
+
+
+def _category_names(categories: list, where: str) -> dict:
+    """{category id: name}, with exactly one :data:`PERSON`."""
     cats = {}
-    for i, c in enumerate(data["categories"]):
+    for i, c in enumerate(categories):
         if not isinstance(c, Mapping) or not isinstance(c.get("id"), int) or not isinstance(c.get("name"), str):
             raise InteropError(f"{where}: categories[{i}]: expected an integer id and a name")
         cats[c["id"]] = c["name"]
     if list(cats.values()).count(PERSON) != 1:
         raise InteropError(f"{where}: expected exactly one category named {PERSON!r}")
-    arr = np.array([r[2:] for r in rows], dtype=np.float64).reshape(-1, 5)
-    return _Images(where, ids, np.array([r[1] for r in rows], dtype=object),
-                   np.array([r[2] for r in rows], dtype=np.int64), arr[:, 1] / arr[:, 3], arr[:, 2] / arr[:, 4], cats)
+    return cats
 
 
 def _is_real(v) -> bool:
