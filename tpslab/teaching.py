@@ -163,22 +163,7 @@ def exercises(nb: dict, name: str = "notebook") -> list[Exercise]:
             continue
         tag = t.pop()
         if tag == EXERCISE:
-            if cell["cell_type"] == "markdown":
-                if current is not None and current["solutions"]:
-                    raise ExerciseError(f"{where}: exercise text after the solution; the check must come first")
-                if current is None:
-                    current = {"code": None, "solutions": [], "cells": []}
-                current["cells"].append(i)
-                continue
-            if current is not None and current["code"] is not None:
-                raise ExerciseError(f"{where}: a second exercise code cell before the check of the first")
-            names = answer_names(cell, where)
-            if not names:
-                raise ExerciseError(f"{where}: an exercise's code cell must bind its answer names to ... "
-                                    "(e.g. `answer = ...`)")
-            current = current or {"code": None, "solutions": [], "cells": []}
-            current.update(code=i, names=names)
-            current["cells"].append(i)
+            current = _exercise_cell(cell, i, where, current)
         elif cell["cell_type"] != "code":
             raise ExerciseError(f"{where}: a {tag} cell must be a code cell")
         elif tag == SOLUTION:
@@ -197,7 +182,34 @@ def exercises(nb: dict, name: str = "notebook") -> list[Exercise]:
             current = None
     if current is not None:
         raise ExerciseError(f"{name}: the last exercise (cell {current['cells'][0]}) has no check cell")
-    owner = {n: ex for ex in out for n in ex.names}
+    _check_answers_stay_inside(nb, out, name)
+    return out
+
+
+def _exercise_cell(cell: dict, i: int, where: str, current: dict | None) -> dict:
+    """The exercise being read (``current``, or a new one) with cell ``i``, tagged ``exercise``, in it: its
+    text (markdown, before the solution) or its code cell (one, binding its answer names to ``...``)."""
+    if cell["cell_type"] == "markdown":
+        if current is not None and current["solutions"]:
+            raise ExerciseError(f"{where}: exercise text after the solution; the check must come first")
+        current = current or {"code": None, "solutions": [], "cells": []}
+        current["cells"].append(i)
+        return current
+    if current is not None and current["code"] is not None:
+        raise ExerciseError(f"{where}: a second exercise code cell before the check of the first")
+    names = answer_names(cell, where)
+    if not names:
+        raise ExerciseError(f"{where}: an exercise's code cell must bind its answer names to ... "
+                            "(e.g. `answer = ...`)")
+    current = current or {"code": None, "solutions": [], "cells": []}
+    current.update(code=i, names=names)
+    current["cells"].append(i)
+    return current
+
+
+def _check_answers_stay_inside(nb: dict, found: list, name: str) -> None:
+    """No cell outside an exercise reads its answer names (the learners' version has no solution)."""
+    owner = {n: ex for ex in found for n in ex.names}
     for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "code":
             continue
@@ -206,7 +218,6 @@ def exercises(nb: dict, name: str = "notebook") -> list[Exercise]:
             if i not in owner[n].cells:
                 raise ExerciseError(f"{name}, cell {i}: reads {n!r}, the answer of exercise {owner[n].number}; "
                                     "only that exercise's cells may (the learners' version has no solution)")
-    return out
 
 
 def student_notebook(nb: dict, name: str = "notebook") -> dict:
