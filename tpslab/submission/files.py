@@ -96,11 +96,15 @@ def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, 
 
 
 def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
-    """Write the challenge zip: the two prediction files at its root, no folder (atomic)."""
+    """Write the challenge zip: the two prediction files at its root, no folder (atomic). The same
+    predictions always make the same bytes (members dated 1980-01-01, the zip format's first day), so a
+    submission can be identified by its hash."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr(PRED_VID, _dumps(pred_vid))
-        z.writestr(PRED_PART, _dumps(pred_part))
+        for name, obj in ((PRED_VID, pred_vid), (PRED_PART, pred_part)):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            z.writestr(info, _dumps(obj))
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
