@@ -94,12 +94,12 @@ def coco_of(tables, part_names, size: tuple[int, int]) -> dict:
     """A COCO dict of the persons and parts of ``tables`` as :func:`tpslab.interop.export_coco` writes them
     (:func:`tpslab.interop.coco_of_tables`), without frames on disk: every frame of the mini dataset has
     the preset's ``size``, so images are not resized."""
-    from tpslab.challenge import FRAME_STEM
+    from tpslab.challenge import frame_stem
     from tpslab.interop import coco_of_tables
 
     width, height = (int(s) for s in size)
     images = tables.frames[["video", "frame"]].astype({"video": str, "frame": np.int64})
-    names = [f"{v}/{FRAME_STEM.format(f)}.jpg" for v, f in zip(images["video"], images["frame"])]
+    names = [f"{v}/{frame_stem(f)}.jpg" for v, f in zip(images["video"], images["frame"])]
     images = images.assign(file_name=names, width=width, height=height, video_width=width, video_height=height)
     coco = coco_of_tables(images, tables.humans, tables.parts, part_names, where="the competition's test tables")
     return {"info": {"tool": "tpslab competition"}, "images": coco.images, "categories": coco.categories,

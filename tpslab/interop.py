@@ -292,18 +292,19 @@ def coco_of_tables(images: pd.DataFrame, humans: pd.DataFrame, parts: pd.DataFra
     scaled by the image's size over its video's (see the module docstring). ``where`` names the source in
     errors (:class:`InteropError`)."""
     images = images.reset_index(drop=True)
+    videos = images["video"].astype(str)
     ids = np.arange(1, len(images) + 1)
     records = [{"id": int(i), "file_name": f, "width": int(w), "height": int(h), "video": v, "frame": int(n),
                 "video_width": int(vw), "video_height": int(vh)}
                for i, f, w, h, v, n, vw, vh in zip(ids, images["file_name"], images["width"], images["height"],
                                                    images["video"], images["frame"], images["video_width"],
                                                    images["video_height"])]
-    key = pd.MultiIndex.from_arrays([images["video"].astype(str), images["frame"].astype(np.int64)])
+    key = pd.MultiIndex.from_arrays([videos, images["frame"].astype(np.int64)])
     sx = (images["width"] / images["video_width"]).to_numpy(np.float64)
     sy = (images["height"] / images["video_height"]).to_numpy(np.float64)
 
     def select(t):
-        t = t[t["video"].astype(str).isin(set(images["video"].astype(str)))]
+        t = t[t["video"].astype(str).isin(set(videos))]
         pos = key.get_indexer(pd.MultiIndex.from_arrays([t["video"].astype(str), t["frame"].astype(np.int64)]))
         return t[pos >= 0], pos[pos >= 0]
 

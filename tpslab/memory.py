@@ -88,8 +88,8 @@ def _background_run(parent: int, send, fn, args) -> None:
     _die_with_parent(parent)
     try:
         send.send((True, fn(*args)))
-    except BaseException as e:  # sent back so that the caller sees why; the caller then runs fn itself
-        send.send((False, repr(e)))
+    except BaseException:  # the caller runs fn itself, so that an error is raised there with its traceback
+        send.send((False, None))
     finally:
         send.close()
 

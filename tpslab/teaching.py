@@ -189,20 +189,18 @@ def exercises(nb: dict, name: str = "notebook") -> list[Exercise]:
 def _exercise_cell(cell: dict, i: int, where: str, current: dict | None) -> dict:
     """The exercise being read (``current``, or a new one) with cell ``i``, tagged ``exercise``, in it: its
     text (markdown, before the solution) or its code cell (one, binding its answer names to ``...``)."""
-    if cell["cell_type"] == "markdown":
-        if current is not None and current["solutions"]:
-            raise ExerciseError(f"{where}: exercise text after the solution; the check must come first")
-        current = current or {"code": None, "solutions": [], "cells": []}
-        current["cells"].append(i)
-        return current
-    if current is not None and current["code"] is not None:
-        raise ExerciseError(f"{where}: a second exercise code cell before the check of the first")
-    names = answer_names(cell, where)
-    if not names:
-        raise ExerciseError(f"{where}: an exercise's code cell must bind its answer names to ... "
-                            "(e.g. `answer = ...`)")
     current = current or {"code": None, "solutions": [], "cells": []}
-    current.update(code=i, names=names)
+    if cell["cell_type"] == "markdown":
+        if current["solutions"]:
+            raise ExerciseError(f"{where}: exercise text after the solution; the check must come first")
+    else:
+        if current["code"] is not None:
+            raise ExerciseError(f"{where}: a second exercise code cell before the check of the first")
+        names = answer_names(cell, where)
+        if not names:
+            raise ExerciseError(f"{where}: an exercise's code cell must bind its answer names to ... "
+                                "(e.g. `answer = ...`)")
+        current.update(code=i, names=names)
     current["cells"].append(i)
     return current
 

@@ -35,12 +35,12 @@ from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_P
                               SCORED_STRIDE, frame_key, frame_number, is_scored)
 from tpslab.submission.files import (MAX_INFLATE_RATIO, MAX_SUBMISSION_BYTES, RATIO_FREE_BYTES,  # noqa: F401
                                      SCORED_FRAMES_PER_VIDEO, TEST_VIDEOS, SubmissionError, open_evaluation,
-                                     open_ground_truth, open_submission, read_ground_truth, read_submission, write_json_pair,
-                                     write_prediction_files, write_submission_zip)
+                                     open_ground_truth, open_submission, read_ground_truth, read_submission,
+                                     write_json_pair, write_prediction_files, write_submission_zip)
 from tpslab.submission.tables import build_predictions, export_ground_truth
 from tpslab.submission.validation import NAME_KINDS, SubmissionReport, validate_submission  # noqa: F401
 
 __all__ = ["GT_PART", "GT_VID", "MAX_SUBMISSION_BYTES", "PRED_PART", "PRED_VID", "SubmissionError", "SubmissionReport",
-           "build_predictions", "export_ground_truth", "frame_key", "frame_number", "is_scored", "open_evaluation", "open_ground_truth",
-           "open_submission", "read_ground_truth", "read_submission", "validate_submission", "write_json_pair",
-           "write_prediction_files", "write_submission_zip"]
+           "build_predictions", "export_ground_truth", "frame_key", "frame_number", "is_scored", "open_evaluation",
+           "open_ground_truth", "open_submission", "read_ground_truth", "read_submission", "validate_submission",
+           "write_json_pair", "write_prediction_files", "write_submission_zip"]

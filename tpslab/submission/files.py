@@ -86,8 +86,28 @@ def read_ground_truth(gt_dir) -> tuple[dict, dict]:
 
 def open_ground_truth(gt_dir) -> tuple[dict, PartColumns]:
     """``(gt_vid, gt_part)`` like :func:`read_ground_truth`, the part file read straight into columns."""
+    gt_vid, gt_part = _opening_ground_truth(gt_dir, background=False)
+    return gt_vid, gt_part()
+
+
+def _opening_ground_truth(gt_dir, background: bool):
+    """``gt_vid`` and a function that returns the part file's columns; with ``background``, the strict
+    decode runs meanwhile in a forked worker (:func:`tpslab.memory.in_background`). Either way the
+    function gives the columns, or raises the error, that reading the file here gives."""
     vid, part, names = _ground_truth_bytes(gt_dir)
-    return _loads(vid, names[0]), _part_columns(part, "gt_part_result", "single", names[1])
+    gt_vid = _loads(vid, names[0])
+    if background:
+        from tpslab.memory import in_background
+
+        decoded = in_background(decode_part_file, part, GT_PART, "single")  # None: not in the strict form
+    else:
+        def decoded():  # nothing decoded beforehand: _part_columns decodes, or walks, here
+            return None
+
+    def gt_part() -> PartColumns:
+        return decoded() or _part_columns(part, "gt_part_result", "single", names[1])
+
+    return gt_vid, gt_part
 
 
 def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, Path]:
@@ -275,16 +295,8 @@ def open_evaluation(gt_dir, pred, mode: str = "list", max_bytes: int = MAX_SUBMI
     same time: the ground truth's in a forked process (:func:`tpslab.memory.in_background`; where the
     platform cannot fork or one CPU is usable, one after the other). Same results, same errors, and the
     ground truth's first, as when read one after the other."""
-    from tpslab.memory import in_background
-
     check_mode(mode)
-    vid, part, names = _ground_truth_bytes(gt_dir)
-    gt_vid = _loads(vid, names[0])
-    decoded = in_background(decode_part_file, part, GT_PART, "single")  # None: not in the strict form
-
-    def gt_part() -> PartColumns:
-        return decoded() or _part_columns(part, "gt_part_result", "single", names[1])
-
+    gt_vid, gt_part = _opening_ground_truth(gt_dir, background=True)
     try:
         submission = open_submission(pred, mode, max_bytes, max_ratio)
     except Exception:

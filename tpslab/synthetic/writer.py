@@ -390,7 +390,8 @@ def write_annotations(plan: VideoPlan, root: Path) -> None:
     d = root / plan.spec.annotation_dir
     d.mkdir(parents=True, exist_ok=True)
     for t in plan.annotated:
-        (d / frame_key(index_to_frame_number(t))).write_text(json.dumps(frame_json(plan.annotations[t])), encoding="utf-8")
+        text = json.dumps(frame_json(plan.annotations[t]))
+        (d / frame_key(index_to_frame_number(t))).write_text(text, encoding="utf-8")
 
 
 def make_video(task) -> tuple[int, dict[str, list]]:
