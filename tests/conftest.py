@@ -50,9 +50,13 @@ def _made_once(tmp_path_factory, name: str, make):
 
 @pytest.fixture(scope="session")
 def tiny_record(tmp_path_factory):
-    """The generator's record of the tiny mini dataset (preset "tiny", seed 0), generated once per session
-    where ``ensure_mini("tiny", 0)`` keeps it in the session's cache (so the tests that reach the mini
-    dataset through the cache use this one). Tests read it and never write into it."""
+    """The generator's record of the tiny mini dataset (preset "tiny", seed 0), kept in the session's cache
+    where ``ensure_mini("tiny", 0)`` looks for it (so the tests that reach the mini dataset through the cache
+    use this one). Generated once per run: other pytest-xdist workers copy the folder. Tests read it and
+    never write into it."""
+    import dataclasses
+    import shutil
+
     from tpslab import synthetic
 
     with pytest.MonkeyPatch.context() as mp:
@@ -61,7 +65,14 @@ def tiny_record(tmp_path_factory):
     if root.is_dir():  # made earlier in this session by ensure_mini (a test that ran first): the same data
         return synthetic.plan_record(root, "tiny", 0)
     root.parent.mkdir(parents=True, exist_ok=True)
-    return synthetic.generate(root, preset="tiny", seed=0, progress=False)
+    made = _made_once(tmp_path_factory, "tiny-record",
+                      lambda: synthetic.generate(root, preset="tiny", seed=0, progress=False))
+    if made.root == root:
+        return made
+    shutil.copytree(made.root, root)
+    path = made.videos["path"]
+    moved = path.map(lambda p: str(root / Path(p).relative_to(made.root))).astype(path.dtype)
+    return dataclasses.replace(made, root=root, videos=made.videos.assign(path=moved))
 
 
 @pytest.fixture(scope="session")
@@ -116,3 +127,36 @@ def pytest_configure(config):
     threadpool_limits(1)  # pools a plugin loaded before this file ran
     # torch reads OMP_NUM_THREADS (set above) when a test module first imports it: one intra-op thread. Not
     # imported here: under pytest-xdist this hook also runs in the controller, which runs no test (2.4 s).
+
+
+
+
+# The modules that train torch models run in one pytest-xdist worker: the first optimizer a process builds
+# imports torch._dynamo (3.7 s of CPU), once instead of once per worker. Every other module is sent whole to
+# a worker, as ``--dist loadfile`` does, the longest first so that the workers end together (measured in
+# November 2026; an order gone stale costs balance, never a result). (``--dist loadgroup`` and xdist_group
+# marks cannot group modules with pytest 9.2: pytest-xdist 3.8 renames test ids through an attribute pytest
+# no longer reads.)
+TORCH_TRAINING = {"test_models_recognizer.py", "test_models_temporal.py", "test_pipeline.py", "test_training.py"}
+LONGEST_FIRST = ("torch-training", "test_interop.py", "test_widgets.py", "test_synthetic.py", "test_metrics_official.py",
+                 "test_video.py", "test_models_compositional.py", "test_submission.py", "test_crops.py",
+                 "test_frames.py", "test_torchdata.py", "test_cli.py", "test_viz.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # pytest-xdist's own scheduler
+    from xdist.scheduler import LoadFileScheduling
+
+    class Modules(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            module = Path(super()._split_scope(nodeid)).name
+            return "torch-training" if module in TORCH_TRAINING else module
+
+        def _assign_work_unit(self, node):
+            for scope in reversed(LONGEST_FIRST):
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
+
+    return Modules(config, log)
