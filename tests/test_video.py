@@ -203,6 +203,26 @@ def test_random_unsorted_repeated_access_is_frame_exact(videos, backend):
             assert read(reader, list(range(n))) == expected, name
 
 
+def test_pyav_reads_frame_after_frame_without_seeking_back(videos):
+    """One frame per call, forward (a player's or a labelling tool's access): each call goes on decoding
+    where the last stopped, seeking only into a new GOP; jumps back, and decoding by iter_frames in
+    between, still give the exact frames."""
+    from tpslab.video import PyAVReader
+
+    for name, (path, expected) in videos.items():
+        with PyAVReader(path) as reader:
+            seeks = []
+            decode_from = reader._decode_from
+            reader._decode_from = lambda seek_to: seeks.append(seek_to) or decode_from(seek_to)
+            n = len(expected)
+            assert [read(reader, [i])[0] for i in range(n)] == expected, name
+            assert len(seeks) <= len(np.unique(reader.info.gop)), (name, len(seeks))
+            steps = [3, 4, 9, 1, 2, n // 2, 0, n - 1, n - 2]  # forward with skips, back, to the end, back
+            assert [read(reader, [i])[0] for i in steps] == [expected[i] for i in steps], name
+            assert read(reader, [1, 2])[1] == expected[2] and next(reader.iter_frames()) is not None
+            assert read(reader, [3]) == [expected[3]], name  # after iter_frames reopened the file
+
+
 def test_auto_uses_decord_only_where_it_is_exact(videos):
     for name, (path, _) in videos.items():
         with open_video(path) as reader:

@@ -369,7 +369,9 @@ class VideoReader:
 
 
 class PyAVReader(VideoReader):
-    """Frame-exact reader on PyAV (FFmpeg): seeks to the keyframe before each wanted frame.
+    """Frame-exact reader on PyAV (FFmpeg): seeks to the keyframe before each wanted frame, or goes on
+    decoding from where the previous call stopped when the wanted frame lies ahead in a GOP it reached
+    (reading frame after frame decodes each frame once).
 
     ``thread_type`` is FFmpeg's decoder threading (``AUTO``: frame and slice threads; ``NONE`` for one
     thread, e.g. with many DataLoader workers).
@@ -382,6 +384,7 @@ class PyAVReader(VideoReader):
         self.thread_type = thread_type
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
+        self._live = None  # (frames, pts of the last one taken, GOP reached): decoding the last call left
         self._open()
 
     def _open(self) -> None:
@@ -390,6 +393,7 @@ class PyAVReader(VideoReader):
         self._stream.thread_type = self.thread_type
 
     def close(self) -> None:
+        self._live = None
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -398,25 +402,44 @@ class PyAVReader(VideoReader):
         return frame.to_ndarray(format="rgb24")
 
     def _decode_from(self, seek_to: int | None) -> Iterator:
-        """Yield (frame, packet) pairs decoded after seeking to decode time ``seek_to``.
+        """(frame, packet) pairs decoded after seeking, now, to decode time ``seek_to``.
 
-        ``seek_to=None`` reopens the file and decodes from its first packet.
+        ``seek_to=None`` reopens the file and decodes from its first packet. Decoding left live by an
+        earlier call ends here: the container has moved.
         """
         import av
 
         if self._container is None:
             raise VideoError(self.path, "reader is closed")
+        self._live = None
         try:
             if seek_to is None:
                 self._container.close()
                 self._open()
             else:
                 self._container.seek(seek_to, stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError as err:
+            raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
+        return self._decoded()
+
+    def _decoded(self) -> Iterator:
+        import av
+
+        try:
             for packet in self._container.demux(self._stream):
                 for frame in packet.decode():
                     yield frame, packet
         except av.FFmpegError as err:
             raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
+
+    def _frames_toward(self, i: int) -> tuple[Iterator, int]:
+        """(frames, GOP reached) to decode frame ``i`` from: the decoding the previous call left live when
+        ``i`` lies ahead of it in a GOP it reached, else decoding after a seek to ``i``'s keyframe."""
+        info = self.info
+        live, self._live = self._live, None
+        if live is not None and live[1] < info.pts[i] and info.gop[i] <= live[2]:
+            return live[0], live[2]
+        return self._decode_from(int(info.seek_pts[i])), int(info.gop[i])
 
     def _get(self, idx: np.ndarray) -> np.ndarray:
         wanted = np.unique(idx)
@@ -442,8 +465,8 @@ class PyAVReader(VideoReader):
         got: dict[int, np.ndarray] = {}
         k = 0
         while k < len(wanted):
-            reached_gop = gop[wanted[k]]  # the GOP of the keyframe we seek to
-            for frame, packet in self._decode_from(int(info.seek_pts[wanted[k]])):
+            frames, reached_gop = self._frames_toward(int(wanted[k]))
+            for frame, packet in frames:
                 if frame.pts is not None:
                     if frame.pts > pts[wanted[k]]:
                         return got
@@ -451,6 +474,7 @@ class PyAVReader(VideoReader):
                         got[int(wanted[k])] = self._to_rgb(frame)
                         k += 1
                         if k == len(wanted):
+                            self._live = (frames, frame.pts, reached_gop)  # the next call may go on from here
                             return got
                 if packet.is_keyframe and packet.pts is not None:
                     reached_gop = max(reached_gop, int(np.searchsorted(info.key_pts, packet.pts)))
