@@ -71,6 +71,19 @@ def test_streamed_crops_ids_and_states_are_those_of_the_in_memory_path(tiny, vid
     assert int(sample["parts"]) == got["parts"][7] and int(sample["index"]) == rows[7]
 
 
+def test_colour_statistics_are_those_of_the_chosen_crops_pixels(tiny, videos):
+    names, parts = videos
+    ds = PartCrops(parts, video_paths(tiny.dataset), tiny.dataset.vocab)
+    for max_crops in (20000, 100, 1):
+        pixels = ds.images(ds.colour_rows(max_crops, seed=1)).reshape(-1, 3).astype(np.float64) / 255
+        mean, std = ds.colour_stats(max_crops, seed=1)
+        assert mean.dtype == std.dtype == np.float32
+        np.testing.assert_allclose(mean, pixels.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(std, pixels.std(0), rtol=1e-5)
+    empty = PartCrops(parts.iloc[:0], video_paths(tiny.dataset), tiny.dataset.vocab)
+    assert [a.tolist() for a in empty.colour_stats()] == [[0, 0, 0], [1, 1, 1]]
+
+
 def test_rawframes_are_the_video_frames_up_to_jpeg(tiny, videos, rawframes):
     names, parts = videos
     from_video = crop_parts(parts, video_paths(tiny.dataset), progress=False).astype(int)

@@ -563,18 +563,17 @@ class PartCrops(torch.utils.data.Dataset):
     def colour_stats(self, max_crops: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each colour channel (in [0, 1]) over :meth:`colour_rows`."""
         rows = self.colour_rows(max_crops, seed)
-        total = np.zeros(3)
-        squares = np.zeros(3)
-        n = 0
-        for start in range(0, len(rows), 2048):
-            x = self.images(rows[start:start + 2048]).reshape(-1, 3).astype(np.float64) / 255
-            total += x.sum(0)
-            squares += (x * x).sum(0)
-            n += len(x)
+        counts = np.zeros((3, 256), np.int64)  # how often each 8-bit value occurs in each channel: exact, and
+        for start in range(0, len(rows), 2048):  # no float copy of the pixels (20,000 112-px crops: 6 GB)
+            x = self.images(rows[start:start + 2048])
+            for c in range(3):
+                counts[c] += np.bincount(x[..., c].reshape(-1), minlength=256)
+        n = int(counts[0].sum())
         if not n:
             return np.zeros(3, np.float32), np.ones(3, np.float32)
-        mean = total / n
-        std = np.sqrt(np.maximum(squares / n - mean * mean, 0))
+        values = np.arange(256) / 255
+        mean = counts @ values / n
+        std = np.sqrt(np.maximum(counts @ (values * values) / n - mean * mean, 0))
         return mean.astype(np.float32), std.astype(np.float32)
 
 
