@@ -143,6 +143,7 @@ LONGEST_FIRST = ("torch-training", "test_interop.py", "test_widgets.py", "test_s
                  "test_frames.py", "test_torchdata.py", "test_cli.py", "test_viz.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # a run without pytest-xdist (-p no:xdist) does not know this hook
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadfile":
         return None  # pytest-xdist's own scheduler
