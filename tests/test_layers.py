@@ -24,6 +24,8 @@ LAYERS = {
                     "__init__"],
 }
 RANK = {top: i for i, tops in enumerate(LAYERS.values()) for top in tops}
+# Old names of moved modules: each imports the module where it lives now and replaces itself with it.
+ALIASES = {"tpslab.models.pipeline": "tpslab.pipeline"}
 NAMES = list(LAYERS)
 
 
@@ -66,7 +68,27 @@ def _imports_from(path: Path, module: str) -> set[str]:
 
 @lru_cache(maxsize=None)
 def _graph() -> dict[str, set[str]]:
-    return {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    """Every module's imports, the aliases left out (they import only where their module moved)."""
+    graph = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    for alias, moved in ALIASES.items():
+        ours = {m for m in graph.pop(alias) if m.startswith("tpslab")}
+        assert ours == {moved}, f"{alias} must import {moved} and nothing else of tpslab"
+    return graph
+
+
+def test_an_old_module_name_is_the_moved_module_with_a_warning():
+    import importlib
+    import sys
+
+    import tpslab.pipeline
+
+    for alias, moved in ALIASES.items():
+        sys.modules.pop(alias, None)
+        with pytest.warns(FutureWarning, match=f"{alias} moved to {moved}"):
+            assert importlib.import_module(alias) is importlib.import_module(moved)
+    from tpslab.models.pipeline import EndToEnd
+
+    assert EndToEnd is tpslab.pipeline.EndToEnd
 
 
 def _top(module: str) -> str:
