@@ -18,7 +18,8 @@ import pytest
 
 import videogen as vg
 from tpslab.video import (
-    VideoError, frame_index, frame_name, frame_number_to_index, index_to_frame_number, open_video, probe,
+    VideoError, count_frames, frame_index, frame_name, frame_number_to_index, index_to_frame_number, open_video,
+    probe,
 )
 
 N = 120
@@ -292,6 +293,38 @@ def test_corrupt_data_raises_instead_of_returning_junk(broken, backend):
             reader.get(np.arange(len(reader)))
 
 
+@pytest.fixture(scope="session")
+def damaged(videos, tmp_path_factory):
+    """short_gop.mp4 with 16 bytes zeroed inside the packet of one P-frame: FFmpeg decodes the file to the end,
+    concealing the errors (a frame of junk it flags as corrupt). Returns (path, that frame's index)."""
+    src = videos["short_gop"][0]
+    info = probe(src)
+    with av.open(str(src)) as c:
+        packets = [(p.pos, p.size, p.pts) for p in c.demux(video=0) if p.size and not p.is_keyframe]
+    pos, size, pts = packets[len(packets) // 2]
+    data = bytearray(src.read_bytes())
+    data[pos + size // 3:pos + size // 3 + 16] = bytes(16)
+    path = tmp_path_factory.mktemp("damaged") / "damaged.mp4"
+    path.write_bytes(bytes(data))
+    with av.open(str(path)) as c:  # plain FFmpeg: no error, one frame flagged
+        assert [f.pts for f in c.decode(video=0) if f.is_corrupt] == [pts]
+    return path, int(np.flatnonzero(info.pts == pts)[0])
+
+
+def test_a_frame_the_decoder_had_to_conceal_is_an_error_not_junk(damaged, videos):
+    path, bad = damaged
+    expected = videos["short_gop"][1]
+    with open_video(path, "pyav") as reader:
+        with pytest.raises(VideoError, match=f"frame {bad} is damaged") as err:
+            reader.get([bad])
+        assert str(path) in str(err.value)
+        assert read(reader, [0, bad - 13]) == [expected[0], expected[bad - 13]]  # an earlier GOP reads exactly
+        with pytest.raises(VideoError, match=f"frame {bad} is damaged"):
+            list(reader.iter_frames())
+    with pytest.raises(VideoError, match=f"frame {bad} is damaged"):
+        count_frames(path)  # check-videos --decode
+
+
 def test_folder_given_to_a_file_backend(tmp_path):
     with pytest.raises(VideoError, match="folder"):
         open_video(tmp_path, "pyav")
@@ -400,8 +433,6 @@ def test_rawframes_gaps_empty_and_bad_images(tmp_path):
 
 
 def test_count_frames_decodes_everything(videos, broken):
-    from tpslab.video import count_frames
-
     for name in ("cut17_end", "short_gop"):
         path, expected = videos[name]
         assert count_frames(path) == len(expected)

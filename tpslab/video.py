@@ -401,6 +401,13 @@ class PyAVReader(VideoReader):
     def _to_rgb(self, frame) -> np.ndarray:
         return frame.to_ndarray(format="rgb24")
 
+    def _whole(self, frame, index: int):
+        """``frame``, unless the decoder had to conceal errors in it: damaged data would be junk pixels."""
+        if frame.is_corrupt:
+            raise VideoError(self.path, f"frame {index} is damaged: the decoder concealed errors in it "
+                                        "(corrupt file?)")
+        return frame
+
     def _decode_from(self, seek_to: int | None) -> Iterator:
         """(frame, packet) pairs decoded after seeking, now, to decode time ``seek_to``.
 
@@ -471,7 +478,7 @@ class PyAVReader(VideoReader):
                     if frame.pts > pts[wanted[k]]:
                         return got
                     if frame.pts == pts[wanted[k]]:
-                        got[int(wanted[k])] = self._to_rgb(frame)
+                        got[int(wanted[k])] = self._to_rgb(self._whole(frame, int(wanted[k])))
                         k += 1
                         if k == len(wanted):
                             self._live = (frames, frame.pts, reached_gop)  # the next call may go on from here
@@ -516,7 +523,7 @@ class PyAVReader(VideoReader):
                     continue
                 raise VideoError(self.path, f"frame {n} did not decode (got time {frame.pts}, "
                                             f"expected {pts[n]}; corrupt file?)")
-            yield frame
+            yield self._whole(frame, n)
             n += 1
         if n < stop:
             raise VideoError(self.path, f"only {n} of {stop} frames decoded (corrupt or truncated file)")
@@ -753,6 +760,10 @@ def open_video(path, backend: str = "auto", **kwargs) -> VideoReader:
     would be wrong), ``pyav``, or ``rawframes`` (chosen by ``auto`` for a folder; takes
     ``first_number`` and ``fps``). Extra keyword arguments go to ``decord.VideoReader`` for
     ``decord``. Raises :class:`VideoError` for a file that cannot be read as it should.
+
+    Damaged coded data (bytes lost inside a frame) decodes anyway, FFmpeg concealing the errors: PyAV
+    raises for a frame the decoder flags so; decord cannot tell, and returns a stand-in (such as the
+    frame before). ``tpslab check-videos --decode`` finds such files.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
