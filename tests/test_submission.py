@@ -280,6 +280,40 @@ def test_zip_that_lies_about_its_size_is_rejected(tmp_path):
         read_submission(path, max_bytes=1000)
 
 
+def test_export_gt_and_prediction_files_never_replace_files_tpslab_did_not_write(tiny, tmp_path, capsys):
+    from tpslab.cli import main
+
+    root, video = str(tiny.dataset.root), tiny.train[0]
+    listed = tmp_path / "videos.txt"
+    listed.write_text(video + "\n")
+    out = tmp_path / "gt"
+    out.mkdir()
+    (out / "gt_part_result.json").write_text('{"my": "own ground truth"}')
+    args = ["export-gt", root, "--videos", str(listed), "--out", str(out), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "gt_part_result.json: exists and was not written by tpslab" in err and len(err.strip().splitlines()) == 1
+    assert (out / "gt_part_result.json").read_text() == '{"my": "own ground truth"}'
+    assert not (out / "gt_vid_result.json").exists()
+    (out / "gt_part_result.json").unlink()
+    assert main(args) == 0 and main(args) == 0  # its own files: replaced
+    gt_vid, gt_part = read_ground_truth(out)
+    (out / "gt_vid_result.json").write_text('{"edited": "by hand"}')  # changed since: refused
+    assert main(args) == 2 and "was changed since tpslab wrote it" in capsys.readouterr().err
+    assert (out / "gt_vid_result.json").read_text() == '{"edited": "by hand"}'
+    # the same guard for prediction folders; a file holding exactly what would be written is no loss
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / "pred_vid_result.json").write_text("mine")
+    with pytest.raises(FileExistsError, match="pred_vid_result.json: exists and was not written by tpslab"):
+        write_prediction_files(pred, gt_vid, gt_part)
+    assert (pred / "pred_vid_result.json").read_text() == "mine"
+    write_prediction_files(tmp_path / "copy", gt_vid, gt_part)
+    (pred / "pred_vid_result.json").write_bytes((tmp_path / "copy" / "pred_vid_result.json").read_bytes())
+    write_prediction_files(pred, gt_vid, gt_part)
+    assert read_submission(pred) == read_submission(tmp_path / "copy")
+
+
 def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
     from tpslab.cli import main
 

@@ -573,7 +573,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export-gt", help="write gt_vid_result.json and gt_part_result.json for some videos",
                        description="Export the evaluation ground truth (scored frames 1, 6, 11, ...) of a set "
-                       "of train-split videos of ROOT: those listed in a file, or a seeded train/val split.")
+                       "of train-split videos of ROOT: those listed in a file, or a seeded train/val split. A file "
+                       "of those names in OUT that tpslab did not write there is refused and left untouched.")
     _root_argument(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--videos", metavar="FILE", help="UTF-8 file with one video name per line (# comments)")

@@ -394,7 +394,8 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
         # reference data: the teacher's only
         (tmp / "reference_data").mkdir()
         gt_vid, gt_part = reference_files(tables)
-        write_json_pair(tmp / "reference_data", "gt_vid_result.json", gt_vid, "gt_part_result.json", gt_part)
+        write_json_pair(tmp / "reference_data", "gt_vid_result.json", gt_vid, "gt_part_result.json", gt_part,
+                        record=False)
         # scoring program
         program = tmp / "scoring_program"
         program.mkdir()

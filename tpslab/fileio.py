@@ -7,6 +7,8 @@ Written files and folders get the permissions the user's umask gives (as ``open(
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -101,3 +103,73 @@ def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- files tpslab wrote into a folder it shares with the user ----------------------------------------------
+# A hidden record in the folder keeps the SHA-256 of each file as written, so that a later run replaces only
+# files that tpslab wrote and nobody changed since, and refuses (FileExistsError, one line) any other.
+
+
+def file_digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_written_record(folder, record: str, tool: str) -> dict[str, list[str]]:
+    """{file name: digests} from ``folder``'s record written by ``tool`` (empty when there is none)."""
+    try:
+        data = json.loads((Path(folder) / record).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) and data.get("tool") == tool else None
+    if not isinstance(files, dict):
+        return {}
+    # a digest, or while a run replaces the files, the old and the new digest
+    return {k: [v] if isinstance(v, str) else v for k, v in files.items()
+            if isinstance(k, str) and (isinstance(v, str) or (isinstance(v, list)
+                                                              and all(isinstance(d, str) for d in v)))}
+
+
+def check_written(folder, names, record: str, tool: str, new: dict[str, bytes] | None = None) -> None:
+    """Refuse (``FileExistsError``) a file of ``names`` in ``folder`` that ``tool`` did not write there, or
+    that changed since; one that already holds exactly its ``new`` bytes is no loss and passes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    written = read_written_record(folder, record, tool)
+    for name in names:
+        f = folder / name
+        if not f.exists() and not f.is_symlink():
+            continue
+        if f.is_file() and not f.is_symlink():
+            digest = file_digest(f)
+            if digest in written.get(name, ()) or (new is not None and name in new
+                                                   and digest == hashlib.sha256(new[name]).hexdigest()):
+                continue
+        why = "was not written by tpslab" if name not in written else "was changed since tpslab wrote it"
+        raise FileExistsError(f"{f}: exists and {why}; left untouched (move it, or write to another folder)")
+
+
+def write_with_record(folder, data: dict[str, bytes], record: str, tool: str, managed=()) -> None:
+    """Write ``data`` ({file name: bytes}) into ``folder`` atomically, with the record of what was written
+    (call :func:`check_written` first). Files of ``managed`` that an earlier run wrote and this one does
+    not are removed when unchanged since."""
+    folder = Path(folder)
+    digests = {name: hashlib.sha256(d).hexdigest() for name, d in data.items()}
+    previous = read_written_record(folder, record, tool)
+
+    def write_record(files):
+        atomic_write_bytes(folder / record, json.dumps({"tool": tool, "files": files}, indent=1).encode())
+
+    # first claim the new contents beside the old ones, so that an interrupted run is resumed, not refused
+    write_record({**previous, **{k: previous.get(k, []) + [d] for k, d in digests.items()}})
+    for name, d in data.items():
+        atomic_write_bytes(folder / name, d)
+    for name, old in previous.items():
+        f = folder / name
+        if name not in digests and name in managed and f.is_file() and file_digest(f) in old:
+            f.unlink()
+    write_record(digests)

@@ -51,7 +51,6 @@ reads back as its 6-decimal rounding; the export counts such boxes (``info["inex
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -60,6 +59,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from tpslab.fileio import check_written, write_with_record
 from tpslab.layout import rawframes_folder
 from tpslab.challenge import MAX_HUMANS, MAX_PROPOSALS, box_problem, frame_stem
 
@@ -858,30 +858,6 @@ def simulate_detections(coco: Mapping, *, jitter: float = 0.1, drop: float = 0.1
 # ----------------------------------------------------------------------------- video-model lists
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _read_lists_record(out: Path) -> dict:
-    import json
-
-    try:
-        record = json.loads((out / LISTS_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    files = record.get("files") if isinstance(record, dict) and record.get("tool") == TOOL_LISTS else None
-    if not isinstance(files, dict):
-        return {}
-    # a digest, or while a run replaces the files, the old and the new digest
-    return {k: [v] if isinstance(v, str) else v for k, v in files.items()
-            if isinstance(k, str) and (isinstance(v, str) or (isinstance(v, list)
-                                                              and all(isinstance(d, str) for d in v)))}
-
-
 def list_file_names(frames: bool = True) -> list[str]:
     """The files :func:`export_lists` writes (with ``frames``: the rawframe lists too)."""
     names = ["classes.txt"]
@@ -899,14 +875,7 @@ def check_lists_out(out, frames: bool = True) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: is a file, not a folder")
-    if not out.exists():
-        return out
-    record = _read_lists_record(out)
-    for name in list_file_names(frames):
-        f = out / name
-        if f.exists() and (name not in record or not f.is_file() or _sha256(f) not in record[name]):
-            why = "was not written by tpslab" if name not in record else "was changed since tpslab wrote it"
-            raise FileExistsError(f"{f}: exists and {why}; left untouched (move it, or write to another folder)")
+    check_written(out, list_file_names(frames), LISTS_RECORD, TOOL_LISTS)
     return out
 
 
@@ -1039,24 +1008,5 @@ def _rawframe_lists(v: pd.DataFrame, frames: Path, splits: dict, label_of, missi
 def _write_lists(out: Path, files: dict) -> None:
     """Write the lists into ``out`` with their record; lists of an earlier run that this one does not
     write are removed when the record says tpslab wrote them, unchanged since."""
-    import json
-
-    from tpslab.fileio import atomic_write_bytes
-
     data = {name: "".join(line + "\n" for line in lines).encode("utf-8") for name, lines in files.items()}
-    record = {name: hashlib.sha256(d).hexdigest() for name, d in data.items()}
-    previous = _read_lists_record(out)
-
-    def write_record(files_record):
-        atomic_write_bytes(out / LISTS_RECORD, json.dumps({"tool": TOOL_LISTS, "files": files_record},
-                                                          indent=1).encode())
-
-    # first claim the new contents beside the old ones, so an interrupted run is resumed, not refused
-    write_record({**previous, **{k: previous.get(k, []) + [d] for k, d in record.items()}})
-    for name, d in data.items():
-        atomic_write_bytes(out / name, d)
-    for name, digests in previous.items():  # lists of an earlier run that this one does not write
-        f = out / name
-        if name not in record and name in list_file_names(True) and f.is_file() and _sha256(f) in digests:
-            f.unlink()
-    write_record(record)
+    write_with_record(out, data, LISTS_RECORD, TOOL_LISTS, managed=list_file_names(True))

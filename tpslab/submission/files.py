@@ -13,9 +13,11 @@ from pathlib import Path, PurePosixPath
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
                               ScoringError, check_mode, decode_part_file, loads_json, part_columns)
 from tpslab.errors import Problem
-from tpslab.fileio import atomic_write_bytes
+from tpslab.fileio import atomic_write_bytes, check_written, write_with_record
 from tpslab.vocab import PARTS
 
+#: The hidden record of the JSON files tpslab wrote into a folder, and who wrote them.
+WRITTEN_RECORD, TOOL = ".tpslab-files.json", "tpslab"
 #: Videos of the test split, and scored frames per video (about 151 annotated frames / stride 5).
 TEST_VIDEOS = 932
 SCORED_FRAMES_PER_VIDEO = 30
@@ -59,13 +61,21 @@ def _part_columns(data: bytes, name: str, form: str, label: str) -> PartColumns:
         raise SubmissionError(str(e)) from None
 
 
-def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict) -> tuple[Path, Path]:
-    """Write two JSON files into folder ``out`` (atomically: each appears only when complete)."""
+def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict, *,
+                    record: bool = True) -> tuple[Path, Path]:
+    """Write two JSON files into folder ``out`` (atomically: each appears only when complete), beside a
+    hidden record of what was written (``.tpslab-files.json``): a file of those names that tpslab did not
+    write there, or that changed since, is refused with ``FileExistsError`` before anything is written.
+    ``record=False``: no record and no check, for a new folder of tpslab's own (a bundle being built)."""
     out = Path(out)
-    paths = out / vid_name, out / part_name
-    atomic_write_bytes(paths[1], _dumps(part))
-    atomic_write_bytes(paths[0], _dumps(vid))
-    return paths
+    data = {part_name: _dumps(part), vid_name: _dumps(vid)}
+    if not record:
+        for name, d in data.items():
+            atomic_write_bytes(out / name, d)
+    else:
+        check_written(out, data, WRITTEN_RECORD, TOOL, new=data)
+        write_with_record(out, data, WRITTEN_RECORD, TOOL)
+    return out / vid_name, out / part_name
 
 def _ground_truth_bytes(gt_dir) -> tuple[bytes, bytes, tuple[str, str]]:
     gt_dir = Path(gt_dir)
