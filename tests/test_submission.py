@@ -314,6 +314,24 @@ def test_export_gt_and_prediction_files_never_replace_files_tpslab_did_not_write
     assert read_submission(pred) == read_submission(tmp_path / "copy")
 
 
+def test_a_submission_zip_replaces_only_a_zip_tpslab_wrote(tmp_path):
+    from tpslab.pipeline import predict_run
+
+    pred_vid, pred_part = {"v": "class_a"}, {"v": {}}
+    mine = tmp_path / "mine.zip"
+    mine.write_bytes(b"not written by tpslab")
+    with pytest.raises(FileExistsError, match="mine.zip: exists and is not a submission zip written by tpslab"):
+        write_submission_zip(mine, pred_vid, pred_part)
+    assert mine.read_bytes() == b"not written by tpslab"
+    ours = write_submission_zip(tmp_path / "ours.zip", pred_vid, pred_part)
+    assert write_submission_zip(ours, {"v": "class_b"}, pred_part) == ours  # its own zip: replaced
+    assert read_submission(ours)[0] == {"v": "class_b"}
+    # predict --overwrite: the detections file it reads is never the one it writes (checked before any work)
+    with pytest.raises(ValueError, match="is the detections file this run reads"):
+        predict_run(tmp_path / "no-release", tmp_path / "no-run", ours, ours, overwrite=True, progress=False)
+    assert read_submission(ours)[0] == {"v": "class_b"}
+
+
 def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
     from tpslab.cli import main
 

@@ -709,7 +709,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone", metavar="MODULE:CALLABLE", default=None,
                    help="the custom backbone RUN was trained with (its architecture; the weights are RUN's)")
     p.add_argument("--threads", type=_whole_number(1), default=None, help="torch CPU threads per process")
-    p.add_argument("--overwrite", action="store_true", help="replace SUBMISSION.zip if it exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace SUBMISSION.zip if it exists and tpslab wrote it (never another file, nor --boxes)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_predict)
 

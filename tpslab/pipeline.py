@@ -436,7 +436,8 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
 
     ``videos``: only those (each must be in the detections); ``frames``: read crops from rawframes.
     Under ``torchrun`` each process reads its share of the videos and rank 0 writes the zip; the
-    predictions are those of one process. ``out`` must not exist unless ``overwrite``. Returns a summary.
+    predictions are those of one process. ``out`` must not exist unless ``overwrite``, and then only a
+    submission zip tpslab wrote is replaced (never the detections file). Returns a summary.
     """
     import time
 
@@ -450,6 +451,9 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
         raise FileExistsError(f"{out} exists; choose another name (or --overwrite)")
     if out.suffix.lower() != ".zip":
         raise ValueError(f"the submission is a .zip file, got {out}")
+    if isinstance(detections, (str, os.PathLike)) and out.exists() and Path(detections).exists() \
+            and out.resolve() == Path(detections).resolve():
+        raise ValueError(f"{out} is the detections file this run reads; write the predictions to another name")
     ds = _load_in_turn(root, d, progress)
     pipeline = EndToEnd.load(run, vocab=ds.vocab, device=process_device(device, d), threads=threads,
                              backbone=backbone)

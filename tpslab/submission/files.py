@@ -18,6 +18,8 @@ from tpslab.vocab import PARTS
 
 #: The hidden record of the JSON files tpslab wrote into a folder, and who wrote them.
 WRITTEN_RECORD, TOOL = ".tpslab-files.json", "tpslab"
+#: The comment of the submission zips tpslab writes (so that only those are ever replaced).
+SUBMISSION_ZIP_COMMENT = b"written by tpslab"
 #: Videos of the test split, and scored frames per video (about 151 annotated frames / stride 5).
 TEST_VIDEOS = 932
 SCORED_FRAMES_PER_VIDEO = 30
@@ -125,12 +127,27 @@ def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, 
     return write_json_pair(out, PRED_VID, pred_vid, PRED_PART, pred_part)
 
 
+def is_tpslab_submission_zip(path) -> bool:
+    """Whether ``path`` is a zip :func:`write_submission_zip` wrote (its comment says so)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.comment == SUBMISSION_ZIP_COMMENT
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+
+
 def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
     """Write the challenge zip: the two prediction files at its root, no folder (atomic). The same
     predictions always make the same bytes (members dated 1980-01-01, the zip format's first day), so a
-    submission can be identified by its hash."""
+    submission can be identified by its hash. An existing ``path`` is replaced only when it is a zip this
+    function wrote (``FileExistsError`` otherwise, the file left untouched)."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not (path.is_file() and is_tpslab_submission_zip(path)):
+        raise FileExistsError(f"{path}: exists and is not a submission zip written by tpslab; left untouched "
+                              "(move it, or write to another name)")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.comment = SUBMISSION_ZIP_COMMENT
         for name, obj in ((PRED_VID, pred_vid), (PRED_PART, pred_part)):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
