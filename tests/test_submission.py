@@ -332,6 +332,36 @@ def test_a_submission_zip_replaces_only_a_zip_tpslab_wrote(tmp_path):
     assert read_submission(ours)[0] == {"v": "class_b"}
 
 
+def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
+    """A ground truth whose parts hold lists (a list-mode submission given as GT) scored 0 without a word."""
+    import json
+
+    from tpslab.cli import main
+
+    gt_vid, gt_part = export_ground_truth(tiny.dataset, videos=tiny.train[:2])
+    listed = {v: {k: {"humans": [dict(h, parts={n: {"box": [p["box"]], "verb": [p["verb"]]}
+                                                 for n, p in h["parts"].items()}) for h in fr["humans"]]}
+                  for k, fr in frames.items()} for v, frames in gt_part.items()}
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / "gt_vid_result.json").write_text(json.dumps(gt_vid))
+    (gt / "gt_part_result.json").write_text(json.dumps(listed))
+    write_prediction_files(tmp_path / "pred", gt_vid, gt_part)
+    assert main(["evaluate", str(gt), str(tmp_path / "pred"), "--mode", "single"]) == 2
+    err = capsys.readouterr().err
+    assert "gt_part_result.json" in err and "lists of boxes and verbs" in err and len(err.strip().splitlines()) == 1
+    (gt / "gt_part_result.json").write_text(json.dumps(gt_part))
+    assert main(["evaluate", str(gt), str(tmp_path / "pred"), "--mode", "single", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_psc"] == 1.0
+    # a video of the part file without a class is left out by the score: said, not silent
+    (gt / "gt_vid_result.json").write_text(json.dumps({tiny.train[0]: gt_vid[tiny.train[0]]}))
+    assert main(["evaluate", str(gt), str(tmp_path / "pred"), "--mode", "single", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["mean_psc"] == 1.0
+    assert f"1 video(s) of {gt}/gt_part_result.json have no class in gt_vid_result.json" in err
+    assert tiny.train[1] in err
+
+
 def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
     from tpslab.cli import main
 

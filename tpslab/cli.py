@@ -223,6 +223,10 @@ def _cmd_evaluate(args) -> int:
         raise
     if unknown:
         print(f"tpslab evaluate: note: scored with unknown names (they never score): {unknown}", file=sys.stderr)
+    unlabelled = [v for v in gt_part.videos if v not in gt_vid]
+    if unlabelled:
+        print(f"tpslab evaluate: note: {len(unlabelled)} video(s) of {args.gt_dir}/gt_part_result.json have no "
+              f"class in gt_vid_result.json and are not scored (first: {unlabelled[0]})", file=sys.stderr)
     if not report.ok:
         print(f"tpslab evaluate: note: {len(report.errors)} error(s) in parts of the submission the score does "
               f"not read; `tpslab check-submission` lists them", file=sys.stderr)

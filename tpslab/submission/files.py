@@ -117,9 +117,23 @@ def _opening_ground_truth(gt_dir, background: bool):
             return None
 
     def gt_part() -> PartColumns:
-        return decoded() or _part_columns(part, "gt_part_result", "single", names[1])
+        columns = decoded()
+        if columns is None:  # not in the strict form: read as it is, and refuse the other mode's form
+            columns = _part_columns(part, "gt_part_result", "single", names[1])
+            _refuse_list_form(columns, names[1])
+        return columns
 
     return gt_vid, gt_part
+
+
+def _refuse_list_form(columns: PartColumns, label: str) -> None:
+    """A ground truth in the form of a mode 'list' submission (a submission given as the ground truth)
+    scores 0 everywhere: refuse it."""
+    from tpslab.submission.validation import validate_submission
+
+    if validate_submission({}, columns, mode="single").looks_like == "list":
+        raise SubmissionError(f"{label}: every part holds lists of boxes and verbs, as a mode 'list' submission "
+                              "does; a ground-truth part has one box and one verb")
 
 
 def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, Path]:
