@@ -146,6 +146,17 @@ def test_old_batchnorm_models_still_load(small, tmp_path):
 # ----------------------------------------------------------------------------- run folders and commands
 
 
+def test_training_says_how_many_annotation_problems_it_skipped(tiny, tmp_path, capsys):
+    root = tmp_path / "release"
+    shutil.copytree(tiny.dataset.root, root)
+    emptied = sorted((root / "train_annotations").rglob("img_*.json"))[0]
+    emptied.write_text("")
+    args = [a for a in train_args(root, tmp_path / "run", "--epochs", "1", "--max-crops", "64") if a != "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"1 annotation problems were skipped; run `tpslab validate {root}` to list them" in out
+
+
 def test_run_folders_are_never_clobbered(tiny, tmp_path, capsys):
     root = tiny.dataset.root
     (tmp_path / "theirs").mkdir()

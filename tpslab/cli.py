@@ -100,9 +100,8 @@ def _cmd_index(args) -> int:
     took = time.perf_counter() - t
     source = "read from cache" if ds.index.from_cache else "built"
     print(f"{ds}\nindex {source} in {took:.2f} s: {ds.index.cache_path}")
-    errors = [p for p in ds.problems if p.severity == "error"]
-    if errors:
-        print(f"{len(errors)} annotation problems were skipped; run `tpslab validate {ds.root}` to list them")
+    if ds.skipped_note():
+        print(ds.skipped_note())
     return 0
 
 

@@ -282,6 +282,13 @@ class TPSDataset:
         return d / frame_key(frame)
 
     # ------------------------------------------------------------- subsets
+    def skipped_note(self) -> str | None:
+        """One line saying how many annotation problems were skipped while loading (None: none were)."""
+        errors = sum(p.severity == "error" for p in self.problems)
+        if not errors:
+            return None
+        return f"{errors} annotation problems were skipped; run `tpslab validate {self.root}` to list them"
+
     def subset(self, videos: Iterable[str]) -> "TPSDataset":
         """A dataset restricted to ``videos`` (tables keep their column types and categories)."""
         keep = set(videos)

@@ -333,14 +333,17 @@ class EndToEnd:
 # ----------------------------------------------------------------------------- runs (the commands)
 
 
-def _load_in_turn(root, d, progress: bool):
-    """The dataset at ``root``: rank 0 loads (and builds the index cache) first, then the others read it."""
+def _load_in_turn(root, d, progress: bool, log=None):
+    """The dataset at ``root``: rank 0 loads (and builds the index cache) first, then the others read it.
+    Rank 0 says (``log``) how many annotation problems were skipped: their rows are not used."""
     from tpslab.dataset import load_dataset
     from tpslab.models.training import barrier
 
     ds = None
     if d.main:
         ds = load_dataset(root, strict=False, progress=progress)
+        if log and ds.skipped_note():
+            log(ds.skipped_note())
     barrier(d)
     return ds if ds is not None else load_dataset(root, strict=False, progress=False)
 
@@ -399,7 +402,7 @@ def _train_run(d, t0, root, run, *, epochs, batch_size, device, workers, resume,
     recognizer = PartStateRecognizer(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, max_crops=max_crops,
                                       device=process_device(device, d), backbone=backbone, threads=threads,
                                       progress=progress)
-    ds = _load_in_turn(root, d, progress)
+    ds = _load_in_turn(root, d, progress, log)
     if val_fraction > 0:
         train, val = ds.split_train_val(val_fraction, seed=seed)
     else:
@@ -454,7 +457,7 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     if isinstance(detections, (str, os.PathLike)) and out.exists() and Path(detections).exists() \
             and out.resolve() == Path(detections).resolve():
         raise ValueError(f"{out} is the detections file this run reads; write the predictions to another name")
-    ds = _load_in_turn(root, d, progress)
+    ds = _load_in_turn(root, d, progress, log)
     pipeline = EndToEnd.load(run, vocab=ds.vocab, device=process_device(device, d), threads=threads,
                              backbone=backbone)
     pipeline.recognizer.progress = progress
