@@ -583,6 +583,14 @@ def test_lists_refuse_files_tpslab_did_not_write_and_folders_without_frames(hurl
     (frames / "train" / "lunge" / "lunge_a" / "img_00003.jpg").unlink()
     with pytest.raises(InteropError, match="lunge_a: 1 frame.* missing from the numbering, first img_00003"):
         export_lists(ds, tmp_path / "third", frames=frames, missing="skip", progress=False)
+    # the last frames removed from a folder tpslab extracted: the count would be short, without a word
+    shutil.copytree(full, tmp_path / "short")
+    last = sorted((tmp_path / "short" / "train" / "lunge" / "lunge_a").glob("img_*.jpg"))[-2:]
+    for f in last:
+        f.unlink()
+    with pytest.raises(InteropError, match=r"lunge_a: \d+ frames numbered from img_00001 without a gap, where "
+                                           r"tpslab extract-frames wrote \d+"):
+        export_lists(ds, tmp_path / "fourth", frames=tmp_path / "short", progress=False)
 
 
 def test_lists_refuse_paths_with_whitespace(tmp_path):

@@ -888,11 +888,30 @@ def _count_frames(task) -> tuple[int | None, str | None]:
         return None, None
     try:
         with RawFramesReader(folder) as reader:
-            return len(reader), None
+            n = len(reader)
     except VideoError as err:
         return None, str(err)
     except OSError as err:
         return None, f"{folder}: cannot read it ({err.strerror or err})"
+    return n, _extraction_problem(folder, n)
+
+
+def _extraction_problem(folder: Path, n: int) -> str | None:
+    """What is wrong with a folder of ``n`` frames that tpslab extract-frames made, by its record (None for a
+    folder another tool made: nothing to check it against)."""
+    from tpslab.frames import MANIFEST, read_extraction_record
+
+    record, damaged = read_extraction_record(folder)
+    if damaged:
+        return f"{folder}: its extraction record {MANIFEST} is damaged; rerun `tpslab extract-frames --replace`"
+    if record is None:
+        return None
+    if not record["complete"]:
+        return f"{folder}: extraction was interrupted; rerun `tpslab extract-frames` to finish it"
+    if n != len(record["frames"]):
+        return (f"{folder}: {n} frames numbered from img_00001 without a gap, where tpslab extract-frames wrote "
+                f"{len(record['frames'])}; rerun `tpslab extract-frames` to restore them")
+    return None
 
 
 def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed: int = 0,
