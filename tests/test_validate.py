@@ -70,6 +70,16 @@ def test_every_kind_of_problem_is_reported_with_its_file(clean, capsys):
     assert "img_00004.json" in out and "errors" in out.splitlines()[-1]
 
 
+@pytest.mark.parametrize("content", [b"", b"not a video at all"])
+def test_an_annotated_video_that_cannot_be_read_is_an_error(clean, content, capsys):
+    video = clean / "train_videos" / "lunge" / f"{A}.mp4"
+    video.write_bytes(content)  # "no problems" before: and its boxes were silently not checked
+    report = validate(clean, progress=False)
+    assert [p.path for p in report.errors] == [str(video)]
+    assert "cannot read the video" in report.errors[0].message and "tpslab check-videos" in report.errors[0].message
+    assert main(["validate", str(clean), "--quiet"]) == 1
+
+
 def test_warnings_only_pass_unless_strict(clean):
     write_frame(clean, "lunge", A, 2, {"humans": [human([-3, 0, 10, 10], [])]})
     report = validate(clean, progress=False)

@@ -56,14 +56,14 @@ class Report:
         return "\n".join([str(p) for p in self.problems] + [self.summary()])
 
 
-def _frame_size(path: str) -> tuple[int, int] | None:
-    """(width, height) of a video's frames, or None when it cannot be read."""
+def _frame_size(path: str) -> tuple[int, int] | str:
+    """(width, height) of a video's frames, or why the file cannot be read."""
     from tpslab.video import VideoError, probe
 
     try:
         info = probe(path)
-    except VideoError:  # unreadable videos are reported by `tpslab check-videos`
-        return None
+    except VideoError as err:
+        return err.reason
     return info.width, info.height
 
 
@@ -132,7 +132,8 @@ def check_boxes_inside(ds: TPSDataset, sizes: dict[str, tuple[int, int]]) -> lis
 def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> Report:
     """Check a release; returns a :class:`Report` (``bool(report)`` is True when there are no errors).
 
-    ``probe_videos`` reads each video's header for its frame size, to check boxes against the image.
+    ``probe_videos`` reads each annotated video's header for its frame size, to check boxes against the
+    image; an annotated video whose header cannot be read is an error (``tpslab check-videos`` decodes).
     """
     from tqdm.auto import tqdm
 
@@ -144,7 +145,10 @@ def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> 
         for video, path in tqdm(list(zip(annotated["video"], annotated["path"])), desc="reading video headers",
                                 unit="video", disable=not progress, leave=False):
             size = _frame_size(path)
-            if size:
+            if isinstance(size, str):
+                problems.append(Problem(path, "", f"cannot read the video ({size}), so its boxes are not checked "
+                                                  "against the frame size; `tpslab check-videos` checks every file"))
+            else:
                 sizes[video] = size
         problems += check_boxes_inside(ds, sizes)
     problems.sort(key=lambda p: (p.severity != "error", p.path, p.field))
