@@ -137,7 +137,8 @@ def pytest_configure(config):
 # November 2026; an order gone stale costs balance, never a result). (``--dist loadgroup`` and xdist_group
 # marks cannot group modules with pytest 9.2: pytest-xdist 3.8 renames test ids through an attribute pytest
 # no longer reads.)
-TORCH_TRAINING = {"test_models_recognizer.py", "test_models_temporal.py", "test_pipeline.py", "test_training.py"}
+TORCH_TRAINING = {"test_models_recognizer.py", "test_models_temporal.py", "test_pipeline.py", "test_training.py",
+                  "test_training_inputs.py"}
 LONGEST_FIRST = ("torch-training", "test_interop.py", "test_widgets.py", "test_synthetic.py", "test_metrics_official.py",
                  "test_video.py", "test_models_compositional.py", "test_submission.py", "test_crops.py",
                  "test_frames.py", "test_torchdata.py", "test_cli.py", "test_viz.py")

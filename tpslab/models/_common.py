@@ -189,11 +189,40 @@ def save_torch(path, kind: str, net, vocab: Vocab, **fields) -> Path:
     return path
 
 
-def load_torch(path, kind: str, vocab: Vocab | None, what: str) -> dict:
-    """The dict :func:`save_torch` wrote (tensors on the CPU), checked as :func:`read_saved` does."""
+def torch_load(path):
+    """What ``torch.save`` wrote to ``path``, on the CPU (weights-only loading: no code runs); a file torch
+    cannot read (empty, cut short, not written by torch.save) raises a ValueError naming it."""
+    import pickle
+
     import torch
 
-    return read_saved(torch.load(path, map_location="cpu", weights_only=True), kind, path, vocab, what)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as e:
+        # torch's own messages run over many lines and suggest weights_only=False: say what is wrong instead
+        why = "it is empty" if Path(path).stat().st_size == 0 else "damaged, or not written by tpslab"
+        raise ValueError(f"{path}: cannot read it as a torch file ({why})") from e
+
+
+def load_torch(path, kind: str, vocab: Vocab | None, what: str) -> dict:
+    """The dict :func:`save_torch` wrote (tensors on the CPU), checked as :func:`read_saved` does."""
+    return read_saved(torch_load(path), kind, path, vocab, what)
+
+
+def first_nonfinite(state_dict: dict) -> str | None:
+    """The name of the first floating-point tensor of ``state_dict`` that holds nan or inf, or None."""
+    import torch
+
+    return next((name for name, t in state_dict.items()
+                 if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+
+
+def check_finite(state_dict: dict, path) -> None:
+    """Raise a ValueError naming ``path`` when a floating-point tensor of ``state_dict`` holds nan or inf
+    (the weights of a training run that diverged)."""
+    name = first_nonfinite(state_dict)
+    if name is not None:
+        raise ValueError(f"{path}: the weights {name} are not finite (nan or inf): the model is unusable")
 
 
 def restore_net(net, data: dict, device):
@@ -202,13 +231,22 @@ def restore_net(net, data: dict, device):
     return net.to(torch_device(device)).eval()
 
 
+class DeviceError(ValueError, RuntimeError):
+    """A device that torch does not know or this machine lacks (a ValueError: bad input; a RuntimeError as
+    it was before)."""
+
+
 def torch_device(device):
-    """A torch device from ``device`` ("cpu", "cuda", "cuda:1", a torch.device); unavailable CUDA raises."""
+    """A torch device from ``device`` ("cpu", "cuda", "cuda:1", a torch.device); an unknown device or
+    unavailable CUDA raises :class:`DeviceError`."""
     import torch
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} asked for, but CUDA is not available here")
+        raise DeviceError(f"device {device!r} asked for, but CUDA is not available here")
     return dev
 
 

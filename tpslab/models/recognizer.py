@@ -38,7 +38,8 @@ from torch import nn
 
 from tpslab.crops import (GEOMETRY, HUMAN_BOX, PartCrops, box_geometry, crop_parts, need_columns,  # noqa: F401
                           video_paths)
-from tpslab.models._common import NetworkModel, load_torch, restore_net, save_torch, torch_threads, vocab_from_names
+from tpslab.models._common import (NetworkModel, check_finite, load_torch, restore_net, save_torch, torch_threads,
+                                   vocab_from_names)
 from tpslab.vocab import Vocab
 
 #: ``weighted``: cross-entropy with class weights 1/sqrt(frequency) (the default: frequent states such
@@ -110,7 +111,10 @@ def resolve_backbone(spec) -> Backbone | None:
             factory = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as e:
             raise ValueError(f"cannot import the backbone {spec!r}: {e}") from None
-        made = factory()
+        try:
+            made = factory()
+        except Exception as e:  # the caller's code: whatever it raises means this spec is unusable
+            raise ValueError(f"the backbone factory {spec!r} failed: {type(e).__name__}: {e}") from e
         if not isinstance(made, (nn.Module, Backbone)):
             raise ValueError(f"the backbone factory {spec!r} returned {type(made).__name__}, not a torch.nn.Module "
                              "or a Backbone")
@@ -391,6 +395,7 @@ class PartStateRecognizer(NetworkModel):
         :class:`Backbone` or ``"module:callable"``); its weights are then those saved.
         """
         data = load_torch(path, _KIND, vocab, "the recogniser")
+        check_finite(data["state_dict"], path)
         saved = {"norm": "batch", "backbone": None, "features": None, **data["config"]}  # older files: BatchNorm
         cfg = RecognizerConfig(**saved)
         if cfg.backbone is not None and backbone is None:

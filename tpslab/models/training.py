@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from contextlib import nullcontext
@@ -53,7 +54,7 @@ from torch import nn
 from tpslab.crops import (CropAugment, CropSampler, PartCrops, ShardedBatches, batch_loader, mirror_ids, row_uniforms,
                           shard_bounds)
 from tpslab.fileio import atomic_path, atomic_write_bytes
-from tpslab.models._common import torch_device, torch_threads
+from tpslab.models._common import first_nonfinite, torch_device, torch_load, torch_threads
 
 CHECKPOINT = "checkpoint.pt"
 #: Videos per sampling block when crops come from video files (see :class:`~tpslab.crops.CropSampler`).
@@ -67,7 +68,13 @@ _CHECKPOINT_FORMAT = 1
 
 
 class RunFolderError(ValueError):
-    """A run folder that tpslab refuses to write into (files it did not write, or a run without ``resume``)."""
+    """A run folder that tpslab refuses to write into (files it did not write, or a run without ``resume``),
+    or ``resume`` where there is no checkpoint."""
+
+
+class TrainingDivergedError(ValueError):
+    """Training stopped because its loss or weights are no longer finite (a learning rate too high);
+    the epoch it happened in writes neither a checkpoint nor a model."""
 
 
 # ----------------------------------------------------------------------------- processes
@@ -102,7 +109,7 @@ def init_distributed(device="cpu") -> Dist:
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        cuda = torch.device(device).type == "cuda"
+        cuda = torch_device(device).type == "cuda"
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -174,12 +181,15 @@ def prepare_run(folder, resume: bool) -> Path:
     """Check that ``folder`` may hold a run, make it if missing and return it.
 
     A new run needs an empty (or missing) folder; one that holds a run raises unless ``resume``, and
-    one that holds files tpslab did not write raises unless ``resume`` (they are then left alone).
-    Temporary files of writes that were killed are removed.
+    one that holds files tpslab did not write raises unless ``resume`` (they are then left alone);
+    ``resume`` needs a checkpoint in ``folder``. Temporary files of writes that were killed are removed.
     """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"{folder} is a file, not a run folder")
+    if resume and not (folder / CHECKPOINT).is_file():
+        raise RunFolderError(f"no checkpoint to resume in {folder} (no {CHECKPOINT}); train without --resume "
+                             "to start a run")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -203,7 +213,7 @@ def prepare_run(folder, resume: bool) -> Path:
 
 def read_checkpoint(path) -> dict:
     """A checkpoint written by :func:`fit` (weights-only loading: no code runs)."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = torch_load(path)
     if not isinstance(data, dict) or data.get("kind") != _CHECKPOINT_KIND:
         raise ValueError(f"{path}: not a tpslab recogniser checkpoint")
     if data.get("format") != _CHECKPOINT_FORMAT:
@@ -347,6 +357,8 @@ def fit(model, train: PartCrops, val: PartCrops | None = None, *, workers: int =
     ``log``: called with one line of text per epoch on rank 0 (e.g. ``print``). A run folder this call
     made is removed again if the run fails before writing anything into it.
     """
+    if not (math.isfinite(model.lr) and model.lr >= 0):  # torch refuses nan and < 0, not inf (weights of nan)
+        raise ValueError(f"lr must be a finite number >= 0, got {model.lr}")
     created = missing_dirs(run_dir) if run_dir is not None and dist_context().main else []
     try:
         if video_block == "auto":
@@ -471,11 +483,14 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
-                loss_acc += float(loss.detach()) * len(g)
+                loss_value = float(loss.detach())
+                _check_loss(_all_sum([loss_value], d, dev)[0], epoch, step, steps_per_epoch, model.lr)
+                loss_acc += loss_value * len(g)
                 correct += float((logits.detach().argmax(1) == y).sum())
                 seen += len(y)
                 bar.update(1)
             bar.close()
+            _check_weights(net, epoch, model.lr)
             loss_acc, correct, seen = _all_sum([loss_acc, correct, seen], d, dev)
             seconds = time.perf_counter() - t0
             seconds = max(_all_sum([seconds], d, dev)[0] / d.world, 1e-9)
@@ -518,6 +533,22 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
             model.save(run / MODEL)
         barrier(d)
     return model
+
+
+def _check_loss(loss: float, epoch: int, step: int, steps: int, lr: float) -> None:
+    """Stop a run whose loss (summed over the processes, so all stop together) is not finite."""
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}, step {step + 1} of {steps}: the loss "
+                                    f"is {loss} (not finite); try a lower learning rate than lr={lr}")
+
+
+def _check_weights(net: nn.Module, epoch: int, lr: float) -> None:
+    """Stop a run whose weights stopped being finite (a step can overflow them while its loss was finite);
+    every process holds the same weights, so all stop together."""
+    name = first_nonfinite(net.state_dict())
+    if name is not None:
+        raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}: weights {name} are not finite; "
+                                    f"try a lower learning rate than lr={lr}")
 
 
 def write_metrics(run, history: list[dict]) -> Path:

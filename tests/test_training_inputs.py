@@ -1,0 +1,210 @@
+"""Hostile inputs to training and loading the recogniser: a learning rate that makes training diverge,
+--resume without a checkpoint, unusable devices and backbones, unreadable or non-finite checkpoints and
+models. Each is refused with one line naming the parameter or the file (exit 2 from the commands), and a
+diverging run writes no model."""
+
+import json
+import re
+import shutil
+import types
+
+import pytest
+import torch
+
+from tpslab.cli import main
+from tpslab.crops import video_paths
+from tpslab.models._common import torch_device
+from tpslab.models.recognizer import PartStateRecognizer, resolve_backbone
+from tpslab.models.training import CHECKPOINT, RunFolderError, prepare_run, read_checkpoint
+
+
+def train_args(root, run, *extra):
+    return ["train-recognizer", str(root), "--out", str(run), "--epochs", "1", "--max-crops", "64",
+            "--batch-size", "16", "--seed", "1", "--quiet", *extra]
+
+
+def one_line_error(capsys, command) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"tpslab {command}: error:") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def small(tiny):
+    """Three training videos: their part rows and paths."""
+    parts = tiny.dataset.parts
+    rows = parts[parts["video"].astype(str).isin(tiny.train[:3])].reset_index(drop=True)
+    return rows, video_paths(tiny.dataset), tiny.dataset.vocab
+
+
+def tiny_model(lr, **options):
+    return PartStateRecognizer(**{"epochs": 1, "max_crops": 64, "batch_size": 16, "lr": lr, "threads": 1,
+                                  "progress": False, **options})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny, tmp_path_factory):
+    """A run folder of train-recognizer (1 epoch, 64 crops): tests copy it before changing it."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    assert main(train_args(tiny.dataset.root, run, "--val-fraction", "0")) == 0
+    return run
+
+
+def detections(tiny, path):
+    """The test videos' ground-truth boxes as a detections file (prediction format, verbs ignored)."""
+    from tpslab.pipeline import boxes_from_dataset
+    from tpslab.submission import build_predictions
+
+    r = tiny.record
+    truth = types.SimpleNamespace(videos=r.videos, frames=r.test_frames, humans=r.test_humans, parts=r.test_parts)
+    boxes, frames = boxes_from_dataset(truth, tiny.test)
+    _, part = build_predictions(boxes.assign(state="none"), {v: "push_up" for v in tiny.test}, frames=frames)
+    path.write_text(json.dumps(part))
+    return path
+
+
+# ----------------------------------------------------------------------------- learning rates and divergence
+
+
+@pytest.mark.parametrize("lr", [float("inf"), float("-inf")])
+def test_an_infinite_learning_rate_is_refused(small, tmp_path, lr):
+    rows, paths, vocab = small
+    model = tiny_model(lr)
+    with pytest.raises(ValueError, match=r"^lr must be a finite number >= 0, got -?inf$"):
+        model.fit(model.dataset(rows, paths, vocab), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_infinite_learning_rate_is_one_line_in_the_command(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(tiny.dataset.root, run, "--lr", "inf")) == 2
+    assert "lr must be a finite number >= 0" in one_line_error(capsys, "train-recognizer")
+    assert not run.exists()
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_writes_no_model(small, tmp_path):
+    rows, paths, vocab = small
+    model = tiny_model(1e10)  # finite, but the loss is 3e29 at step 2 and nan at step 3
+    with pytest.raises(ValueError, match=r"training diverged at epoch 1, step 3 of 4: the loss is nan"):
+        model.fit(model.dataset(rows, paths, vocab), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_weights_that_overflow_without_a_non_finite_loss_stop_the_run(small, tmp_path):
+    rows, paths, vocab = small
+    # BatchNorm: the last of two steps has a finite loss (6.7e32) but leaves weights of inf.
+    model = tiny_model(1e10, norm="batch", max_crops=32)
+    with pytest.raises(ValueError, match=r"training diverged at epoch 1: weights .* are not finite"):
+        model.fit(model.dataset(rows, paths, vocab), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_a_diverging_run_is_one_line_in_the_command(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_args(tiny.dataset.root, run, "--lr", "1e10")) == 2
+    err = one_line_error(capsys, "train-recognizer")
+    assert "training diverged at epoch 1, step" in err and "not finite" in err
+    assert not (run / "model.pt").exists()
+
+
+def test_a_model_with_non_finite_weights_is_refused_on_load(tiny_recognizer, tmp_path):
+    data = torch.load(tiny_recognizer.save(tmp_path / "m.pt"), weights_only=True)
+    key = next(k for k, v in data["state_dict"].items() if v.is_floating_point())
+    data["state_dict"][key][0] = float("nan")
+    torch.save(data, tmp_path / "nan.pt")
+    with pytest.raises(ValueError, 
+                       match="^" + re.escape(f"{tmp_path / 'nan.pt'}: the weights {key} are not finite")):
+        PartStateRecognizer.load(tmp_path / "nan.pt")
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_without_a_checkpoint_is_refused(tiny, tmp_path, capsys):
+    with pytest.raises(RunFolderError, match="^" + re.escape(f"no checkpoint to resume in {tmp_path / 'new'}")):
+        prepare_run(tmp_path / "new", resume=True)
+    (tmp_path / "started").mkdir()
+    (tmp_path / "started" / "metrics.jsonl").write_text("")
+    with pytest.raises(RunFolderError, match="no checkpoint to resume in"):
+        prepare_run(tmp_path / "started", resume=True)
+    run = tmp_path / "run"
+    assert main(train_args(tiny.dataset.root, run, "--resume")) == 2
+    assert f"no checkpoint to resume in {run}" in one_line_error(capsys, "train-recognizer")
+    assert not run.exists()
+
+
+# ----------------------------------------------------------------------------- devices and backbones
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without CUDA")
+def test_cuda_without_cuda_is_one_line(tiny, tmp_path, capsys):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        torch_device("cuda")
+    assert main(train_args(tiny.dataset.root, tmp_path / "run", "--device", "cuda")) == 2
+    assert "device 'cuda' asked for, but CUDA is not available" in one_line_error(capsys, "train-recognizer")
+
+
+def test_an_unknown_device_is_one_line(tiny, tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        torch_device("tpu")
+    assert main(train_args(tiny.dataset.root, tmp_path / "run", "--device", "tpu")) == 2
+    assert "unknown device 'tpu'" in one_line_error(capsys, "train-recognizer")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_failing_backbone_factory_is_one_line(tiny, tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"the backbone factory 'os:system' failed: TypeError"):
+        resolve_backbone("os:system")
+    with pytest.raises(ValueError, match=r"the backbone factory 'os:sep' failed: TypeError"):  # not callable
+        resolve_backbone("os:sep")
+    assert main(train_args(tiny.dataset.root, tmp_path / "run", "--backbone", "os:system")) == 2
+    assert "the backbone factory 'os:system' failed" in one_line_error(capsys, "train-recognizer")
+
+
+# ----------------------------------------------------------------------------- unreadable files
+
+DAMAGED = {"empty": b"", "garbage": b"not a torch file\n" * 10, "truncated zip": b"PK\x03\x04" + b"\0" * 40}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_an_unreadable_checkpoint_is_refused(tmp_path, damage):
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(DAMAGED[damage])
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: cannot read it as a torch file")):
+        read_checkpoint(path)
+
+
+def test_resuming_from_an_empty_checkpoint_is_one_line(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / CHECKPOINT).write_bytes(b"")
+    assert main(train_args(tiny.dataset.root, run, "--resume")) == 2
+    assert f"{run / CHECKPOINT}: cannot read it as a torch file" in one_line_error(capsys, "train-recognizer")
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_an_unreadable_model_is_refused_on_load(tmp_path, damage):
+    path = tmp_path / "model.pt"
+    path.write_bytes(DAMAGED[damage])
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: cannot read it as a torch file")):
+        PartStateRecognizer.load(path)
+
+
+@pytest.mark.parametrize("damage", ["empty", "nan"])
+def test_predict_refuses_an_unreadable_or_non_finite_model(tiny, finished_run, tmp_path, capsys, damage):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    if damage == "nan":
+        data = torch.load(run / "model.pt", weights_only=True)
+        for v in data["state_dict"].values():
+            if v.is_floating_point():
+                v.fill_(float("nan"))
+        torch.save(data, run / "model.pt")
+    else:
+        (run / "model.pt").write_bytes(b"")
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(run), "--boxes", str(detections(tiny, tmp_path / "d.json")),
+                 "--out", str(out), "--quiet"]) == 2
+    err = one_line_error(capsys, "predict")
+    assert f"{run / 'model.pt'}:" in err and ("not finite" if damage == "nan" else "cannot read") in err
+    assert not out.exists()
