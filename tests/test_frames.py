@@ -79,6 +79,13 @@ def test_check_videos_reports_counts_and_mismatches(dataset):
     assert text.splitlines()[-1].startswith("5 videos: 2 ok, 1 differ from the flist count, 1 annotated")
 
 
+def test_check_videos_names_where_a_missing_video_belongs(tmp_path):
+    root = video_release(tmp_path / "Kinetics-TPS")
+    (root / "train_videos" / "lunge" / f"{PLAIN}.mp4").unlink()
+    text = summarize_check(check_videos(tpslab.load_dataset(root, progress=False), progress=False))
+    assert f"error     {PLAIN}: no video file (class lunge, train split)" in text and "nan" not in text
+
+
 def test_check_videos_decoding_and_workers_agree(dataset):
     fast = check_videos(dataset, progress=False)
     full = check_videos(dataset, decode=True, workers=2, progress=False)

@@ -95,7 +95,8 @@ def summarize_check(report: pd.DataFrame, max_rows: int = 20) -> str:
     bad = report[report["status"] != "ok"]
     for row in bad.head(max_rows).itertuples():
         if row.status == "error":
-            lines.append(f"error     {row.video}: {row.error} ({row.path})")
+            where = f" ({row.path})" if isinstance(row.path, str) else f" (class {row.label}, {row.split} split)"
+            lines.append(f"error     {row.video}: {row.error}{where}")
             continue
         what = []
         if row.flist_mismatch:
