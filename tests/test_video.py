@@ -224,6 +224,25 @@ def test_pyav_reads_frame_after_frame_without_seeking_back(videos):
             assert read(reader, [3]) == [expected[3]], name  # after iter_frames reopened the file
 
 
+def test_a_dropped_pyav_reader_is_freed_at_once(videos):
+    """A reader dropped without close() must not wait in a reference cycle for the garbage collector: a
+    collection in a forked DataLoader worker that frees its decoder deadlocks on the decoder's threads."""
+    import gc
+    import weakref
+
+    from tpslab.video import PyAVReader
+
+    gc.disable()
+    try:
+        reader = PyAVReader(videos["short_gop"][0])
+        reader.get([3])  # leaves its decoding live for the next call
+        dropped = weakref.ref(reader)
+        del reader
+        assert dropped() is None
+    finally:
+        gc.enable()
+
+
 def test_auto_uses_decord_only_where_it_is_exact(videos):
     for name, (path, _) in videos.items():
         with open_video(path) as reader:

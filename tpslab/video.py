@@ -427,17 +427,7 @@ class PyAVReader(VideoReader):
                 self._container.seek(seek_to, stream=self._stream, backward=True, any_frame=False)
         except av.FFmpegError as err:
             raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
-        return self._decoded()
-
-    def _decoded(self) -> Iterator:
-        import av
-
-        try:
-            for packet in self._container.demux(self._stream):
-                for frame in packet.decode():
-                    yield frame, packet
-        except av.FFmpegError as err:
-            raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
+        return _decoded(self._container, self._stream, self.path)
 
     def _frames_toward(self, i: int) -> tuple[Iterator, int]:
         """(frames, GOP reached) to decode frame ``i`` from: the decoding the previous call left live when
@@ -540,6 +530,20 @@ class PyAVReader(VideoReader):
             else:
                 yield frame.reformat(width=size[0], height=size[1], format="rgb24",
                                      interpolation="BILINEAR").to_ndarray()
+
+
+def _decoded(container, stream, path: str) -> Iterator:
+    """(frame, packet) pairs of ``stream``. A function, not a method: a reader keeps this generator for
+    its next call, and a generator holding the reader would put the reader in a reference cycle, freed
+    only by the garbage collector (in a forked DataLoader worker, freeing a decoder that way deadlocks)."""
+    import av
+
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                yield frame, packet
+    except av.FFmpegError as err:
+        raise VideoError(path, f"decoding failed: {_reason(err)}") from None
 
 
 def count_frames(path) -> int:
