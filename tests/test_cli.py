@@ -97,7 +97,9 @@ def _bad_inputs(f, tmp):
                              [sub, "--max-bytes", "-5"]],
         # (extract-frames prepares its OUT before it reads ROOT: it gets a folder of its own)
         "extract-frames": [[tmp / "no-such-root", "--out", tmp / "frames"],
-                           [root, "--out", tmp / "frames", "--short-side", "0"], [root, "--out", plain]],
+                           [root, "--out", tmp / "frames", "--short-side", "0"], [root, "--out", plain],
+                           [root, "--out", tmp / "frames", "--workers", "-1"],
+                           [root, "--out", tmp / "frames", "--max", "-1"]],
         "export-coco": [[root, tmp / "no-frames", "--out", tmp / "coco.json"], [root, root, "--out", plain],
                         [root, root, "--out", tmp / "coco.json", "--split", "val", "--val-fraction", "0"],
                         [root, root, "--out", tmp / "coco.json", "--workers", "0"]],

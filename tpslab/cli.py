@@ -522,9 +522,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="JPEG quality, 1-100 (default: 95, OpenCV's and so mmaction2's)")
     p.add_argument("--replace", action="store_true",
                    help="re-extract folders made with other settings (default: refuse them)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
-    p.add_argument("--max", type=int, default=50, metavar="N", help="print at most N videos (default: 50)")
+    p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",
+                   help="print at most N videos (default: 50)")
     _quiet_argument(p)
     p.set_defaults(func=_cmd_extract_frames)
 
