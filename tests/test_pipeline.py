@@ -112,6 +112,21 @@ def test_end_to_end_scores_and_beats_the_majority_states(tiny, models, tmp_path)
     assert len(merged) == len(pred.boxes)
     assert (merged["state"].fillna("-") == merged["state_file"].fillna("-")).all()  # NA: a human without parts
     assert score_predictions(from_file, truth, tiny.test).area == result.area
+    # damaged files of a saved pipeline, and an empty detections file: one line naming the file
+    import shutil
+
+    for name, content, match in [("pipeline.json", "{oops", "pipeline.json: not valid JSON"),
+                                 ("pipeline.json", "{}", "pipeline.json: not a pipeline's settings"),
+                                 ("classifier.joblib", "garbage", "classifier.joblib: cannot read it as a saved "
+                                                                  "classifier")]:
+        broken = tmp_path / f"broken-{name}-{len(content)}"
+        shutil.copytree(tmp_path / "pipe", broken)
+        (broken / name).write_text(content)
+        with pytest.raises(ValueError, match=match):
+            EndToEnd.load(broken, vocab=tiny.dataset.vocab, threads=1)
+    (tmp_path / "empty.json").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.json.*not valid JSON"):
+        boxes_from_predictions(tmp_path / "empty.json")
 
 
 def test_end_to_end_errors(tiny, models):

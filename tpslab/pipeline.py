@@ -84,12 +84,13 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
     with several proposals contributes its first box. Verbs are ignored. ``frames`` lists every frame
     of the file, with or without humans. Raises ValueError naming the video, frame and field of a bad box.
     """
+    from tpslab.challenge import load_json
     from tpslab.submission import frame_number, read_submission
 
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_file() and path.suffix.lower() == ".json":
-            source = json.loads(path.read_text(encoding="utf-8"))
+            source = load_json(path, "the detections")
         else:
             source = read_submission(path)[1]
     if not isinstance(source, Mapping):
@@ -323,6 +324,12 @@ class EndToEnd:
         except FileNotFoundError:
             raise FileNotFoundError(f"{folder} holds no {PIPELINE_FILE}: not a pipeline or a finished run of "
                                     "`tpslab train-recognizer`") from None
+        except ValueError as e:
+            raise ValueError(f"{folder / PIPELINE_FILE}: not valid JSON ({e})") from None
+        lacking = [k for k in ("window", "video_level", "counts")
+                   if not isinstance(settings, dict) or k not in settings]
+        if lacking:
+            raise ValueError(f"{folder / PIPELINE_FILE}: not a pipeline's settings (no {lacking[0]!r})")
         recognizer = PartStateRecognizer.load(folder / settings.get("recognizer", "recognizer.pt"), vocab,
                                               device=device, threads=threads, backbone=backbone)
         classifier = CompositionalClassifier.load(folder / CLASSIFIER_FILE, vocab)

@@ -231,7 +231,14 @@ class CompositionalClassifier(PartsClassifier):
         """Read a classifier written by :meth:`save`; ``vocab``, when given, must match the trained one."""
         import joblib
 
-        data = read_saved(joblib.load(path), _KIND, path, vocab, "the classifier")
+        try:
+            saved = joblib.load(path)
+        except OSError:
+            raise
+        except Exception as e:  # a damaged file fails inside pickle in many ways (KeyError, EOFError, ...)
+            raise ValueError(f"{path}: cannot read it as a saved classifier ({type(e).__name__}); damaged, or "
+                             "not written by tpslab") from e
+        data = read_saved(saved, _KIND, path, vocab, "the classifier")
         model = cls(data["model"] or data["estimator"], C=data["C"], config=FeatureConfig(**data["config"]),
                     seed=data["seed"])
         model.estimator_, model.feature_names_ = data["estimator"], data["feature_names"]
