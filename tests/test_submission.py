@@ -360,6 +360,13 @@ def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
     assert json.loads(out)["mean_psc"] == 1.0
     assert f"1 video(s) of {gt}/gt_part_result.json have no class in gt_vid_result.json" in err
     assert tiny.train[1] in err
+    # an error the score reads past (a class that is not a string: wrong, as for the public script)
+    (gt / "gt_vid_result.json").write_text(json.dumps(gt_vid))
+    write_prediction_files(tmp_path / "int-class", dict(gt_vid, **{tiny.train[0]: 3}), gt_part)
+    assert main(["evaluate", str(gt), str(tmp_path / "int-class"), "--mode", "single", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["accuracy"] == 0.5
+    assert "scored as the public script reads it, but the submission has 1 error(s): `tpslab check-submission" in err
 
 
 def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):

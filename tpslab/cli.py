@@ -227,8 +227,9 @@ def _cmd_evaluate(args) -> int:
         print(f"tpslab evaluate: note: {len(unlabelled)} video(s) of {args.gt_dir}/gt_part_result.json have no "
               f"class in gt_vid_result.json and are not scored (first: {unlabelled[0]})", file=sys.stderr)
     if not report.ok:
-        print(f"tpslab evaluate: note: {len(report.errors)} error(s) in parts of the submission the score does "
-              f"not read; `tpslab check-submission` lists them", file=sys.stderr)
+        print(f"tpslab evaluate: note: scored as the public script reads it, but the submission has "
+              f"{len(report.errors)} error(s): `tpslab check-submission {args.pred} --gt {args.gt_dir} --mode "
+              f"{args.mode}` lists them", file=sys.stderr)
     if args.json:
         out = result.summary()
         if grid is not None:
