@@ -369,6 +369,21 @@ def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
     assert "scored as the public script reads it, but the submission has 1 error(s): `tpslab check-submission" in err
 
 
+def test_a_folder_in_place_of_a_file_is_said_so(tmp_path):
+    from tpslab.submission import read_ground_truth
+
+    for name in ("pred_part_result.json", "gt_part_result.json"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name.replace("part", "vid")).write_text("{}")
+    with pytest.raises(SubmissionError, match="pred_part_result.json is a folder, not a file"):
+        read_submission(tmp_path)
+    with pytest.raises(SubmissionError, match="gt_part_result.json is a folder, not a file"):
+        read_ground_truth(tmp_path)
+    (tmp_path / "gt_part_result.json").rmdir()
+    with pytest.raises(SubmissionError, match="gt_part_result.json is missing"):
+        read_ground_truth(tmp_path)
+
+
 def test_cli_export_gt_and_evaluate(tiny, tmp_path, capsys):
     from tpslab.cli import main
 

@@ -79,13 +79,18 @@ def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict, *
         write_with_record(out, data, WRITTEN_RECORD, TOOL)
     return out / vid_name, out / part_name
 
+def _missing_or_not_a_file(path: Path) -> str:
+    return "is a folder, not a file" if path.is_dir() else "is not a file" if path.exists() else "is missing"
+
+
 def _ground_truth_bytes(gt_dir) -> tuple[bytes, bytes, tuple[str, str]]:
     gt_dir = Path(gt_dir)
     out = []
     for name in (GT_VID, GT_PART):
         path = gt_dir / name
         if not path.is_file():
-            raise SubmissionError(f"{path} is missing (expected {GT_VID} and {GT_PART} in {gt_dir})")
+            raise SubmissionError(f"{path} {_missing_or_not_a_file(path)} (expected {GT_VID} and {GT_PART} in "
+                                  f"{gt_dir})")
         out.append(path.read_bytes())
     return out[0], out[1], (str(gt_dir / GT_VID), str(gt_dir / GT_PART))
 
@@ -198,7 +203,7 @@ def _folder_bytes(path: Path, max_bytes: int) -> tuple[list, list]:
     files = [path / name for name in (PRED_VID, PRED_PART)]
     for f in files:
         if not f.is_file():
-            raise SubmissionError(f"{f} is missing (expected {PRED_VID} and {PRED_PART} in {path})")
+            raise SubmissionError(f"{f} {_missing_or_not_a_file(f)} (expected {PRED_VID} and {PRED_PART} in {path})")
     total = sum(f.stat().st_size for f in files)
     if total > max_bytes:
         raise SubmissionError(f"{path}: the two files hold {total} bytes, more than {max_bytes} bytes "
