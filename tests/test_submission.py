@@ -369,6 +369,33 @@ def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
     assert "scored as the public script reads it, but the submission has 1 error(s): `tpslab check-submission" in err
 
 
+@pytest.mark.parametrize("mode", ["single", "list"])
+def test_boxes_with_corners_out_of_order_are_warned_about(tmp_path, mode):
+    SAID = (": such a box covers nothing and never matches (boxes are [x1, y1, x2, y2]; [x, y, w, h] written "
+            "instead?)")
+
+    def part(box):
+        return {"box": [box], "verb": ["hold"]} if mode == "list" else {"box": box, "verb": "hold"}
+
+    pred_part = {"v": {"img_00001.json": {"humans": [
+        {"box": [10, 10, 50, 90], "parts": {"head": part([20, 12, 30, 24]), "hip": part([20, 50, 10, 20])}},
+        {"box": [148, 135, 76, 37], "parts": {"head": part([150, 140, 160, 150])}},
+    ]}}}
+    write_prediction_files(tmp_path / "pred", {"v": "lunge"}, pred_part)
+    from tpslab.submission import open_submission
+
+    for read in (read_submission, open_submission):  # dicts, and columns decoded straight from the files
+        report = validate_submission(*read(tmp_path / "pred"), mode=mode)
+        assert report.ok  # warnings only: the score reads such boxes (they match nothing)
+        corners = {(p.field, p.message) for p in report.warnings if "x2 < x1 or y2 < y1" in p.message}
+        assert corners == {
+            ("v/img_00001.json/humans[1].box", "1 human box(es) have x2 < x1 or y2 < y1, this one [148.0, 135.0, "
+             "76.0, 37.0]" + SAID),
+            ("v/img_00001.json/humans[0].parts.hip.box", "1 part box(es) have x2 < x1 or y2 < y1, this one [20.0, "
+             "50.0, 10.0, 20.0]" + SAID),
+        }, corners
+
+
 def test_a_folder_in_place_of_a_file_is_said_so(tmp_path):
     from tpslab.submission import read_ground_truth
 

@@ -297,6 +297,45 @@ def _check_parts(val: _Validator, pred: PartColumns, mode: str) -> tuple[Counter
     return checks.shapes, len(verbs)
 
 
+def _part_boxes(pred: PartColumns, mode: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """All part boxes (proposals in list mode) as an (n, 4) array and the part each belongs to; (None,
+    None) when some are malformed (those are errors already)."""
+    n = len(pred.part_name)
+    if pred.form == "single":
+        return pred.part_box_array, np.arange(n)
+    if pred.form == "list":
+        return pred.proposal_box_array, np.repeat(np.arange(n), pred.part_nbox)
+    values = pred.part_box_values(np.arange(n))
+    try:
+        if mode == "single":
+            return np.array(values, dtype=np.float64).reshape(-1, 4), np.arange(n)
+        counts = [len(v) for v in values]
+        return (np.array(list(chain.from_iterable(values)), dtype=np.float64).reshape(-1, 4),
+                np.repeat(np.arange(n), counts))
+    except (TypeError, ValueError, OverflowError):
+        return None, None
+
+
+def _check_corner_order(val: _Validator, pred: PartColumns, mode: str) -> None:
+    """One warning each for human and part boxes whose corners are out of order (x2 < x1 or y2 < y1: often
+    [x, y, w, h] written for [x1, y1, x2, y2]): such a box covers nothing and never matches."""
+    humans = pred.clean_human_boxes(np.arange(len(pred.human_parts)))
+    parts, owner = _part_boxes(pred, mode)
+    for boxes, kind in ((humans, "human"), (parts, "part")):
+        if boxes is None or not len(boxes):
+            continue
+        bad = np.flatnonzero((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]))
+        if not len(bad):
+            continue
+        if kind == "human":
+            key, where = _human_key(pred, int(bad[0]), 9), pred.where_human(int(bad[0]))
+        else:
+            key, where = _part_key(pred, int(owner[bad[0]]), 9), pred.where_part(int(owner[bad[0]]))
+        val.add(key, PRED_PART, where + ".box", f"{len(bad)} {kind} box(es) have x2 < x1 or y2 < y1, this one "
+                f"{boxes[bad[0]].tolist()}: such a box covers nothing and never matches (boxes are [x1, y1, x2, "
+                "y2]; [x, y, w, h] written instead?)", "warning")
+
+
 def _looks_like(shapes: Counter) -> str | None:
     if shapes["list"] and not shapes["single"] and not shapes[None]:
         return "list"
@@ -397,6 +436,7 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
     shapes, proposals = _check_parts(val, pred, mode)
     report.looks_like = _looks_like(shapes)
     _check_coverage(val, pred_vid, pred, gt_vid, gt)
+    _check_corner_order(val, pred, mode)
     report.problems = val.problems()
     if report.looks_like not in (None, mode):
         held = "lists of boxes and verbs" if report.looks_like == "list" else "one box and one verb"
