@@ -10,13 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from tiny_models import detections
 from tpslab.cli import main
 from tpslab.crops import video_paths
 from tpslab.models.recognizer import Backbone, PartStateRecognizer
@@ -196,19 +196,6 @@ def test_predict_errors_are_one_line(tiny, tmp_path, capsys):
     out.write_bytes(b"someone's")
     assert main(["predict", str(root), str(tmp_path), "--boxes", "x", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err and out.read_bytes() == b"someone's"
-
-
-def detections(tiny, path):
-    """The test videos' ground-truth boxes as a detections file (prediction format, verbs ignored)."""
-    from tpslab.pipeline import boxes_from_dataset
-    from tpslab.submission import build_predictions
-
-    r = tiny.record
-    truth = types.SimpleNamespace(videos=r.videos, frames=r.test_frames, humans=r.test_humans, parts=r.test_parts)
-    boxes, frames = boxes_from_dataset(truth, tiny.test)
-    _, part = build_predictions(boxes.assign(state="none"), {v: "push_up" for v in tiny.test}, frames=frames)
-    path.write_text(json.dumps(part))
-    return path
 
 
 # ----------------------------------------------------------------------------- resume, two processes (fast)

@@ -3,14 +3,13 @@
 models. Each is refused with one line naming the parameter or the file (exit 2 from the commands), and a
 diverging run writes no model."""
 
-import json
 import re
 import shutil
-import types
 
 import pytest
 import torch
 
+from tiny_models import detections
 from tpslab.cli import main
 from tpslab.crops import video_paths
 from tpslab.models._common import torch_device
@@ -48,19 +47,6 @@ def finished_run(tiny, tmp_path_factory):
     run = tmp_path_factory.mktemp("finished") / "run"
     assert main(train_args(tiny.dataset.root, run, "--val-fraction", "0")) == 0
     return run
-
-
-def detections(tiny, path):
-    """The test videos' ground-truth boxes as a detections file (prediction format, verbs ignored)."""
-    from tpslab.pipeline import boxes_from_dataset
-    from tpslab.submission import build_predictions
-
-    r = tiny.record
-    truth = types.SimpleNamespace(videos=r.videos, frames=r.test_frames, humans=r.test_humans, parts=r.test_parts)
-    boxes, frames = boxes_from_dataset(truth, tiny.test)
-    _, part = build_predictions(boxes.assign(state="none"), {v: "push_up" for v in tiny.test}, frames=frames)
-    path.write_text(json.dumps(part))
-    return path
 
 
 # ----------------------------------------------------------------------------- learning rates and divergence

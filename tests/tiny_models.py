@@ -59,3 +59,19 @@ def use_micro_as_tiny(monkeypatch) -> None:
     from tpslab.synthetic import presets
 
     monkeypatch.setitem(presets.PRESETS, "tiny", dataclasses.replace(MICRO, name="tiny"))
+
+
+def detections(tiny: Tiny, path):
+    """The test videos' ground-truth boxes as a detections file (prediction format, verbs ignored)."""
+    import json
+    import types
+
+    from tpslab.pipeline import boxes_from_dataset
+    from tpslab.submission import build_predictions
+
+    r = tiny.record
+    truth = types.SimpleNamespace(videos=r.videos, frames=r.test_frames, humans=r.test_humans, parts=r.test_parts)
+    boxes, frames = boxes_from_dataset(truth, tiny.test)
+    _, part = build_predictions(boxes.assign(state="none"), {v: "push_up" for v in tiny.test}, frames=frames)
+    path.write_text(json.dumps(part))
+    return path

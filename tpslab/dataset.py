@@ -13,7 +13,6 @@ contract the rest of tpslab relies on:
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 from typing import Iterable
