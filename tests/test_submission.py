@@ -223,6 +223,20 @@ def _zip(path, members):
     return path
 
 
+def test_check_submission_warns_about_files_in_a_folder_of_the_zip(tmp_path, capsys):
+    from tpslab.cli import main
+
+    vid, part = (json.dumps(x) for x in _good())
+    nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part})
+    at_root = _zip(tmp_path / "root.zip", {PRED_VID: vid, PRED_PART: part})
+    assert main(["check-submission", str(at_root)]) == 0
+    assert "folder" not in capsys.readouterr().out
+    assert main(["check-submission", str(nested)]) == 0  # read, and scored, as tpslab reads it: a warning
+    out = capsys.readouterr().out
+    assert "warning: the two files sit in the folder sub/ inside the zip: the challenge expects them at the " \
+           "zip's root" in out
+
+
 def test_zip_reading_is_safe(tmp_path):
     vid, part = (json.dumps(x) for x in _good())
     nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part,

@@ -248,10 +248,19 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_check_submission(args) -> int:
+    from pathlib import Path
+
+    from tpslab.errors import Problem
     from tpslab.submission import validate_submission
+    from tpslab.submission.files import submission_zip_folder
 
     (gt_vid, gt_part), (pred_vid, pred_part) = _read_pair(args)
     report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=args.mode)
+    folder = submission_zip_folder(args.pred) if Path(args.pred).is_file() else None
+    if folder:
+        report.problems.append(Problem(str(args.pred), "", f"the two files sit in the folder {folder}/ inside the "
+                                       "zip: the challenge expects them at the zip's root (tpslab reads both)",
+                                       "warning"))
     print(report.__str__(limit=args.max))
     return 0 if report.ok else 1
 

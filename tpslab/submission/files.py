@@ -229,6 +229,17 @@ def _prediction_members(path: Path, infos: list) -> dict:
     return found
 
 
+def submission_zip_folder(path) -> str | None:
+    """The folder inside a submission zip that holds its two files ("" at the zip's root; None when the
+    zip cannot be read: reading it says why)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            member = _zip_members(Path(path), z)[0]
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, SubmissionError):
+        return None
+    return "/".join(_member_parts(member.filename)[:-1])
+
+
 def _zip_members(path: Path, z: zipfile.ZipFile) -> list:
     """The two prediction files of the zip: at its root or in one folder, safe names, not encrypted."""
     found = _prediction_members(path, z.infolist())
