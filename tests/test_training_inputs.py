@@ -194,3 +194,19 @@ def test_predict_refuses_an_unreadable_or_non_finite_model(tiny, finished_run, t
     err = one_line_error(capsys, "predict")
     assert f"{run / 'model.pt'}:" in err and ("not finite" if damage == "nan" else "cannot read") in err
     assert not out.exists()
+
+
+def test_predict_refuses_detections_of_a_video_without_frames(tiny, finished_run, tmp_path, capsys):
+    """Such a video was left out of the submission without a word."""
+    import json
+
+    boxes = detections(tiny, tmp_path / "d.json")
+    held = json.loads(boxes.read_text())
+    emptied = tiny.test[0]
+    held[emptied] = {}
+    boxes.write_text(json.dumps(held))
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
+                 "--quiet"]) == 2
+    err = one_line_error(capsys, "predict")
+    assert f"1 video(s) of {boxes} hold no frames, e.g. ['{emptied}']" in err and not out.exists()

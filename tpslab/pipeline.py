@@ -82,7 +82,8 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
     ``source``: a ``pred_part_result`` dict, a path to such a JSON file, or a submission folder or zip
     (read by :func:`tpslab.submission.read_submission`). Parts may be keyed by name or listed; a part
     with several proposals contributes its first box. Verbs are ignored. ``frames`` lists every frame
-    of the file, with or without humans. Raises ValueError naming the video, frame and field of a bad box.
+    of the file, with or without humans; the videos the file lists without any frame are in
+    ``frames.attrs["videos_without_frames"]``. Raises ValueError naming the video, frame and field of a bad box.
     """
     from tpslab.challenge import load_json
     from tpslab.submission import frame_number, read_submission
@@ -96,13 +97,15 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
     if not isinstance(source, Mapping):
         raise TypeError(f"expected a pred_part_result mapping or a path, got {type(source).__name__}")
     wanted = None if videos is None else set(map(str, videos))
-    rows, frames = [], []
+    rows, frames, frameless = [], [], []
     for video, video_frames in source.items():
         if wanted is not None and str(video) not in wanted:
             continue
         if not isinstance(video_frames, Mapping):
             raise ValueError(f"detections: {video}: expected a mapping of frame files, "
                              f"got {type(video_frames).__name__}")
+        if not video_frames:
+            frameless.append(str(video))
         for key, frame_dict in video_frames.items():
             frame = frame_number(key)
             frames.append((str(video), frame))
@@ -127,7 +130,9 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
                 if not n_parts:
                     rows.append((str(video), frame, h, *hbox, None, *[np.nan] * 4))
     boxes = pd.DataFrame(rows, columns=BOX_COLUMNS)
-    return boxes, pd.DataFrame(frames, columns=["video", "frame"])
+    frame_table = pd.DataFrame(frames, columns=["video", "frame"])
+    frame_table.attrs["videos_without_frames"] = frameless  # in the file, but nothing to predict from
+    return boxes, frame_table
 
 
 # ----------------------------------------------------------------------------- predictions
@@ -477,6 +482,11 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     unknown = sorted(set(named) - set(ds.videos["video"].astype(str)))
     if unknown:
         raise ValueError(f"{len(unknown)} video(s) of {detections} are not videos of {ds.root}, e.g. {unknown[:3]}")
+    frameless = frame_table.attrs.get("videos_without_frames", [])
+    if frameless:  # predicting the rest would leave them out of the submission without a word
+        raise ValueError(f"{len(frameless)} video(s) of {detections} hold no frames, e.g. {frameless[:3]}: give each "
+                         "its scored frames (with an empty 'humans' list where nothing was detected) to have its "
+                         "action predicted")
     if not named:
         raise ValueError(f"{detections} holds no frames to predict")
     paths = _frame_paths(ds, frames, named)
