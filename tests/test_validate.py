@@ -80,6 +80,14 @@ def test_an_annotated_video_that_cannot_be_read_is_an_error(clean, content, caps
     assert main(["validate", str(clean), "--quiet"]) == 1
 
 
+def test_a_missing_list_file_is_a_warning(clean):
+    (clean / "list" / "body_part.txt").unlink()  # "no problems" before
+    report = validate(clean, progress=False)
+    assert [(p.path, p.message) for p in report.warnings] == [
+        (str(clean / "list" / "body_part.txt"), "missing: the built-in names are used")]
+    assert bool(report)
+
+
 def test_warnings_only_pass_unless_strict(clean):
     write_frame(clean, "lunge", A, 2, {"humans": [human([-3, 0, 10, 10], [])]})
     report = validate(clean, progress=False)

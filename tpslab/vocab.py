@@ -228,12 +228,14 @@ class Vocab:
 
     @classmethod
     def from_root(cls, root, problems: list | None = None) -> "Vocab":
-        """Read ``root/list/*.txt`` (built-in names for absent files) and the action class folders.
+        """Read ``root/list/*.txt`` (built-in names for absent files, a warning in ``problems``) and the
+        action class folders.
 
         A list file with no names or a repeated name raises :class:`tpslab.AnnotationError` naming the
         file; with a ``problems`` list the problem is appended there instead, and the built-in names
         (empty file) or the first of each repeated name are used.
         """
+        from tpslab.errors import Problem
         from tpslab.layout import LIST_DIR, class_folder_names
 
         root = Path(root)
@@ -241,7 +243,12 @@ class Vocab:
         for attr, fname in LIST_FILES.items():
             f = root / LIST_DIR / fname
             default = list(getattr(cls.default(), attr))
-            lists[attr] = read_list_file(f, problems, default) if f.is_file() else default
+            if f.is_file():
+                lists[attr] = read_list_file(f, problems, default)
+            else:
+                lists[attr] = default
+                if problems is not None:  # a release without it: said, not silent
+                    problems.append(Problem(str(f), "", "missing: the built-in names are used", "warning"))
         actions = class_folder_names(root)
         return cls(Vocabulary("action", actions or ACTIONS), Vocabulary("part", lists["parts"]),
                    Vocabulary("part state", lists["states"]), Vocabulary("object", lists["objects"]))
