@@ -484,7 +484,8 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
                 scaler.update()
                 sched.step()
                 loss_value = float(loss.detach())
-                _check_loss(_all_sum([loss_value], d, dev)[0], epoch, step, steps_per_epoch, model.lr)
+                if not scaler.is_enabled():  # float16's scaler skips overflowing steps: not a divergence
+                    _check_loss(_all_sum([loss_value], d, dev)[0], epoch, step, steps_per_epoch, model.lr)
                 loss_acc += loss_value * len(g)
                 correct += float((logits.detach().argmax(1) == y).sum())
                 seen += len(y)
