@@ -160,7 +160,7 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
     tool) is used only when its first frame has the size of the video file; without the video file its
     size cannot be verified, and the folder is refused.
     """
-    from tpslab.frames import MANIFEST, read_extraction_record
+    from tpslab.frames import finished_extraction_record
 
     root = Path(frames_root)
     if not root.is_dir():
@@ -176,10 +176,7 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
         if not folder.is_dir():
             missing.append(str(folder))
             continue
-        record, damaged = read_extraction_record(folder)
-        if damaged:
-            raise ValueError(f"{folder}: its extraction record {MANIFEST} is damaged; rerun `tpslab extract-frames "
-                             "--replace` for this video")
+        record = finished_extraction_record(folder)
         if record is None:
             _check_full_size(folder, video_path if isinstance(video_path, str) else None)
         else:
@@ -188,8 +185,6 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
                 raise ValueError(f"{folder}: frames were extracted with --short-side {settings['short_side']}; "
                                  "crops need full-size frames (boxes are in the video's pixels): extract without "
                                  "--short-side")
-            if record.get("complete") is False:
-                raise ValueError(f"{folder}: extraction was interrupted; rerun `tpslab extract-frames` to finish it")
         out[video] = str(folder)
     if missing:
         raise FileNotFoundError(f"{len(missing)} video(s) have no frame folder under {root}, e.g. {missing[:3]} "

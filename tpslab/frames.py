@@ -169,6 +169,19 @@ def read_extraction_record(folder) -> tuple[dict | None, bool]:
     return _read_manifest(Path(folder))
 
 
+def finished_extraction_record(folder) -> dict | None:
+    """The extraction record of a frame folder that ``tpslab extract-frames`` finished (None: another tool
+    made the folder); a ValueError naming the folder when its record is damaged or the extraction was
+    interrupted."""
+    record, damaged = read_extraction_record(folder)
+    if damaged:
+        raise ValueError(f"{folder}: its extraction record {MANIFEST} is damaged; rerun `tpslab extract-frames "
+                         "--replace` for this video")
+    if record is not None and record.get("complete") is False:
+        raise ValueError(f"{folder}: extraction was interrupted; rerun `tpslab extract-frames` to finish it")
+    return record
+
+
 def _read_manifest(folder: Path) -> tuple[dict | None, bool]:
     """(the folder's record, or None; whether a record exists but is damaged or not tpslab's)."""
     try:

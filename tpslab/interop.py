@@ -899,15 +899,14 @@ def _count_frames(task) -> tuple[int | None, str | None]:
 def _extraction_problem(folder: Path, n: int) -> str | None:
     """What is wrong with a folder of ``n`` frames that tpslab extract-frames made, by its record (None for a
     folder another tool made: nothing to check it against)."""
-    from tpslab.frames import MANIFEST, read_extraction_record
+    from tpslab.frames import finished_extraction_record
 
-    record, damaged = read_extraction_record(folder)
-    if damaged:
-        return f"{folder}: its extraction record {MANIFEST} is damaged; rerun `tpslab extract-frames --replace`"
+    try:
+        record = finished_extraction_record(folder)
+    except ValueError as err:
+        return str(err)
     if record is None:
         return None
-    if not record["complete"]:
-        return f"{folder}: extraction was interrupted; rerun `tpslab extract-frames` to finish it"
     if n != len(record["frames"]):
         return (f"{folder}: {n} frames numbered from img_00001 without a gap, where tpslab extract-frames wrote "
                 f"{len(record['frames'])}; rerun `tpslab extract-frames` to restore them")
