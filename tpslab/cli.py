@@ -100,8 +100,9 @@ def _cmd_index(args) -> int:
     took = time.perf_counter() - t
     source = "read from cache" if ds.index.from_cache else "built"
     print(f"{ds}\nindex {source} in {took:.2f} s: {ds.index.cache_path}")
-    if ds.skipped_note():
-        print(ds.skipped_note())
+    note = ds.skipped_note()
+    if note:
+        print(note)
     return 0
 
 

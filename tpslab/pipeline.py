@@ -354,8 +354,9 @@ def _load_in_turn(root, d, progress: bool, log=None):
     ds = None
     if d.main:
         ds = load_dataset(root, strict=False, progress=progress)
-        if log and ds.skipped_note():
-            log(ds.skipped_note())
+        note = ds.skipped_note()
+        if log and note:
+            log(note)
     barrier(d)
     return ds if ds is not None else load_dataset(root, strict=False, progress=False)
 
@@ -467,7 +468,7 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     if out.suffix.lower() != ".zip":
         raise ValueError(f"the submission is a .zip file, got {out}")
     if isinstance(detections, (str, os.PathLike)) and out.exists() and Path(detections).exists() \
-            and out.resolve() == Path(detections).resolve():
+            and out.samefile(detections):
         raise ValueError(f"{out} is the detections file this run reads; write the predictions to another name")
     ds = _load_in_turn(root, d, progress, log)
     pipeline = EndToEnd.load(run, vocab=ds.vocab, device=process_device(device, d), threads=threads,

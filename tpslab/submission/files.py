@@ -79,6 +79,7 @@ def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict, *
         write_with_record(out, data, WRITTEN_RECORD, TOOL)
     return out / vid_name, out / part_name
 
+
 def _missing_or_not_a_file(path: Path) -> str:
     return "is a folder, not a file" if path.is_dir() else "is not a file" if path.exists() else "is missing"
 
@@ -170,8 +171,8 @@ def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
             z.writestr(info, _dumps(obj))
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
 
 
 def _member_parts(name: str) -> tuple[str, ...] | None:
