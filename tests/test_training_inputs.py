@@ -3,6 +3,8 @@
 models. Each is refused with one line naming the parameter or the file (exit 2 from the commands), and a
 diverging run writes no model."""
 
+import json
+import math
 import re
 import shutil
 
@@ -14,7 +16,8 @@ from tpslab.cli import main
 from tpslab.crops import video_paths
 from tpslab.models._common import torch_device
 from tpslab.models.recognizer import PartStateRecognizer, resolve_backbone
-from tpslab.models.training import CHECKPOINT, RunFolderError, prepare_run, read_checkpoint
+from tpslab.models.training import (CHECKPOINT, RunFolderError, TrainingDivergedError, prepare_run, read_checkpoint,
+                                    write_metrics)
 
 
 def train_args(root, run, *extra):
@@ -74,6 +77,26 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_writes_no_model(
     with pytest.raises(ValueError, match=r"training diverged at epoch 1, step 3 of 4: the loss is nan"):
         model.fit(model.dataset(rows, paths, vocab), run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / CHECKPOINT).exists()
+
+
+def test_a_step_that_overflows_the_optimizer_is_a_divergence_not_a_traceback(small, tmp_path, tiny, capsys):
+    rows, paths, vocab = small
+    # Finite, but AdamW's first step size (OneCycle's start lr / 25, over 1 - 0.9) is 4e38, beyond float32.
+    model = tiny_model(1e39)
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged at epoch 1, step 1 of 4: the optimizer's "
+                       r"step does not fit in float32 .*; try a lower learning rate than lr=1e\+39$"):
+        model.fit(model.dataset(rows, paths, vocab), run_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "model.pt").exists() and not (tmp_path / "run" / CHECKPOINT).exists()
+    assert main(train_args(tiny.dataset.root, tmp_path / "cli", "--lr", "1e39")) == 2
+    assert "training diverged at epoch 1, step 1" in one_line_error(capsys, "train-recognizer")
+
+
+def test_metrics_file_is_strict_json_when_a_figure_cannot_be_measured(tmp_path):
+    history = [{"epoch": 1, "train_loss": 0.5, "val_mean_class_acc": float("nan"), "val_top1": float("inf")}]
+    path = write_metrics(tmp_path, history)
+    rows = [json.loads(line, parse_constant=pytest.fail) for line in path.read_text().splitlines()]
+    assert rows == [{"epoch": 1, "train_loss": 0.5, "val_mean_class_acc": None, "val_top1": None}]
+    assert math.isnan(history[0]["val_mean_class_acc"])  # the run's own record is left as it was
 
 
 def test_weights_that_overflow_without_a_non_finite_loss_stop_the_run(small, tmp_path):

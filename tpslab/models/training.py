@@ -480,7 +480,7 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
                 if model.clip_grad:
                     scaler.unscale_(opt)
                     nn.utils.clip_grad_norm_(net.parameters(), model.clip_grad)
-                scaler.step(opt)
+                _optimizer_step(scaler, opt, epoch, step, steps_per_epoch, model.lr)
                 scaler.update()
                 sched.step()
                 loss_value = float(loss.detach())
@@ -536,6 +536,19 @@ def _fit(model, train: PartCrops, val: PartCrops | None, *, workers: int, balanc
     return model
 
 
+def _optimizer_step(scaler, opt, epoch: int, step: int, steps: int, lr: float) -> None:
+    """``scaler.step(opt)``; a step size beyond float32 (a huge but finite lr: torch refuses to convert it)
+    stops the run as a divergence would, in one line, instead of a traceback from inside the optimizer."""
+    try:
+        scaler.step(opt)
+    except RuntimeError as e:
+        if "without overflow" not in str(e):
+            raise
+        raise TrainingDivergedError(f"training diverged at epoch {epoch + 1}, step {step + 1} of {steps}: the "
+                                    f"optimizer's step does not fit in float32 ({e}); try a lower learning rate "
+                                    f"than lr={lr}") from None
+
+
 def _check_loss(loss: float, epoch: int, step: int, steps: int, lr: float) -> None:
     """Stop a run whose loss (summed over the processes, so all stop together) is not finite."""
     if not math.isfinite(loss):
@@ -553,8 +566,14 @@ def _check_weights(net: nn.Module, epoch: int, lr: float) -> None:
 
 
 def write_metrics(run, history: list[dict]) -> Path:
-    """``metrics.jsonl`` of ``run``: one JSON object per epoch, written whole (atomically)."""
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in history)
+    """``metrics.jsonl`` of ``run``: one JSON object per epoch, written whole (atomically). A figure that
+    could not be measured (nan: e.g. a mean-class accuracy without labelled validation crops) is written
+    as null: JSON has no NaN, and strict readers (jq, JavaScript, orjson) refuse the word."""
+    def strict(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    text = "".join(json.dumps({k: strict(v) for k, v in r.items()}, sort_keys=True, allow_nan=False) + "\n"
+                   for r in history)
     return atomic_write_bytes(Path(run) / METRICS, text.encode())
 
 
