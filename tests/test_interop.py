@@ -345,6 +345,17 @@ def test_export_skips_or_refuses_missing_frames_and_unverifiable_folders(hurling
         hidden.rename(video)
     with pytest.raises(InteropError, match="not videos of"):
         coco_ground_truth(ds, full, videos=["nope"], progress=False)
+    # nothing to export is refused, never a COCO file of 0 images (pycocotools' evaluation fails on one)
+    with pytest.raises(InteropError, match=r"^.*frames: nothing to export: none of the 2 videos has an annotated "
+                       r"frame there \(2 videos have no annotations, as test videos\)$"):
+        coco_ground_truth(ds, full, videos=["hurl_test", "lunge_test"], progress=False)
+    with pytest.raises(InteropError, match=r"nothing to export: none of the 1 videos has an annotated frame there "
+                       r"\(2 annotated frames were not in the folder and were skipped\)$"):
+        coco_ground_truth(ds, frames, videos=["lunge_b"], missing="skip", progress=False)
+    out = tmp_path / "empty.json"
+    with pytest.raises(InteropError, match="nothing to export"):
+        export_coco(ds, full, out, videos=["hurl_test"], progress=False)
+    assert not out.exists()
 
 
 def test_export_never_overwrites_a_file_it_did_not_write(hurling, tmp_path):
@@ -632,12 +643,15 @@ def test_export_coco_command(hurling, tmp_path):
     # bad input: one line, exit 2, nothing overwritten
     foreign = tmp_path / "foreign.json"
     foreign.write_text("{}")
+    test_only = tmp_path / "test_only.txt"
+    test_only.write_text("lunge_test\n")
     for argv, message in [
         ((ds.root, full, "--out", foreign), "was not written by tpslab export-coco"),
         ((ds.root, tmp_path / "nowhere", "--out", out), "no such frames folder"),
         ((ds.root, full, "--out", tmp_path / "no" / "dir.json"), "no such folder"),
         ((ds.root, full, "--out", out, "--split", "val", "--val-fraction", 2), "strictly between 0 and 1"),
         ((ds.root, full, "--out", out, "--videos", tmp_path / "none.txt"), "none.txt"),
+        ((ds.root, full, "--out", out, "--videos", test_only), "nothing to export: none of the 1 videos"),
     ]:
         code, stdout, stderr = run_cli("export-coco", *argv, "--quiet", "--workers", 1)
         assert code == 2 and stdout == "", argv

@@ -609,7 +609,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "pixels). Parts carry person_id, state, object and object_bbox. An existing --out is "
                        "overwritten only when tpslab export-coco wrote it. Exits 2 on bad input (a frame missing "
                        "from FRAMES unless --skip-missing, a 0-based frame folder, frames whose size cannot be checked "
-                       "against their video).")
+                       "against their video, nothing to export: only test videos, or every frame skipped).")
     _root_argument(p)
     p.add_argument("frames", metavar="FRAMES", help="rawframes folder made by tpslab extract-frames")
     p.add_argument("--out", required=True, metavar="FILE.json", help="COCO JSON file to write")

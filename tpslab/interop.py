@@ -379,6 +379,12 @@ def _coco_parts(dataset, frames, videos, missing, workers, progress) -> tuple[Co
     table = _frame_table(dataset, frames, videos, missing, workers, progress)
     skipped = table[table["file_name"].isna()]
     table = table[table["file_name"].notna()].reset_index(drop=True)
+    if table.empty:  # a COCO file of 0 images is of no use (pycocotools' evaluation fails on one): say why
+        unannotated = len(set(videos) - set(skipped["video"]))
+        why = ([f"{unannotated} videos have no annotations, as test videos"] if unannotated else []) + \
+              ([f"{len(skipped)} annotated frames were not in the folder and were skipped"] if len(skipped) else [])
+        raise InteropError(f"{frames}: nothing to export: none of the {len(videos)} videos has an annotated frame "
+                           f"there" + (f" ({'; '.join(why)})" if why else ""))
     coco = coco_of_tables(table, dataset.humans, dataset.parts, dataset.vocab.parts.names, where=str(dataset.root))
     resized = table.groupby("video")[["width", "height", "video_width", "video_height"]].first()
     info = {
@@ -416,13 +422,14 @@ def coco_ground_truth(dataset, frames, *, videos: Iterable[str] | None = None, m
     docstring). Images also carry ``video``, ``frame``, ``video_width`` and ``video_height``, which
     :func:`read_coco_results` needs. ``info`` holds the counts, the box convention, the number of
     coordinates that cannot be written to read back bit-exactly (``inexact_boxes``) and the skipped
-    frames. Videos without annotated frames (the test split) contribute no images.
+    frames. Videos without annotated frames (the test split) contribute no images; when no video has an
+    image to give (only test videos, or every annotated frame skipped), nothing is exported.
 
     Raises :class:`InteropError` (one line, naming the folder or file) for a missing frame (with
     ``missing="error"``; a frame is missing when its video's folder is absent or ends before it), a
     0-based frame folder or one with a gap in its numbering (damaged: refused even with ``"skip"``),
     frames of mixed sizes, frames that are not a resize of their video, a video whose size cannot be
-    read, and names that are not videos of the dataset.
+    read, names that are not videos of the dataset, and nothing to export (no image at all).
     """
     coco, info = _coco_parts(dataset, frames, videos, missing, workers, progress)
     return {"info": info, "licenses": [], "images": coco.images, "annotations": coco.annotations(),
