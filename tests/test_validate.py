@@ -96,6 +96,17 @@ def test_warnings_only_pass_unless_strict(clean):
     assert main(["validate", str(clean), "--quiet", "--strict"]) == 1
 
 
+def test_a_person_annotated_twice_in_a_frame_is_a_warning(clean):
+    twice = human([0, 0, 20, 30], [part("head", [1, 1, 5, 5], "none")])
+    other = human([30, 0, 50, 30], [part("head", [31, 1, 35, 5], "none")])
+    frame = str(write_frame(clean, "lunge", A, 2, {"humans": [twice, other, twice, dict(twice, parts=[])]}))
+    report = validate(clean, progress=False)  # "no problems" before
+    assert [(p.path, p.field, p.message) for p in report.warnings] == [
+        (frame, "humans[2]", "the same box [0, 0, 20, 30] as humans[0]: one person annotated twice?"),
+        (frame, "humans[3]", "the same box [0, 0, 20, 30] as humans[0]: one person annotated twice?")]
+    assert bool(report)
+
+
 def test_index_command(clean, capsys):
     assert main(["index", str(clean), "--quiet"]) == 0
     assert "index built" in capsys.readouterr().out

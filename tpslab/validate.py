@@ -5,7 +5,8 @@ names missing from the list files, duplicate parts, annotations without a video 
 annotations or without a frame count, frames beyond the flist count, 0-based frame names, a video
 filed under two classes or both splits, two files for one frame or one video, list files and flists
 that cannot be read as they are (empty, repeated names, short rows, bad counts, bytes that are not
-UTF-8), broken symbolic links and link loops. Warnings: boxes outside the image, stray files, hidden
+UTF-8), broken symbolic links and link loops. Warnings: boxes outside the image, a person annotated twice
+in a frame (the same box), stray files, hidden
 and system folders that are not classes (``.ipynb_checkpoints``, ``__MACOSX``), a video listed twice
 with the same count. A folder that is not a release is refused (:class:`tpslab.errors.NotAReleaseError`).
 """
@@ -129,6 +130,22 @@ def check_boxes_inside(ds: TPSDataset, sizes: dict[str, tuple[int, int]]) -> lis
     return problems
 
 
+def check_repeated_humans(ds: TPSDataset) -> list[Problem]:
+    """Warnings for a person whose box repeats an earlier person's in the same frame (two people never
+    share a box to the pixel: a copy, which the score counts as a person no prediction can match)."""
+    h = ds.humans
+    box = ["x1", "y1", "x2", "y2"]
+    repeated = h[h.duplicated(["video", "frame", *box])]
+    if repeated.empty:
+        return []
+    first = h.drop_duplicates(["video", "frame", *box]).set_index(["video", "frame", *box])["human"]
+    firsts = first.reindex(pd.MultiIndex.from_frame(repeated[["video", "frame", *box]])).to_numpy()
+    return [Problem(_annotation_file(ds, r.video, r.frame), f"humans[{r.human}]",
+                    f"the same box [{r.x1:g}, {r.y1:g}, {r.x2:g}, {r.y2:g}] as humans[{int(f)}]: one person "
+                    "annotated twice?", "warning")
+            for r, f in zip(repeated.itertuples(index=False), firsts)]
+
+
 def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> Report:
     """Check a release; returns a :class:`Report` (``bool(report)`` is True when there are no errors).
 
@@ -138,7 +155,7 @@ def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> 
     from tqdm.auto import tqdm
 
     ds = load_dataset(root, strict=False, progress=progress)
-    problems = list(ds.problems) + check_videos_and_frames(ds)
+    problems = list(ds.problems) + check_videos_and_frames(ds) + check_repeated_humans(ds)
     if probe_videos:
         annotated = ds.videos[(ds.videos["num_annotated_frames"] > 0) & ds.videos["path"].notna()]
         sizes = {}
