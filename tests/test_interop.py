@@ -4,7 +4,9 @@ MMAction2 / PySlowFast lists (checked against the formats those toolchains docum
 import contextlib
 import io
 import json
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -698,3 +700,18 @@ def test_the_one_coco_builder_scales_boxes_links_parts_and_refuses_unknown_parts
                                                                                        [5.0, 10.0, 5.0, 5.0], None)
     with pytest.raises(InteropError, match="^here: parts outside the part vocabulary: hip$"):
         coco_of_tables(images, humans, parts, ["head"], where="here")
+    # finite corners whose COCO width, height or area overflow were written as null (COCOeval then fails)
+    for table, column, value, what in [(humans, "x2", 1e308, "v frame 6 humans[0]: box"),
+                                       (humans, "x1", -1.7e308, "v frame 6 humans[0]: box"),
+                                       (parts, "part_x2", 1.7e308, "v frame 6 humans[0] hip: part box"),
+                                       (parts, "object_y2", 1.7e308, "v frame 6 humans[0] hip: object box")]:
+        huge = table.copy()
+        huge.loc[0, column] = value
+        if column.startswith("object"):  # a height of 1.7e308 - -1.7e308: inf (no area is written for objects)
+            huge.loc[0, ["object_x1", "object_y1", "object_x2"]] = [0.0, -1.7e308, 1.0]
+        tables = (huge, parts) if table is humans else (humans, huge)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no numpy overflow warning either: the one line says it
+            with pytest.raises(InteropError, match="^here: " + re.escape(what) + r" \[.*\] is too large for COCO's "
+                               r"\[x, y, w, h\] \(its width, height or area is not a finite number\)$"):
+                coco_of_tables(images, *tables, ["head", "hip"], where="here")

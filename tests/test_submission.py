@@ -346,6 +346,26 @@ def test_a_submission_zip_replaces_only_a_zip_tpslab_wrote(tmp_path):
     assert read_submission(ours)[0] == {"v": "class_b"}
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_writers_refuse_a_number_json_cannot_hold(tmp_path, bad):
+    """orjson writes NaN and infinity as null: a box of null reached the file without a word."""
+    part = {"v": {"img_00001": {"humans": [{"box": [0, 0, 9, 9], "parts": {"head": {"box": [[1, 1, bad, 5]],
+                                                                                    "verb": ["nod"]}}}]}}}
+    where = r"v/img_00001/humans\[0\]\.parts\.head\.box\[0\]\[2\]"  # as the validator names places
+    message = f"^{PRED_PART}: {where} is {bad}: JSON has no NaN or infinity \\(it would be written as null\\)$"
+    with pytest.raises(SubmissionError, match=message):
+        write_submission_zip(tmp_path / "sub.zip", {"v": "lunge"}, part)
+    with pytest.raises(SubmissionError, match=message):
+        write_prediction_files(tmp_path / "pred", {"v": "lunge"}, part)
+    with pytest.raises(SubmissionError, match=f"^{GT_VID}: v is {bad}: JSON has no NaN"):
+        write_json_pair(tmp_path / "gt", GT_VID, {"v": bad}, GT_PART, {})
+    assert not (tmp_path / "sub.zip").exists() and not (tmp_path / "pred").exists() and not (tmp_path / "gt").exists()
+    fine = {"v": {"img_00001": {"humans": [{"box": [0, 0, 9, 9], "parts": {"null": {"box": [[1, 1, 2, 5]],
+                                                                                    "verb": [",null"]}}}]}}}
+    write_prediction_files(tmp_path / "ok", {"v,null": "lunge"}, fine)  # names that look like a null are fine
+    assert read_submission(tmp_path / "ok") == ({"v,null": "lunge"}, fine)
+
+
 def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
     """A ground truth whose parts hold lists (a list-mode submission given as GT) scored 0 without a word."""
     import json
@@ -697,8 +717,12 @@ def test_columns_read_straight_from_the_files_judge_as_the_dicts(tmp_path):
         base = [copy.deepcopy(pred_vid), copy.deepcopy(pred_part)]
         for _ in range(case % 3):
             _mutations(rng, base)
-        try:
-            write_submission_zip(tmp_path / "sub.zip", *base)
+        try:  # as another tool may write them: orjson, NaN and infinity as null (tpslab's writer refuses them)
+            import orjson
+
+            with zipfile.ZipFile(tmp_path / "sub.zip", "w") as z:
+                z.writestr(PRED_VID, orjson.dumps(base[0]))
+                z.writestr(PRED_PART, orjson.dumps(base[1]))
         except TypeError:  # a mutation JSON cannot hold (10 ** 400)
             continue
         dicts = read_submission(tmp_path / "sub.zip")

@@ -326,16 +326,25 @@ def coco_of_tables(images: pd.DataFrame, humans: pd.DataFrame, parts: pd.DataFra
     part_cat = PERSON_ID + 1 + part_code
     inexact = 0
 
-    def convert(t, prefix, img):
+    def convert(t, prefix, img, what):
         nonlocal inexact
         corners = t[[f"{prefix}{c}" for c in ("x1", "y1", "x2", "y2")]].to_numpy(np.float64)
-        bbox, exact = corners_to_coco(corners, (sx[img], sy[img]))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflows are found and named below
+            bbox, exact = corners_to_coco(corners, (sx[img], sy[img]))
+            written = bbox if what == "object box" else np.c_[bbox, bbox[:, 2] * bbox[:, 3]]  # objects: no area
+        # Finite corners whose [x, y, w, h] or area overflow: orjson would write null (COCOeval then fails).
+        overflow = np.flatnonzero(np.isfinite(corners).all(axis=1) & ~np.isfinite(written).all(axis=1))
+        if len(overflow):
+            r, i = t.iloc[overflow[0]], overflow[0]
+            who = f"{r['video']} frame {r['frame']} humans[{r['human']}]" + ("" if what == "box" else f" {r['part']}")
+            raise InteropError(f"{where}: {who}: {what} [{', '.join(f'{x:g}' for x in corners[i])}] is too large for "
+                               "COCO's [x, y, w, h] (its width, height or area is not a finite number)")
         inexact += int((~exact).sum())
         return bbox
 
-    h_bbox = convert(humans, "", h_img)
-    p_bbox = convert(parts, "part_", p_img)
-    o_bbox = convert(parts, "object_", p_img)
+    h_bbox = convert(humans, "", h_img, "box")
+    p_bbox = convert(parts, "part_", p_img, "part box")
+    o_bbox = convert(parts, "object_", p_img, "object box")
     has_obj = np.isfinite(o_bbox).all(axis=1)
 
     def person_chunks():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import re
 import zipfile
 import zlib
@@ -43,10 +44,41 @@ class SubmissionError(ScoringError):
     """A submission or prediction table that cannot be used; ``problems`` lists every offending place."""
 
 
-def _dumps(obj) -> bytes:
+def _dumps(obj, name: str) -> bytes:
+    """Compact JSON of ``obj`` (file ``name``). orjson writes NaN and infinity as null: a number JSON cannot
+    hold is refused, naming its place, instead of reaching the file as a null."""
     import orjson
 
-    return orjson.dumps(obj)
+    data = orjson.dumps(obj)
+    if b":null" in data or b",null" in data or b"[null" in data:  # orjson adds no spaces; None is null too
+        where = _non_finite_place(obj)
+        if where is not None:
+            raise SubmissionError(f"{name}: {where[0]} is {where[1]}: JSON has no NaN or infinity (it would be "
+                                  "written as null)")
+    return data
+
+
+def _non_finite_place(obj, where: str = "", level: int = 0):
+    """``(place, value)`` of the first float that is not finite in ``obj`` (dicts and lists), else None; places
+    are named as the validator names them: ``video/frame/humans[0].parts.head.box[0][2]``."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    if isinstance(obj, dict):  # the video, frame and "humans" levels are joined by "/", deeper keys by "."
+        items = ((f"{where}{'/' if level < 3 else '.'}{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    for place, value in items:
+        found = _non_finite_place(value, place, level + 1)
+        if found is not None:
+            return found
+    return None
+    for place, value in items:
+        found = _non_finite_place(value, place)
+        if found is not None:
+            return found
+    return None
 
 
 def _loads(data: bytes, name: str):
@@ -70,7 +102,7 @@ def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict, *
     write there, or that changed since, is refused with ``FileExistsError`` before anything is written.
     ``record=False``: no record and no check, for a new folder of tpslab's own (a bundle being built)."""
     out = Path(out)
-    data = {part_name: _dumps(part), vid_name: _dumps(vid)}
+    data = {part_name: _dumps(part, part_name), vid_name: _dumps(vid, vid_name)}
     if not record:
         for name, d in data.items():
             atomic_write_bytes(out / name, d)
@@ -170,7 +202,7 @@ def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
         for name, obj in ((PRED_VID, pred_vid), (PRED_PART, pred_part)):
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
-            z.writestr(info, _dumps(obj))
+            z.writestr(info, _dumps(obj, name))
     atomic_write_bytes(path, buf.getvalue())
     return path
 
