@@ -268,6 +268,28 @@ def test_a_damaged_frame_in_a_complete_folder_is_found_and_redone(one_video, tmp
     assert row["status"] == "refused" and "record .tpslab-frames.json is damaged" in row["note"]
 
 
+def test_a_frame_edited_since_extraction_is_kept_unless_replace(one_video, tmp_path):
+    """A complete JPEG of another size where tpslab wrote a frame is someone's edit (a blurred face, a
+    re-encode), not crash damage: it was replaced without a word."""
+    from PIL import Image
+
+    out = tmp_path / "out"
+    folder = out / "train" / "lunge" / PLAIN
+    _one(one_video, out)
+    frame = folder / "img_00010.jpg"
+    original = frame.read_bytes()
+    with Image.open(frame) as im:
+        im.convert("L").convert("RGB").save(frame, quality=60)  # the user's edit: a valid JPEG of another size
+    edited = frame.read_bytes()
+    assert edited != original and len(edited) != len(original)
+    row = _one(one_video, out)
+    assert row["status"] == "refused" and frame.read_bytes() == edited
+    assert ("1 frames changed since tpslab wrote them (img_00010.jpg: complete images of another size, e.g. "
+            "edited); left untouched: re-extract them with replace=True (--replace), or move them away") in row["note"]
+    row = _one(one_video, out, replace=True)
+    assert row["status"] == "re-extracted" and frame.read_bytes() == original
+
+
 def test_partial_folders_of_killed_runs_are_removed(one_video, tmp_path):
     out = tmp_path / "out"
     klass = out / "train" / "lunge"

@@ -532,7 +532,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", type=int, default=None, metavar="Q",
                    help="JPEG quality, 1-100 (default: 95, OpenCV's and so mmaction2's)")
     p.add_argument("--replace", action="store_true",
-                   help="re-extract folders made with other settings (default: refuse them)")
+                   help="re-extract folders made with other settings or holding frames edited since they "
+                   "were written (default: refuse them)")
     p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",

@@ -207,16 +207,21 @@ def _is_manifest_tmp(name: str) -> bool:
     return name.startswith(f".{MANIFEST}.") and name.endswith(".tmp")  # fileio.atomic_path's leftovers
 
 
-def _jpeg_intact(path: Path, size: int) -> bool:
-    """Cheap check of a frame tpslab wrote: its recorded size, the JPEG start and end-of-image markers."""
+def _frame_state(path: Path, size: int) -> str:
+    """Cheap check of a frame tpslab wrote: ``intact`` (its recorded size, the JPEG start and end-of-image
+    markers), ``edited`` (a complete JPEG of another size: someone's edit or re-encode) or ``damaged``
+    (truncated, zeroed by a crash, unreadable)."""
     try:
         with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_size != size or size < 4 or f.read(2) != b"\xff\xd8":
-                return False
+            actual = os.fstat(f.fileno()).st_size
+            if actual < 4 or f.read(2) != b"\xff\xd8":
+                return "damaged"
             f.seek(-2, os.SEEK_END)
-            return f.read(2) == b"\xff\xd9"
+            if f.read(2) != b"\xff\xd9":
+                return "damaged"
+            return "intact" if actual == size else "edited"
     except OSError:
-        return False
+        return "damaged"
 
 
 def _few(names, k: int = 3) -> str:
@@ -263,9 +268,16 @@ def _inspect(folder: Path, want: dict, replace: bool) -> tuple[str, str, dict | 
     present = [n for n in manifest["frames"] if n in frame_files]
     if len(present) < want["frames"]:
         return "redo", f"was short ({len(present)} of {want['frames']} frames)", manifest, others
-    bad = [n for n, size in manifest["frames"].items() if not _jpeg_intact(folder / n, size)]
+    state = {n: _frame_state(folder / n, size) for n, size in manifest["frames"].items()}
+    edited = [n for n, st in state.items() if st == "edited"]
+    if edited and not replace:
+        return "refuse", (f"holds {len(edited)} frames changed since tpslab wrote them ({_few(edited)}: complete "
+                          "images of another size, e.g. edited); left untouched: re-extract them with replace=True "
+                          "(--replace), or move them away"), manifest, others
+    bad = [n for n, st in state.items() if st != "intact"]
     if bad:
-        return "redo", f"had {len(bad)} damaged frames ({_few(bad)}: truncated or overwritten)", manifest, others
+        what = "damaged" if not edited else "damaged or changed"
+        return "redo", f"had {len(bad)} {what} frames ({_few(bad)}: truncated or overwritten)", manifest, others
     return "complete", "", manifest, others
 
 
@@ -380,8 +392,9 @@ def extract_frames(dataset, out, *, short_side: int | None = None, workers: int 
     Otherwise it is ``re-extracted`` (empty, short, damaged or truncated frames, a changed video, an
     interrupted replacement), or ``refused`` and left untouched:
 
-    - made with other settings: pass ``replace=True`` to re-extract it with the new ones (nothing is
-      thrown away unless asked);
+    - made with other settings, or holding frames changed since they were written (complete JPEGs of
+      another size: someone's edit, kept apart from damage such as a truncated or zeroed file): pass
+      ``replace=True`` to re-extract it (nothing is thrown away unless asked);
     - holding frame files tpslab did not write (no record, a damaged one, or names it does not list,
       e.g. 0-based ones): tpslab never deletes or overwrites a file it did not write.
 
