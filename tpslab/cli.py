@@ -516,7 +516,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "made (.tpslab-frames.json: settings, the video's size and time, every frame written). "
                        "Resumable: a folder is kept only when its record matches and its frames are whole; "
                        "empty, short, damaged or outdated ones are redone and reported. Folders made with "
-                       "other settings are refused unless --replace; folders holding frame files tpslab did not "
+                       "other settings, or holding frames edited since, are refused unless --replace; folders holding frame files tpslab did not "
                        "write are refused and left untouched; other files in them (notes.txt) are kept. "
                        "Partial folders of killed runs are removed. Each video's count is checked against the "
                        "flist. Exits 1 when a video could not be read or a folder was refused, 2 on bad "
