@@ -8,6 +8,7 @@ against FFmpeg's own sequential decoding through PyAV.
 from __future__ import annotations
 
 import pickle
+import re
 import sys
 import traceback
 from dataclasses import replace
@@ -590,6 +591,44 @@ def test_every_frame_in_random_order(footage, kind, backend):
         for chunk in np.array_split(order, 8):  # unsorted reads, each from wherever the last left off
             assert read(reader, chunk) == [shown[i] for i in chunk], (kind, chunk)
         assert read(reader, order) == [shown[i] for i in order], kind
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_a_file_with_two_video_streams_is_refused_not_read_from_a_guessed_one(footage, tmp_path, ext):
+    """Players show the default stream, decord its own pick, PyAV the first: with the second marked default,
+    auto and decord read one stream and pyav the other, without a word."""
+    from PIL import Image
+
+    path, _ = footage("h264_bframes_mp4")
+    two = vg.mux_streams(tmp_path / f"two.{ext}", [path, path], "-disposition:v:0", "0", "-disposition:v:1",
+                         "default")
+    Image.fromarray(vg.make_frame(2000)).save(tmp_path / "cover.png")
+    # an image before the video: Matroska keeps it as a one-frame video stream, which PyAV read as the video
+    cover = vg.mux_streams(tmp_path / f"cover.{ext}", [tmp_path / "cover.png", path], "-c:v:0", "mjpeg")
+    for file in (two, cover):
+        message = f"holds 2 video streams ({'h264, h264' if file == two else 'mjpeg, h264'})"
+        with pytest.raises(VideoError, match=re.escape(message)) as err:
+            probe(file)
+        assert err.value.path == str(file) and "-map 0:v:N" in err.value.reason
+        for backend in BACKENDS:
+            with pytest.raises(VideoError, match=re.escape(message)):
+                open_video(file, backend)
+
+
+def test_a_cover_picture_is_not_a_second_video_stream(footage, tmp_path):
+    from PIL import Image
+
+    path, shown = footage("h264_bframes_mp4")
+    Image.fromarray(vg.make_frame(2000)).save(tmp_path / "cover.png")
+    # mp4 keeps an attached picture as such (stored after the video whatever the order asked)
+    file = vg.mux_streams(tmp_path / "cover.mp4", [tmp_path / "cover.png", path], "-c:v:0", "mjpeg",
+                          "-disposition:v:0", "attached_pic")
+    with av.open(str(file)) as c:
+        assert len(c.streams.video) == 2
+    assert probe(file).num_frames == len(shown)
+    for backend in BACKENDS:
+        with open_video(file, backend) as reader:
+            assert read(reader, range(len(shown))) == shown, backend
 
 
 def test_truncated_avi_is_still_refused(footage, tmp_path):

@@ -179,6 +179,20 @@ def write_video_ffmpeg(path, num_frames: int, codec_args, *, width: int = 128, h
     return path
 
 
+def mux_streams(dst, sources, *options) -> Path:
+    """Copy the video streams of ``sources`` (files) into one file ``dst``, in that order, with the bundled
+    ffmpeg; ``options`` are further output options (``-disposition:v:1 default``, a codec for an image)."""
+    cmd = [ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error"]
+    for source in sources:
+        cmd += ["-i", str(source)]
+    for k in range(len(sources)):
+        cmd += ["-map", f"{k}:v"]
+    done = subprocess.run([*cmd, "-c", "copy", *options, str(dst)], capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"ffmpeg failed writing {dst}: {done.stderr.decode(errors='replace')[-500:]}")
+    return Path(dst)
+
+
 def trim_stream_copy(src, dst, start_frame: int, fps: int = 25, edit_list: bool = True) -> Path:
     """Cut ``src`` at ``start_frame`` by stream copy, as ``ffmpeg -ss T -i src -c copy dst`` does.
 

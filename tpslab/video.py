@@ -168,15 +168,34 @@ def _open_container(path: Path):
     return container
 
 
+_ATTACHED_PIC = 0x400  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a video stream
+
+
+def _video_stream(container, path: Path):
+    """The file's one video stream (cover pictures aside). A file with several is refused: players show
+    the one marked default, decord picks its own and PyAV the first, so no choice would be sure to be the
+    one the annotations were made on."""
+    streams = [s for s in container.streams.video if not int(getattr(s, "disposition", 0)) & _ATTACHED_PIC]
+    if len(streams) > 1:
+        codecs = ", ".join(s.codec_context.name for s in streams)
+        raise VideoError(path, f"holds {len(streams)} video streams ({codecs}); tpslab reads files with one, as "
+                               "players may show any of them: keep the one to read with `ffmpeg -i FILE -map 0:v:N "
+                               "-map 0:a? -c copy OUT`")
+    if not streams:
+        raise VideoError(path, "no video stream (only a cover picture)")
+    return streams[0]
+
+
 def _reason(err: Exception) -> str:
     strerror = getattr(err, "strerror", None)
     return strerror or str(err) or type(err).__name__
 
 
 def probe(path) -> VideoInfo:
-    """Scan the packets of ``path``'s first video stream (no decoding) and check the file is whole.
+    """Scan the packets of ``path``'s video stream (no decoding) and check the file is whole.
 
-    Raises :class:`VideoError` for a missing, empty, unreadable or truncated file (fewer packets
+    Raises :class:`VideoError` for a file with several video streams (cover pictures aside), and for a
+    missing, empty, unreadable or truncated file (fewer packets
     than the header announces, or a packet cut short). An AVI header counts empty chunks too
     (dropped frames, during which a player holds the previous one): ``num_frames`` counts the
     frames that decode, and the file is whole when its chunks reach the announced count.
@@ -186,7 +205,7 @@ def probe(path) -> VideoInfo:
     path = Path(path)
     container = _open_container(path)
     with container:
-        stream = container.streams.video[0]
+        stream = _video_stream(container, path)
         pts, dts, key, hidden = [], [], [], []
         try:
             for packet in container.demux(stream):
@@ -285,7 +304,7 @@ def _count_packets(path: Path) -> int:
     try:
         with av.open(str(path), options={"ignore_editlist": "1"}) as container:
             count = 0
-            for packet in container.demux(container.streams.video[0]):
+            for packet in container.demux(_video_stream(container, path)):
                 if packet.size and not packet.is_corrupt:
                     count += 1
             return count
@@ -389,7 +408,11 @@ class PyAVReader(VideoReader):
 
     def _open(self) -> None:
         self._container = _open_container(Path(self.path))
-        self._stream = self._container.streams.video[0]
+        try:
+            self._stream = _video_stream(self._container, Path(self.path))
+        except VideoError:
+            self._container.close()
+            raise
         self._stream.thread_type = self.thread_type
 
     def close(self) -> None:
