@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import subprocess
 import sys
 import traceback
 from dataclasses import replace
@@ -629,6 +630,59 @@ def test_a_cover_picture_is_not_a_second_video_stream(footage, tmp_path):
     for backend in BACKENDS:
         with open_video(file, backend) as reader:
             assert read(reader, range(len(shown))) == shown, backend
+
+
+def player_frames(path, turned: bool) -> np.ndarray:
+    """Every frame as the ffmpeg command shows it (turned and mirrored by the display matrix), (n, h, w, 3)."""
+    out = subprocess.run([vg.ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    height, width = (128, 96) if turned else (96, 128)
+    return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
+
+
+def with_display_matrix(src, dst, rotation, hflip=False, vflip=False):
+    """A stream copy of ``src`` whose display matrix turns the picture (as phones record) and mirrors it."""
+    flags = ["-display_rotation", str(rotation)] + ["-display_hflip"] * hflip + ["-display_vflip"] * vflip
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", *flags, "-i", str(src), "-c", "copy",
+                    str(dst)], check=True)
+    return dst
+
+
+@pytest.mark.parametrize("rotation,hflip,vflip", [(90, False, False), (-90, False, False), (180, False, False),
+                                                  (0, True, False), (90, True, False), (270, False, True)])
+def test_a_turned_or_mirrored_video_reads_as_players_show_it(footage, tmp_path, rotation, hflip, vflip):
+    """A phone video's display matrix: pyav returned the picture as stored, decord turned it (but ignores
+    mirrors), and probe and reader.size gave the stored size, without a word."""
+    from PIL import Image
+
+    from tpslab.video import PyAVReader
+
+    path, shown = footage("h264_bframes_mp4")
+    file = with_display_matrix(path, tmp_path / "turned.mp4", rotation, hflip, vflip)
+    want = player_frames(file, turned=rotation % 180 != 0)
+    assert len(want) == len(shown)
+    info = probe(file)
+    assert (info.height, info.width) == want.shape[1:3] and info.display is not None
+    order = np.random.default_rng(rotation % 360 + 2 * hflip + vflip).permutation(len(want))
+    for backend in ("pyav", "auto"):
+        with open_video(file, backend) as reader:
+            assert reader.size == (want.shape[2], want.shape[1]) and reader.get([]).shape == (0, *want.shape[1:])
+            for chunk in np.array_split(order, 4):
+                assert np.abs(reader.get(chunk).astype(int) - want[chunk]).max() <= 2, (backend, chunk)
+    with pytest.raises(VideoError, match="display matrix turns or mirrors"):
+        open_video(file, "decord")
+    # frames resized on the way (extract-frames --short-side): scaled as stored, then turned
+    size = (want.shape[2] // 2, want.shape[1] // 2)
+    with PyAVReader(file) as reader:
+        small = next(reader.iter_frames(size=size))
+    expected = np.asarray(Image.fromarray(want[0]).resize(size, Image.BILINEAR))
+    assert small.shape == expected.shape and np.abs(small.astype(int) - expected).mean() < 8
+
+
+def test_a_turn_that_is_not_a_quarter_turn_is_refused(footage, tmp_path):
+    file = with_display_matrix(footage("h264_bframes_mp4")[0], tmp_path / "tilted.mp4", 45)
+    with pytest.raises(VideoError, match="turns the picture by 45 degrees, which tpslab does not apply"):
+        probe(file)
 
 
 def test_truncated_avi_is_still_refused(footage, tmp_path):

@@ -127,6 +127,9 @@ class VideoInfo:
     timestamps cannot place frames; ``untrusted_times`` then says why, and frames are numbered in
     the decoder's output order (only sequential decoding is exact). ``container`` is FFmpeg's name
     of the file format (``avi``, ``matroska,webm``, ...), ``codec`` that of the video codec.
+    ``display`` is the file's display matrix ``(a, b, c, d)`` where it turns or mirrors the picture
+    (phone videos: a quarter turn), else None; ``width`` and ``height`` are then those of the picture as
+    players show it, turned, and so are the frames every reader returns (see :func:`displayed`).
     """
 
     path: str
@@ -143,6 +146,7 @@ class VideoInfo:
     key_pts: np.ndarray | None
     container: str = ""
     untrusted_times: str | None = None
+    display: tuple[int, int, int, int] | None = None
 
 
 def _check_file(path: Path) -> None:
@@ -191,6 +195,57 @@ def _reason(err: Exception) -> str:
     return strerror or str(err) or type(err).__name__
 
 
+def displayed(image: np.ndarray, display: tuple[int, int, int, int] | None) -> np.ndarray:
+    """``image`` (rows, columns, ...) as players show it: turned and mirrored by the file's display matrix
+    ``display`` = (a, b, c, d), which maps a stored pixel (x, y) to (a x + c y, b x + d y), as FFmpeg's
+    autorotation applies it (checked pixel for pixel against the ffmpeg command for every quarter turn with
+    and without mirroring). None: as stored."""
+    if display is None:
+        return image
+    a, b, c, d = display
+    if a:  # no quarter turn: mirrors only
+        out = image[:, ::-1] if a < 0 else image
+        out = out[::-1] if d < 0 else out
+    else:
+        out = image.swapaxes(0, 1)
+        out = out[::-1] if b < 0 else out
+        out = out[:, ::-1] if c < 0 else out
+    return np.ascontiguousarray(out)
+
+
+def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, int] | None:
+    """The display matrix of the stream, from its first decoded frame (PyAV exposes it on frames only):
+    None where it leaves the picture as stored; a VideoError for a turn that is not a quarter turn."""
+    import av
+
+    ctx = stream.codec_context
+    ctx.thread_count = 1  # one frame to decode: no pool of threads to start
+    frame = None
+    try:
+        for packet in [*packets, None]:  # None flushes the decoder
+            frame = next(iter(ctx.decode(packet)), None)
+            if frame is not None:
+                break
+    except av.FFmpegError:
+        return None  # the first frames do not decode: reading them says so
+    matrix = None if frame is None else next(
+        (bytes(sd) for sd in frame.side_data if str(sd.type).rsplit(".", 1)[-1] == "DISPLAYMATRIX"), None)
+    if matrix is None or len(matrix) != 36:
+        return None
+    m = np.frombuffer(matrix, "<i4")
+    a, b, c, d = (int(v) for v in m[[0, 1, 3, 4]])
+    unit = 1 << 16  # 16.16 fixed point
+    quarter = {abs(a), abs(b), abs(c), abs(d)} == {0, unit} and (a == 0) == (d == 0) and (b == 0) == (c == 0) \
+        and (a == 0) != (b == 0)  # a mirror, a quarter turn, or both: each pixel lands on a pixel
+    if not quarter:
+        angle = getattr(frame, "rotation", None)
+        raise VideoError(path, f"its display matrix turns the picture{f' by {angle} degrees' if angle else ''}, "
+                               "which tpslab does not apply (quarter turns and mirrors only): re-encode it with "
+                               "ffmpeg, which applies it")
+    display = (a // unit, b // unit, c // unit, d // unit)
+    return None if display == (1, 0, 0, 1) else display
+
+
 def probe(path) -> VideoInfo:
     """Scan the packets of ``path``'s video stream (no decoding) and check the file is whole.
 
@@ -206,7 +261,7 @@ def probe(path) -> VideoInfo:
     container = _open_container(path)
     with container:
         stream = _video_stream(container, path)
-        pts, dts, key, hidden = [], [], [], []
+        pts, dts, key, hidden, first = [], [], [], [], []
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -217,6 +272,8 @@ def probe(path) -> VideoInfo:
                 dts.append(packet.dts)
                 key.append(packet.is_keyframe)
                 hidden.append(packet.is_discard)
+                if len(first) < 16:
+                    first.append(packet)
         except av.FFmpegError as err:
             raise VideoError(path, f"cannot read packet {len(pts)}: {_reason(err)}") from None
         announced = stream.frames
@@ -225,6 +282,9 @@ def probe(path) -> VideoInfo:
         fps = float(rate) if rate else float("nan")
         width, height, codec = ctx.width, ctx.height, ctx.name
         fmt = container.format.name
+        display = _display_matrix(path, stream, first) if pts else None
+        if display is not None and display[0] == 0:  # a quarter turn: players show it the other way up
+            width, height = height, width
 
     coded = len(pts)
     if coded == 0:
@@ -251,7 +311,7 @@ def probe(path) -> VideoInfo:
                      "FFmpeg's guessed times do not follow the decoded frames")
     if untrusted:
         return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                         None, None, None, None, fmt, untrusted)
+                         None, None, None, None, fmt, untrusted, display)
 
     pts_all = np.asarray(pts, dtype=np.int64)
     # Matroska stores no decode times with B-frames; its seek index holds presentation times. Any
@@ -271,7 +331,7 @@ def probe(path) -> VideoInfo:
     if np.any(gop < 0):
         raise VideoError(path, "frames shown before the first keyframe cannot be decoded")
     return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                     shown_pts, key_dts[gop], gop, key_pts, fmt)
+                     shown_pts, key_dts[gop], gop, key_pts, fmt, display=display)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -422,7 +482,7 @@ class PyAVReader(VideoReader):
             self._container = None
 
     def _to_rgb(self, frame) -> np.ndarray:
-        return frame.to_ndarray(format="rgb24")
+        return displayed(frame.to_ndarray(format="rgb24"), self.info.display)
 
     def _whole(self, frame, index: int):
         """``frame``, unless the decoder had to conceal errors in it: damaged data would be junk pixels."""
@@ -547,12 +607,14 @@ class PyAVReader(VideoReader):
         ``size`` = (width, height) resizes each frame (bilinear, in FFmpeg). Raises
         :class:`VideoError` if the file decodes to fewer frames than the probe counted.
         """
+        turned = self.info.display is not None and self.info.display[0] == 0
         for frame in self._iter_decoded(stop):
             if size is None:
                 yield self._to_rgb(frame)
-            else:
-                yield frame.reformat(width=size[0], height=size[1], format="rgb24",
-                                     interpolation="BILINEAR").to_ndarray()
+            else:  # scaled as stored, then turned: (width, height) is the size as shown
+                width, height = (size[1], size[0]) if turned else size
+                yield displayed(frame.reformat(width=width, height=height, format="rgb24",
+                                               interpolation="BILINEAR").to_ndarray(), self.info.display)
 
 
 def _decoded(container, stream, path: str) -> Iterator:
@@ -617,6 +679,8 @@ def _decord_refusal(info: VideoInfo) -> str | None:
                 "files (on several such kinds it returns wrong frames)")
     if info.hidden_frames:
         return f"its edit list hides {info.hidden_frames} coded frames, which decord would count and index"
+    if info.display is not None:
+        return "its display matrix turns or mirrors the picture, and decord ignores mirroring"
     return None
 
 
