@@ -220,3 +220,24 @@ def test_verbs_of_the_vocabulary_are_shared_strings_and_others_still_decode(form
     assert flat[0] is STATES[STATES.index("bend")] and flat[1] is STATES[STATES.index("step_on")]
     # A verb outside the vocabulary (the validator warns; it never scores): decoded as it is.
     assert decoded("bend", "Bend ") == ([["bend"], ["Bend "]] if form == "list" else ["bend", "Bend "])
+
+
+def test_repeated_keys_are_found_where_json_readers_keep_the_last():
+    """json.load, the public scorers and tpslab keep the last of two equal keys: the first is dropped
+    without a word (a writer that emitted a video twice, a frame written again on a resumed run)."""
+    frame = {"humans": [{"box": [0, 0, 9, 9], "parts": {"head": {"box": [0, 0, 4, 4], "verb": "nod"}}}]}
+    clean = json.dumps({"v1": {"img_00001.json": frame, "img_00006.json": frame}, "v2": {}}, indent=2).encode()
+    assert challenge.repeated_keys(clean, 2) == []
+    frame_twice = clean.replace(b'"img_00006.json"', b'"img_00001.json"')
+    assert challenge.repeated_keys(frame_twice, 2) == ["v1/img_00001.json"]
+    video_twice = clean.replace(b'"v2"', b'"v1"')
+    assert challenge.repeated_keys(video_twice, 2) == ["v1"]
+    assert challenge.repeated_keys(b'{"v": "lunge", "w": "lunge", "v": "push_up"}', 1) == ["v"]
+    assert challenge.repeated_keys(b'{"v": {}, "v": {}}', 2) == ["v"]  # nothing but the key is lost
+    # keys and names holding colons, quotes or escapes are not mistaken for repeats, nor repeats missed
+    odd = b'{"a:b": {"f:1": {"x": ":"}}, "c\\"d": {"f": {}}, "\\u0061": {}}'
+    assert challenge.repeated_keys(odd, 2) == []
+    assert challenge.repeated_keys(b'{"a": {}, "\\u0061": {}}', 2) == ["a"]  # the same name, spelt two ways
+    # deeper levels and text that is not objects to that depth are not its business
+    assert challenge.repeated_keys(b'{"v": {"f": {"humans": [], "humans": []}}}', 2) == []
+    assert challenge.repeated_keys(b'{"v": [1, 2]}', 2) == [] and challenge.repeated_keys(b"not json", 1) == []

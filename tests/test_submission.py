@@ -237,6 +237,28 @@ def test_check_submission_warns_about_files_in_a_folder_of_the_zip(tmp_path, cap
            "zip's root" in out
 
 
+def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, capsys):
+    """JSON readers (json.load, the public scorer, tpslab) keep the last of two equal keys: a frame written
+    twice lost its first version, a video its first class, and check-submission said OK."""
+    from tpslab.cli import main
+    from tpslab.submission.files import repeated_key_problems
+
+    vid, part = (json.dumps(x) for x in _good())
+    twice_vid = vid.replace('"b": "push_up"', '"a": "push_up", "b": "push_up"')
+    frame = part[part.index('"img_00001.json"'):part.index(', "b"') - 1]
+    twice_frame = part.replace('"b": {}', f'"b": {{{frame}, {frame}}}')
+    assert json.loads(twice_frame)["b"]  # still valid JSON
+    sub = _zip(tmp_path / "sub.zip", {PRED_VID: twice_vid, PRED_PART: twice_frame})
+    assert [(p.path, p.field) for p in repeated_key_problems(sub)] == [
+        (f"{sub}:{PRED_VID}", "a"), (f"{sub}:{PRED_PART}", "b/img_00001.json")]
+    assert main(["check-submission", str(sub)]) == 0  # scored as every reader reads it: warnings
+    out = capsys.readouterr().out
+    assert ("warning: appears more than once: JSON readers, the challenge's scorer included, keep the last and "
+            "drop the others (2x)") in out and f"    {sub}:{PRED_PART}: b/img_00001.json" in out
+    clean = _zip(tmp_path / "clean.zip", {PRED_VID: vid, PRED_PART: part})
+    assert repeated_key_problems(clean) == []
+
+
 def test_zip_reading_is_safe(tmp_path):
     vid, part = (json.dumps(x) for x in _good())
     nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part,

@@ -12,7 +12,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
-                              ScoringError, check_mode, decode_part_file, loads_json, part_columns)
+                              ScoringError, check_mode, decode_part_file, loads_json, part_columns,
+                              repeated_keys)
 from tpslab.errors import Problem
 from tpslab.fileio import atomic_write_bytes, check_written, write_with_record
 from tpslab.vocab import PARTS
@@ -343,6 +344,17 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
     with z:
         data = _inflate(path, z, _zip_members(path, z), max_bytes, max_ratio)
     return data, [f"{path}:{name}" for name in (PRED_VID, PRED_PART)]
+
+
+def repeated_key_problems(path, max_bytes: int = MAX_SUBMISSION_BYTES,
+                          max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
+    """Warnings for the videos (both files) and frames (``pred_part_result.json``) that a submission folder
+    or zip holds twice: JSON readers keep the last and drop the others without a word (see
+    :func:`tpslab.challenge.repeated_keys`). Reads the files as :func:`read_submission` does."""
+    data, names = _submission_bytes(path, max_bytes, max_ratio)
+    return [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
+                                 "last and drop the others", "warning")
+            for blob, name, levels in zip(data, names, (1, 2)) for place in repeated_keys(blob, levels)]
 
 
 def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
