@@ -216,6 +216,13 @@ def test_a_changed_video_or_an_interrupted_replacement_is_redone(one_video, tmp_
     (folder / MANIFEST).write_text(json.dumps(record))
     row = _one(one_video, out)
     assert row["status"] == "re-extracted" and "interrupted" in row["note"]
+    # frames of another size than the video now reads at (an older tpslab read a phone video unturned)
+    record = json.loads((folder / MANIFEST).read_text())
+    record["size"] = record["size"][::-1]
+    (folder / MANIFEST).write_text(json.dumps(record))
+    row = _one(one_video, out)
+    assert row["status"] == "re-extracted" and "frames of 96x128, where the video reads at 128x96" in row["note"]
+    assert json.loads((folder / MANIFEST).read_text())["size"] == [128, 96]
 
 
 def test_extraction_never_deletes_a_file_it_did_not_write(one_video, tmp_path):

@@ -192,7 +192,7 @@ def _read_manifest(folder: Path) -> tuple[dict | None, bool]:
         return None, True
     ok = (isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT and isinstance(m.get("complete"), bool)
           and isinstance(m.get("settings"), dict) and isinstance(m.get("source"), dict)
-          and isinstance(m.get("frames"), dict)
+          and isinstance(m.get("frames"), dict) and isinstance(m.get("size"), list)
           and all(isinstance(k, str) and _OUR_FRAME.match(k) and isinstance(v, int) for k, v in m["frames"].items()))
     return (m, False) if ok else (None, True)
 
@@ -262,6 +262,9 @@ def _inspect(folder: Path, want: dict, replace: bool) -> tuple[str, str, dict | 
         return "redo", "was left half-replaced by an interrupted run", manifest, others
     if manifest["source"] != want["source"]:
         return "redo", "was made from an earlier version of the video (size or time changed)", manifest, others
+    if manifest["size"] != list(want["size"]):
+        return "redo", (f"held frames of {'x'.join(map(str, manifest['size']))}, where the video reads at "
+                        f"{'x'.join(map(str, want['size']))}"), manifest, others
     if len(manifest["frames"]) != want["frames"]:
         return "redo", f"had {len(manifest['frames'])} frames where the video shows {want['frames']}", \
             manifest, others
@@ -334,8 +337,9 @@ def _extract_one(task) -> dict:
         out["decoded_frames"] = info.num_frames
         size = _short_side_size(info.width, info.height, short_side)
         settings = _settings(short_side, quality)
+        shape = size or (info.width, info.height)
         action, why, manifest, kept = _inspect(folder, {"settings": settings, "source": source,
-                                                        "frames": info.num_frames}, replace)
+                                                        "frames": info.num_frames, "size": shape}, replace)
         if action == "complete":
             out.update(status="complete", frames_written=info.num_frames, note="already extracted")
             return out
@@ -346,7 +350,6 @@ def _extract_one(task) -> dict:
         partial.mkdir(parents=True)
         try:
             frames = _decode_to(path, info, size, quality, partial)
-            shape = size or (info.width, info.height)
             if action == "absent":  # a folder appears only when complete
                 _write_manifest(partial, settings, source, shape, frames, complete=True)
                 os.replace(partial, folder)
