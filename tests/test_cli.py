@@ -109,6 +109,19 @@ def _bad_inputs(f, tmp):
     }
 
 
+def test_running_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    import tpslab.cli
+
+    def exhausted(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(tpslab.cli, "_cmd_validate", exhausted)
+    rc, out, err = cli(capsys, "validate", tmp_path)
+    assert rc == 2 and out == ""
+    assert err == ("tpslab validate: error: out of memory; with large inputs, pass fewer --workers where the command "
+                   "has them\n")
+
+
 def test_every_bad_argument_or_path_is_one_line_and_a_nonzero_exit(files, tmp_path, capsys):
     cases = _bad_inputs(files, tmp_path)
     quiet = {"mini", "index", "validate", "check-videos", "extract-frames", "export-gt", "export-coco",

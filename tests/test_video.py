@@ -20,8 +20,8 @@ import pytest
 
 import videogen as vg
 from tpslab.video import (
-    VideoError, count_frames, frame_index, frame_name, frame_number_to_index, index_to_frame_number, open_video,
-    probe,
+    VideoError, clear_probe_cache, count_frames, frame_index, frame_name, frame_number_to_index, index_to_frame_number,
+    open_video, probe,
 )
 
 N = 120
@@ -683,6 +683,48 @@ def test_a_turn_that_is_not_a_quarter_turn_is_refused(footage, tmp_path):
     file = with_display_matrix(footage("h264_bframes_mp4")[0], tmp_path / "tilted.mp4", 45)
     with pytest.raises(VideoError, match="turns the picture by 45 degrees, which tpslab does not apply"):
         probe(file)
+
+
+def test_a_picture_size_that_changes_mid_stream_is_an_error_not_frames_of_two_sizes(tmp_path):
+    """Two H.264 streams of different sizes joined: check-videos --decode said ok and extract-frames wrote
+    frames of both sizes (their record giving the first), so boxes fitted half of them."""
+    from tpslab.video import PyAVReader
+
+    x264 = ["-c:v", "libx264", "-bf", "0", "-f", "h264"]
+    first = vg.write_video_ffmpeg(tmp_path / "a.h264", 12, x264)
+    second = vg.write_video_ffmpeg(tmp_path / "b.h264", 12, x264, width=160, height=120)
+    (tmp_path / "ab.h264").write_bytes(first.read_bytes() + second.read_bytes())
+    path = tmp_path / "ab.mp4"
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-r", "25", "-i",
+                    str(tmp_path / "ab.h264"), "-c", "copy", str(path)], check=True)
+    assert probe(path).num_frames == 24 and (probe(path).width, probe(path).height) == (128, 96)
+    message = "frame {} is 160x120 where the video's first frames are 128x96: the picture size changes mid-stream"
+    with pytest.raises(VideoError, match=message.format(12)):
+        count_frames(path)
+    with PyAVReader(path) as reader:
+        assert read(reader, [3, 11]) == [3, 11]
+        with pytest.raises(VideoError, match=message.format(20)):
+            reader.get([20])
+        with pytest.raises(VideoError, match=message.format(12)):
+            list(reader.iter_frames(size=(64, 48)))
+
+
+def test_a_picture_beyond_the_pixel_limit_is_refused_before_decoding(footage, monkeypatch):
+    """A 560 KB file of 16000 x 16000 frames took 2.4 GB to extract one frame at a time (a traceback under a
+    4 GB limit). The limit is a module constant, checked on the header before any frame is decoded."""
+    import tpslab.video as video
+
+    path, _ = footage("h264_bframes_mp4")
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 128 * 96 - 1)
+    clear_probe_cache()  # readers take probes remembered from earlier tests
+    with pytest.raises(VideoError, match=r"frames of 128x96 \(0\.0 GiB each as RGB\) are beyond the 0\.0 megapixels"):
+        probe(path)
+    for backend in BACKENDS:
+        with pytest.raises(VideoError, match="MAX_FRAME_PIXELS"):
+            open_video(path, backend)
+    monkeypatch.undo()
+    clear_probe_cache()
+    assert probe(path).width == 128
 
 
 def test_truncated_avi_is_still_refused(footage, tmp_path):

@@ -795,6 +795,12 @@ def main(argv=None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except MemoryError:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f"tpslab {args.command}: error: out of memory; with large inputs, pass fewer --workers where the command "
+              "has them", file=sys.stderr)
+        return 2
     except Exception as e:
         if os.environ.get(TRACEBACK_ENV) or not _is_input_error(e):
             raise

@@ -172,6 +172,10 @@ def _open_container(path: Path):
     return container
 
 
+#: Largest picture tpslab decodes, in pixels: 8K UHD (7680 x 4320). A larger one is refused by :func:`probe`
+#: (a 560 KB file of 16000 x 16000 frames took 2.4 GB to extract one frame at a time); raise it to read such
+#: files on purpose.
+MAX_FRAME_PIXELS = 7680 * 4320
 _ATTACHED_PIC = 0x400  # FFmpeg's AV_DISPOSITION_ATTACHED_PIC: a cover picture, not a video stream
 
 
@@ -282,6 +286,10 @@ def probe(path) -> VideoInfo:
         fps = float(rate) if rate else float("nan")
         width, height, codec = ctx.width, ctx.height, ctx.name
         fmt = container.format.name
+        if width * height > MAX_FRAME_PIXELS:
+            raise VideoError(path, f"frames of {width}x{height} ({width * height * 3 / 2**30:.1f} GiB each as RGB) are "
+                                   f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes (8K); raise "
+                                   "tpslab.video.MAX_FRAME_PIXELS to read it on purpose")
         display = _display_matrix(path, stream, first) if pts else None
         if display is not None and display[0] == 0:  # a quarter turn: players show it the other way up
             width, height = height, width
@@ -485,10 +493,18 @@ class PyAVReader(VideoReader):
         return displayed(frame.to_ndarray(format="rgb24"), self.info.display)
 
     def _whole(self, frame, index: int):
-        """``frame``, unless the decoder had to conceal errors in it: damaged data would be junk pixels."""
+        """``frame``, unless the decoder had to conceal errors in it (damaged data would be junk pixels) or it
+        is not of the video's size (a stream whose picture size changes: frames of two sizes, boxes that fit
+        one of them)."""
         if frame.is_corrupt:
             raise VideoError(self.path, f"frame {index} is damaged: the decoder concealed errors in it "
                                         "(corrupt file?)")
+        turned = self.info.display is not None and self.info.display[0] == 0
+        size = (self.height, self.width) if turned else (self.width, self.height)  # as stored
+        if (frame.width, frame.height) != size:
+            raise VideoError(self.path, f"frame {index} is {frame.width}x{frame.height} where the video's first frames "
+                                        f"are {size[0]}x{size[1]}: the picture size changes mid-stream; re-encode it "
+                                        "at one size (ffmpeg scales every frame to the first's)")
         return frame
 
     def _decode_from(self, seek_to: int | None) -> Iterator:
@@ -569,7 +585,7 @@ class PyAVReader(VideoReader):
         got: dict[int, np.ndarray] = {}
         for i, frame in enumerate(self._iter_decoded(stop=max(want) + 1)):
             if i in want:
-                got[i] = self._to_rgb(frame)  # only the wanted frames are converted
+                got[i] = self._to_rgb(frame)  # only the wanted frames are converted (_iter_decoded checked them)
         missing = sorted(want - set(got))
         if missing:
             raise VideoError(self.path, f"frame {missing[0]} did not decode (corrupt file?)")
