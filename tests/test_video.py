@@ -709,6 +709,27 @@ def test_a_picture_size_that_changes_mid_stream_is_an_error_not_frames_of_two_si
             list(reader.iter_frames(size=(64, 48)))
 
 
+def test_a_raw_stream_muxed_without_times_is_read_in_decoding_order(tmp_path):
+    """H.264 with B-frames copied from a raw stream into mp4: presentation times equal decoding times, so they
+    do not give the order. Reading trusted them and refused a playable file ("frame 0 did not decode (got
+    time 512, expected 0; corrupt file?)"); frames now come in the decoder's order, as ffmpeg shows them."""
+    raw = vg.write_video_ffmpeg(tmp_path / "raw.h264", 30, ["-c:v", "libx264", "-bf", "2", "-g", "12", "-f", "h264"])
+    path = tmp_path / "raw.mp4"
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-r", "25", "-i", str(raw), "-c", "copy",
+                    str(path)], check=True)
+    info = probe(path)
+    assert "presentation times equal its decoding times" in info.untrusted_times
+    out = subprocess.run([vg.ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(path), "-fps_mode",
+                          "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    shown = vg.read_indices(np.frombuffer(out.stdout, np.uint8).reshape(-1, 96, 128, 3))
+    assert shown == sorted(shown) and len(shown) == info.num_frames  # the decoder's order is the display order
+    assert count_frames(path) == len(shown)
+    for backend in ("pyav", "auto"):
+        with open_video(path, backend) as reader:
+            assert read(reader, range(len(shown))) == shown
+            assert read(reader, [len(shown) - 1, 0]) == [shown[-1], shown[0]]
+
+
 def test_a_picture_beyond_the_pixel_limit_is_refused_before_decoding(footage, monkeypatch):
     """A 560 KB file of 16000 x 16000 frames took 2.4 GB to extract one frame at a time (a traceback under a
     4 GB limit). The limit is a module constant, checked on the header before any frame is decoded."""

@@ -285,6 +285,7 @@ def probe(path) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else float("nan")
         width, height, codec = ctx.width, ctx.height, ctx.name
+        reorders = bool(getattr(ctx, "has_b_frames", False))
         fmt = container.format.name
         if width * height > MAX_FRAME_PIXELS:
             raise VideoError(path, f"frames of {width}x{height} ({width * height * 3 / 2**30:.1f} GiB each as RGB) are "
@@ -317,6 +318,9 @@ def probe(path) -> VideoInfo:
     elif fmt == "avi" and pts != dts:
         untrusted = ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
                      "FFmpeg's guessed times do not follow the decoded frames")
+    elif reorders and len(pts) > 1 and all(d is None or p == d for p, d in zip(pts, dts)):
+        untrusted = ("its presentation times equal its decoding times, though its frames may be reordered "
+                     "(B-frames): the times do not give the frames' order (a raw stream muxed without times?)")
     if untrusted:
         return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
                          None, None, None, None, fmt, untrusted, display)
@@ -615,7 +619,8 @@ class PyAVReader(VideoReader):
             yield self._whole(frame, n)
             n += 1
         if n < stop:
-            raise VideoError(self.path, f"only {n} of {stop} frames decoded (corrupt or truncated file)")
+            why = f"; {self.info.untrusted_times}" if self.info.untrusted_times else " (corrupt or truncated file)"
+            raise VideoError(self.path, f"only {n} of {stop} frames decoded{why}")
 
     def iter_frames(self, stop: int | None = None, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
         """Decode shown frames 0, 1, ... (up to ``stop``) in order, as RGB arrays.
