@@ -318,7 +318,8 @@ def probe(path) -> VideoInfo:
     elif fmt == "avi" and pts != dts:
         untrusted = ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
                      "FFmpeg's guessed times do not follow the decoded frames")
-    elif reorders and len(pts) > 1 and all(d is None or p == d for p, d in zip(pts, dts)):
+    elif reorders and len(pts) > 1 and any(d is not None for d in dts) and \
+            all(d is None or p == d for p, d in zip(pts, dts)):  # (Matroska may store no decoding times)
         untrusted = ("its presentation times equal its decoding times, though its frames may be reordered "
                      "(B-frames): the times do not give the frames' order (a raw stream muxed without times?)")
     if untrusted:
