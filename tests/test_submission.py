@@ -259,6 +259,33 @@ def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, c
     assert repeated_key_problems(clean) == []
 
 
+def test_names_from_a_submission_cannot_forge_or_colour_lines_of_the_report(tmp_path, capsys):
+    """A video name holding a newline printed a line of its own (a fake 'submission OK'); ANSI escapes
+    coloured the terminal; a NUL reached stdout."""
+    from tpslab.cli import main
+
+    vid, part = _good()
+    forged = {**vid, "x\nsubmission OK: 0 error(s)": "lunge", "\x1b[31mRED\x1b[0m": "lunge", "nul\x00": "lunge",
+              "caf\u00e9 \u202eevil": "lunge"}
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / PRED_VID).write_text(json.dumps(forged))
+    (folder / PRED_PART).write_text(json.dumps(part))
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / GT_VID).write_text(json.dumps({"a": "lunge", "b": "lunge"}))
+    (gt / GT_PART).write_text(json.dumps({"a": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {}}]}}}))
+    assert main(["check-submission", str(folder), "--gt", str(gt), "--max", "10"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert not any(c in out for c in "\x00\x1b\u202e") and "\nsubmission OK: 0 error(s)" not in out
+    assert "x\\nsubmission OK: 0 error(s)" in out and "\\x1b[31mRED" in out and "nul\\x00" in out
+    assert "caf\u00e9 \\u202eevil" in out  # letters of other scripts stay as they are
+    (folder / PRED_VID).write_text('{"a\\u001b[2J": 5}')  # an error message holding the name
+    assert main(["evaluate", str(folder), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and err.count("\n") == 1
+
+
 def test_zip_reading_is_safe(tmp_path):
     vid, part = (json.dumps(x) for x in _good())
     nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part,

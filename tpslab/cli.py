@@ -18,6 +18,8 @@ import errno
 import os
 import sys
 
+from tpslab.errors import printable
+
 TRACEBACK_ENV = "TPSLAB_TRACEBACK"
 
 
@@ -804,7 +806,7 @@ def main(argv=None) -> int:
     except Exception as e:
         if os.environ.get(TRACEBACK_ENV) or not _is_input_error(e):
             raise
-        print(f"tpslab {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"tpslab {args.command}: error: {printable(_one_line(e))}", file=sys.stderr)
         return 2
 
 

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
+
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control and format characters written as escapes (``\\n``, ``\\x1b``, ``\\u202e``):
+    a name from a file must not start a line of its own in a report, move the cursor, colour the terminal
+    or turn text around. Other characters (accents, other scripts) stay as they are."""
+    def escape(match) -> str:
+        char = match.group()
+        if unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp"):
+            return char
+        return repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+    return _INVISIBLE.sub(escape, text)
 
 
 @dataclass(frozen=True)
@@ -16,7 +33,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.path}: {self.field}" if self.field else self.path
-        return f"{self.severity}: {where}: {self.message}"
+        return printable(f"{self.severity}: {where}: {self.message}")
 
 
 class AnnotationError(ValueError):

@@ -13,7 +13,7 @@ import numpy as np
 from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, NO_PARTS, PART_OBJECT, PRED_PART,
                               PRED_VID, PartColumns, ScoringError, box_problems, check_mode, frame_number, is_scored,
                               load_json, part_columns, segments, walk_part_file)
-from tpslab.errors import Problem
+from tpslab.errors import Problem, printable
 from tpslab.memory import gc_paused
 from tpslab.submission.files import SubmissionError
 
@@ -82,7 +82,7 @@ class SubmissionReport:
                     lines.append(f"    {p.path}: {p.field}")
             if len(items) > limit:
                 lines.append(f"    ... and {len(items) - limit} more")
-        return "\n".join(lines)
+        return "\n".join(map(printable, lines))  # names from the files cannot break or colour a line
 
 
 _VOCAB_WORD = {"class": "action", "part": "body-part", "state": "part-state"}
