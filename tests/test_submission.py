@@ -313,6 +313,21 @@ def test_zip_reading_is_safe(tmp_path):
     (tmp_path / "plain.txt").write_text("x")
     with pytest.raises(SubmissionError, match="neither"):
         read_submission(tmp_path / "plain.txt")
+    # names that differ only in case are one file where unzipping ignores case (macOS, Windows): which one
+    # was read depended on the tool (it said OK, and scored one of them)
+    cased = _zip(tmp_path / "cased.zip", {PRED_VID: vid, PRED_PART: part, PRED_VID.upper(): '{"a": "push_up"}'})
+    with pytest.raises(SubmissionError, match=f"holds {PRED_VID.upper()} beside {PRED_VID} and {PRED_PART}: on "
+                       "macOS and Windows names that differ only in case are one file"):
+        read_submission(cased)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it is asked to write
+        twice = _zip(tmp_path / "twice.zip", {PRED_VID: vid, PRED_PART: part})
+        with zipfile.ZipFile(twice, "a") as z:
+            z.writestr(PRED_VID, '{"a": "push_up"}')
+    with pytest.raises(SubmissionError, match=f"holds {PRED_VID} 2 times in its root; keep one"):
+        read_submission(twice)
 
 
 def test_frame_keys():

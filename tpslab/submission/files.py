@@ -251,15 +251,22 @@ def _prediction_members(path: Path, infos: list) -> dict:
     if unsafe:
         raise SubmissionError(f"{path}: unsafe member names (absolute or with '..')",
                               [Problem(str(path), n, "unsafe name") for n in unsafe])
-    found = {}
+    found, cased = {}, []
     for info in infos:
         parts = _member_parts(info.filename)
-        if info.is_dir() or not parts or parts[0] == "__MACOSX" or parts[-1] not in (PRED_VID, PRED_PART):
+        if info.is_dir() or not parts or parts[0] == "__MACOSX":
             continue
-        found.setdefault(parts[-1], []).append((parts[:-1], info))
+        if parts[-1] in (PRED_VID, PRED_PART):
+            found.setdefault(parts[-1], []).append((parts[:-1], info))
+        elif parts[-1].lower() in (PRED_VID, PRED_PART):
+            cased.append(info.filename)
     for name in (PRED_VID, PRED_PART):
         if name not in found:
             raise SubmissionError(f"{path}: {name} not found in the zip")
+    if cased:  # one file where names ignore case: unzipping keeps whichever comes last
+        raise SubmissionError(f"{path}: holds {cased[0]} beside {PRED_VID} and {PRED_PART}: on macOS and Windows "
+                              "names that differ only in case are one file, and unzipping keeps whichever comes "
+                              "last; keep one of them")
     return found
 
 
@@ -278,6 +285,10 @@ def _zip_members(path: Path, z: zipfile.ZipFile) -> list:
     """The two prediction files of the zip: at its root or in one folder, safe names, not encrypted."""
     found = _prediction_members(path, z.infolist())
     folders = {folder for entries in found.values() for folder, _ in entries}
+    twice = [n for n, entries in found.items() if len(folders) == 1 and len(entries) > 1]
+    if twice:
+        raise SubmissionError(f"{path}: holds {twice[0]} {len(found[twice[0]])} times in "
+                              f"{'/'.join(next(iter(folders))) or 'its root'}; keep one")
     if len(folders) != 1 or any(len(entries) != 1 for entries in found.values()):
         raise SubmissionError(f"{path}: expected one {PRED_VID} and one {PRED_PART}, at the root or in one "
                               f"folder; found them in {sorted('/'.join(f) or '(root)' for f in folders)}")
