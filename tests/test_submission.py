@@ -257,6 +257,13 @@ def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, c
             "drop the others (2x)") in out and f"    {sub}:{PRED_PART}: b/img_00001.json" in out
     clean = _zip(tmp_path / "clean.zip", {PRED_VID: vid, PRED_PART: part})
     assert repeated_key_problems(clean) == []
+    # "humans" twice in a frame; and a frame that is not an object does not hide a video held twice
+    humans_twice = part.replace('{"humans": [', '{"humans": [], "humans": [', 1)
+    null_frame = part.replace('"b": {}', '"b": {"img_00001.json": null}, "a": {}')
+    sub = _zip(tmp_path / "more.zip", {PRED_VID: vid, PRED_PART: humans_twice})
+    assert [p.field for p in repeated_key_problems(sub)] == ["a/img_00001.json/humans"]
+    sub = _zip(tmp_path / "null.zip", {PRED_VID: vid, PRED_PART: null_frame})
+    assert [p.field for p in repeated_key_problems(sub)] == ["a"]
 
 
 def test_names_from_a_submission_cannot_forge_or_colour_lines_of_the_report(tmp_path, capsys):

@@ -238,11 +238,11 @@ def _named_repeats(text: bytes, levels: int, where: str) -> list[str]:
             for place in _named_repeats(memoryview(value).tobytes(), levels - 1, f"{where}/{key}" if where else key)]
 
 
-def repeated_keys(data: bytes, levels: int) -> list[str]:
+def repeated_keys(data: bytes, levels: int) -> list[str] | None:
     """Places (``video``, ``video/frame``) of the keys that an object of the top ``levels`` levels of the
     JSON text ``data`` holds more than once. JSON readers (json.load, the challenge's scorers, tpslab)
-    keep the last value of such a key: the others are dropped without a word. ``[]`` when there are none,
-    or when the text is not objects to that depth (reading it says what is wrong).
+    keep the last value of such a key: the others are dropped without a word. ``[]`` when there are none;
+    None when the text is not objects to that depth (reading it says what is wrong).
 
     Fast where there are none (0.2 s for a test-set-sized prediction): see :func:`_colons_add_up`. Where
     there are, the objects that hold them are parsed whole to name them (a video held twice in such a
@@ -255,7 +255,7 @@ def repeated_keys(data: bytes, levels: int) -> list[str]:
     try:
         top = msgspec.json.Decoder(kind).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return []
+        return None
     if b"\\" not in data and _colons_add_up(data, top, levels):
         return []
     return _named_repeats(data, levels, "")

@@ -359,13 +359,16 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
 
 def repeated_key_problems(path, max_bytes: int = MAX_SUBMISSION_BYTES,
                           max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
-    """Warnings for the videos (both files) and frames (``pred_part_result.json``) that a submission folder
-    or zip holds twice: JSON readers keep the last and drop the others without a word (see
-    :func:`tpslab.challenge.repeated_keys`). Reads the files as :func:`read_submission` does."""
+    """Warnings for the videos (both files), frames and their ``humans`` (``pred_part_result.json``) that a
+    submission folder or zip holds twice: JSON readers keep the last and drop the others without a word (see
+    :func:`tpslab.challenge.repeated_keys`). Reads the files as :func:`read_submission` does. Keys repeated
+    inside a human (a part twice) are not looked for."""
     data, names = _submission_bytes(path, max_bytes, max_ratio)
+    places = [repeated_keys(data[0], 1) or [],  # a frame that is not an object: look down to the frames only
+              next((found for levels in (3, 2, 1) if (found := repeated_keys(data[1], levels)) is not None), [])]
     return [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
                                  "last and drop the others", "warning")
-            for blob, name, levels in zip(data, names, (1, 2)) for place in repeated_keys(blob, levels)]
+            for name, found in zip(names, places) for place in found]
 
 
 def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
