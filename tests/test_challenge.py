@@ -90,6 +90,15 @@ def test_json_loading(tmp_path):
         load_json(None, "x")
     with pytest.raises(TypeError):
         load_json(object(), "x")
+    # what the parser's own words would get wrong: "str is not valid UTF-8", "input data is empty"
+    for data in ('{"a": 1}'.encode("utf-16"), '{"a": 1}'.encode("utf-16-le"), '{"a": 1}'.encode("utf-16-be")):
+        with pytest.raises(ScoringError, match=r"^x is not valid JSON: it is UTF-16 text; JSON files are UTF-8 "
+                           r"\(save it as UTF-8\)$"):
+            loads_json(data, "x")
+    with pytest.raises(ScoringError, match=r"^x is not valid JSON: it holds only white space \(3 bytes\)$"):
+        loads_json(b" \n ", "x")
+    with pytest.raises(ScoringError, match=r"^x is not valid JSON: it is empty \(0 bytes\)$"):
+        loads_json(b"", "x")
 
 
 def test_box_checks():

@@ -437,6 +437,16 @@ def test_writers_refuse_a_number_json_cannot_hold(tmp_path, bad):
     assert read_submission(tmp_path / "ok") == ({"v,null": "lunge"}, fine)
 
 
+def test_a_zip_given_as_the_ground_truth_folder_is_named_a_file(tmp_path):
+    from tpslab.submission import read_ground_truth
+
+    vid, part = (json.dumps(x) for x in _good())
+    sub = _zip(tmp_path / "sub.zip", {PRED_VID: vid, PRED_PART: part})
+    with pytest.raises(SubmissionError, match=r"sub\.zip is a file, not a folder \(expected a folder with "
+                       "gt_vid_result.json and gt_part_result.json"):  # was "sub.zip/gt_vid_result.json is missing"
+        read_ground_truth(sub)
+
+
 def test_evaluate_refuses_ground_truth_in_the_list_form(tiny, tmp_path, capsys):
     """A ground truth whose parts hold lists (a list-mode submission given as GT) scored 0 without a word."""
     import json

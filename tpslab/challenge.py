@@ -186,8 +186,21 @@ def loads_json(data, name: str = "input"):
         with gc_paused():
             obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise ScoringError(f"{name} is not valid JSON: {e}") from None
+        raise ScoringError(f"{name} is not valid JSON: {_json_trouble(data) or e}") from None
     return expect_object(obj, name)
+
+
+def _json_trouble(data) -> str | None:
+    """What is wrong with text the parser refused, where its own words would mislead (it calls UTF-16
+    "not valid UTF-8: surrogates", and white space "empty"); None otherwise."""
+    head = bytes(data[:4]) if not isinstance(data, str) else b""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) == 4 and (head[1::2] == b"\0\0" or head[0::2] == b"\0\0")):
+        return "it is UTF-16 text; JSON files are UTF-8 (save it as UTF-8)"
+    if not data:
+        return "it is empty (0 bytes)"
+    if not (data.strip() if isinstance(data, (bytes, str)) else bytes(data).strip()):
+        return f"it holds only white space ({len(data)} bytes)"
+    return None
 
 
 class _Pairs(list):

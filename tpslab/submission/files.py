@@ -119,6 +119,9 @@ def _missing_or_not_a_file(path: Path) -> str:
 
 def _ground_truth_bytes(gt_dir) -> tuple[bytes, bytes, tuple[str, str]]:
     gt_dir = Path(gt_dir)
+    if gt_dir.exists() and not gt_dir.is_dir():
+        raise SubmissionError(f"{gt_dir} is a file, not a folder (expected a folder with {GT_VID} and {GT_PART}; "
+                              "tpslab export-gt writes one)")
     out = []
     for name in (GT_VID, GT_PART):
         path = gt_dir / name
