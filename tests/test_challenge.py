@@ -247,6 +247,10 @@ def test_repeated_keys_are_found_where_json_readers_keep_the_last():
     odd = b'{"a:b": {"f:1": {"x": ":"}}, "c\\"d": {"f": {}}, "\\u0061": {}}'
     assert challenge.repeated_keys(odd, 2) == []
     assert challenge.repeated_keys(b'{"a": {}, "\\u0061": {}}', 2) == ["a"]  # the same name, spelt two ways
+    # an escaped colon in a name cannot cancel a repeat out; escapes elsewhere keep the count
+    assert challenge.repeated_keys(b'{"a\\u003ab": {}, "c": {"f": 1, "f": 2}}', 2) == ["c/f"]
+    assert challenge.repeated_keys(b'{"a": {"f": "x\\"y"}, "b": {"f": 1, "f": 2}}', 2) == ["b/f"]
+    assert challenge.repeated_keys(b'{"a": {"f": "x\\"y"}, "b": {"f": 1}}', 2) == []
     # deeper levels and text that is not objects to that depth are not its business
     assert challenge.repeated_keys(b'{"v": {"f": {"humans": [], "humans": []}}}', 2) == []
     assert challenge.repeated_keys(b'{"v": [1, 2]}', 2) is None and challenge.repeated_keys(b"not json", 1) is None

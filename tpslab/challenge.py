@@ -219,9 +219,12 @@ def _repeats(pairs, levels: int, where: str, out: list) -> None:
 
 
 def _colons_add_up(text: bytes, top, levels: int) -> bool:
-    """Whether the colons of ``text`` (no escapes) are those of the keys of its top ``levels`` levels and of
-    the raw values below them: then no key of those levels is held twice (a dropped value and its key
-    hold at least one colon more)."""
+    """Whether the colons of ``text`` are those of the keys of its top ``levels`` levels and of the raw
+    values below them: then no key of those levels is held twice (a dropped value and its key hold at
+    least one colon more). False where a colon may be written as an escape (a key's name would hold a
+    colon its text does not)."""
+    if b"\\u003a" in text or b"\\u003A" in text:
+        return False
     keys, values = list(top), list(top.values())
     for _ in range(levels - 1):
         keys += [key for value in values for key in value]
@@ -239,7 +242,7 @@ def _named_repeats(text: bytes, levels: int, where: str) -> list[str]:
         top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode(text)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return []
-    if b"\\" in text or not _colons_add_up(text, top, 1):
+    if not _colons_add_up(text, top, 1):
         import json
 
         out: list[str] = []
@@ -269,7 +272,7 @@ def repeated_keys(data: bytes, levels: int) -> list[str] | None:
         top = msgspec.json.Decoder(kind).decode(data)
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    if b"\\" not in data and _colons_add_up(data, top, levels):
+    if _colons_add_up(data, top, levels):
         return []
     return _named_repeats(data, levels, "")
 
