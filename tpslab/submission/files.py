@@ -244,7 +244,7 @@ def _folder_bytes(path: Path, max_bytes: int) -> tuple[list, list]:
     total = sum(f.stat().st_size for f in files)
     if total > max_bytes:
         raise SubmissionError(f"{path}: the two files hold {total} bytes, more than {max_bytes} bytes "
-                              "(raise max_bytes if the submission is real)")
+                              "(raise max_bytes, --max-bytes in the commands, if the submission is real)")
     return [f.read_bytes() for f in files], [str(f) for f in files]
 
 
@@ -321,7 +321,7 @@ def _inflate(path: Path, z: zipfile.ZipFile, members: list, max_bytes: int, max_
                 "(JSON submissions deflate 2-6 times): refused as a zip bomb; if it is real, unzip it and "
                 "pass the folder")
         return SubmissionError(f"{path}: the two files inflate to {size}, more than {max_bytes} bytes "
-                               "(raise max_bytes if the submission is real)")
+                               "(raise max_bytes, --max-bytes in the commands, if the submission is real)")
 
     if declared > limit:
         raise too_big(declared)
