@@ -251,7 +251,8 @@ def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, i
 
 
 def probe(path) -> VideoInfo:
-    """Scan the packets of ``path``'s video stream (no decoding) and check the file is whole.
+    """Scan the packets of ``path``'s video stream and check the file is whole (one frame is decoded, for the
+    display matrix only PyAV's frames show).
 
     Raises :class:`VideoError` for a file with several video streams (cover pictures aside), and for a
     missing, empty, unreadable or truncated file (fewer packets
@@ -289,8 +290,8 @@ def probe(path) -> VideoInfo:
         fmt = container.format.name
         if width * height > MAX_FRAME_PIXELS:
             raise VideoError(path, f"frames of {width}x{height} ({width * height * 3 / 2**30:.1f} GiB each as RGB) are "
-                                   f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes (8K); raise "
-                                   "tpslab.video.MAX_FRAME_PIXELS to read it on purpose")
+                                   f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes; raise "
+                                   "tpslab.video.MAX_FRAME_PIXELS (8K by default) to read it on purpose")
         display = _display_matrix(path, stream, first) if pts else None
         if display is not None and display[0] == 0:  # a quarter turn: players show it the other way up
             width, height = height, width
