@@ -437,6 +437,25 @@ def test_writers_refuse_a_number_json_cannot_hold(tmp_path, bad):
     assert read_submission(tmp_path / "ok") == ({"v,null": "lunge"}, fine)
 
 
+def test_links_that_lead_nowhere_are_named_so(tmp_path):
+    """A loop of links given as PRED was 'no submission folder or zip here'; a dangling link 'is missing'."""
+    from tpslab.submission import read_ground_truth
+
+    (tmp_path / "loop").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop")
+    with pytest.raises(FileNotFoundError, match="is a symbolic link in a loop of links"):
+        read_submission(tmp_path / "loop")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere.zip")
+    with pytest.raises(FileNotFoundError, match=r"is a symbolic link to .*nowhere\.zip, which does not exist"):
+        read_submission(tmp_path / "gone")
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / GT_VID).symlink_to(tmp_path / "vid.json")
+    with pytest.raises(SubmissionError, match=r"gt_vid_result\.json is a symbolic link to .*vid\.json, which does not "
+                       "exist"):
+        read_ground_truth(gt)
+
+
 def test_a_zip_given_as_the_ground_truth_folder_is_named_a_file(tmp_path):
     from tpslab.submission import read_ground_truth
 

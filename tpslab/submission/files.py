@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import io
 import math
+import os
 import re
 import zipfile
 import zlib
@@ -114,7 +115,25 @@ def write_json_pair(out, vid_name: str, vid: dict, part_name: str, part: dict, *
 
 
 def _missing_or_not_a_file(path: Path) -> str:
-    return "is a folder, not a file" if path.is_dir() else "is not a file" if path.exists() else "is missing"
+    if path.is_dir():
+        return "is a folder, not a file"
+    return "is not a file" if path.exists() else _dangling(path) or "is missing"
+
+
+def _dangling(path: Path) -> str | None:
+    """How a link that leads nowhere is wrong (None for anything else): 'missing' would send the user
+    looking for a file that is there."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python before 3.13
+        return "is a symbolic link in a loop of links"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link in a loop of links"
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    return None
 
 
 def _ground_truth_bytes(gt_dir) -> tuple[bytes, bytes, tuple[str, str]]:
@@ -348,7 +367,7 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
     if path.is_dir():
         return _folder_bytes(path, max_bytes)
     if not path.is_file():
-        raise FileNotFoundError(errno.ENOENT, "no submission folder or zip here", str(path))
+        raise FileNotFoundError(errno.ENOENT, _dangling(path) or "no submission folder or zip here", str(path))
     if not zipfile.is_zipfile(path):
         raise SubmissionError(f"{path} is neither a folder nor a zip file")
     try:
