@@ -303,21 +303,29 @@ def submission_zip_folder(path) -> str | None:
     return "/".join(_member_parts(member.filename)[:-1])
 
 
-def _zip_members(path: Path, z: zipfile.ZipFile) -> list:
-    """The two prediction files of the zip: at its root or in one folder, safe names, not encrypted."""
-    found = _prediction_members(path, z.infolist())
+def _the_folder(path: Path, found: dict) -> tuple:
+    """The one folder (a tuple of names; () the root, at most one deep) that holds each of the two files
+    once."""
     folders = {folder for entries in found.values() for folder, _ in entries}
-    twice = [n for n, entries in found.items() if len(folders) == 1 and len(entries) > 1]
-    if twice:
-        raise SubmissionError(f"{path}: holds {twice[0]} {len(found[twice[0]])} times in "
-                              f"{'/'.join(next(iter(folders))) or 'its root'}; keep one")
-    if len(folders) != 1 or any(len(entries) != 1 for entries in found.values()):
+    if len(folders) == 1:
+        twice = next((n for n, entries in found.items() if len(entries) > 1), None)
+        if twice:
+            raise SubmissionError(f"{path}: holds {twice} {len(found[twice])} times in "
+                                  f"{'/'.join(next(iter(folders))) or 'its root'}; keep one")
+    else:
         raise SubmissionError(f"{path}: expected one {PRED_VID} and one {PRED_PART}, at the root or in one "
                               f"folder; found them in {sorted('/'.join(f) or '(root)' for f in folders)}")
     folder = next(iter(folders))
     if len(folder) > 1:
         raise SubmissionError(f"{path}: the files are nested {len(folder)} folders deep ({'/'.join(folder)}); "
                               "at most one folder is accepted")
+    return folder
+
+
+def _zip_members(path: Path, z: zipfile.ZipFile) -> list:
+    """The two prediction files of the zip: at its root or in one folder, safe names, not encrypted."""
+    found = _prediction_members(path, z.infolist())
+    _the_folder(path, found)
     members = [found[n][0][1] for n in (PRED_VID, PRED_PART)]
     encrypted = [m.filename for m in members if m.flag_bits & 0x1]
     if encrypted:
