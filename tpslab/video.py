@@ -217,21 +217,26 @@ def displayed(image: np.ndarray, display: tuple[int, int, int, int] | None) -> n
     return np.ascontiguousarray(out)
 
 
-def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, int] | None:
-    """The display matrix of the stream, from its first decoded frame (PyAV exposes it on frames only):
-    None where it leaves the picture as stored; a VideoError for a turn that is not a quarter turn."""
+def _first_frame(stream, packets: list):
+    """The first frame the stream's first ``packets`` decode to (None if none does: reading says why)."""
     import av
 
     ctx = stream.codec_context
     ctx.thread_count = 1  # one frame to decode: no pool of threads to start
-    frame = None
     try:
         for packet in [*packets, None]:  # None flushes the decoder
             frame = next(iter(ctx.decode(packet)), None)
             if frame is not None:
-                break
+                return frame
     except av.FFmpegError:
-        return None  # the first frames do not decode: reading them says so
+        pass
+    return None
+
+
+def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, int] | None:
+    """The display matrix of the stream, from its first decoded frame (PyAV exposes it on frames only):
+    None where it leaves the picture as stored; a VideoError for a turn that is not a quarter turn."""
+    frame = _first_frame(stream, packets)
     matrix = None if frame is None else next(
         (bytes(sd) for sd in frame.side_data if str(sd.type).rsplit(".", 1)[-1] == "DISPLAYMATRIX"), None)
     if matrix is None or len(matrix) != 36:
@@ -250,37 +255,75 @@ def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, i
     return None if display == (1, 0, 0, 1) else display
 
 
+def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list, list]:
+    """Presentation times, decoding times, keyframe and hidden flags of the stream's packets, and its
+    first 16 packets (to decode one frame from)."""
+    import av
+
+    pts, dts, key, hidden, first = [], [], [], [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            if packet.is_corrupt:
+                raise VideoError(path, f"packet {len(pts)} is cut short or corrupt (truncated file?)")
+            pts.append(packet.pts)
+            dts.append(packet.dts)
+            key.append(packet.is_keyframe)
+            hidden.append(packet.is_discard)
+            if len(first) < 16:
+                first.append(packet)
+    except av.FFmpegError as err:
+        raise VideoError(path, f"cannot read packet {len(pts)}: {_reason(err)}") from None
+    return pts, dts, key, hidden, first
+
+
+def _whole_count(path: Path, fmt: str, announced: int, pts: list, dts: list, hidden: list) -> int:
+    """The coded frames of a file whose packets reach what its header announces; a VideoError where they
+    fall short (a truncated file)."""
+    coded = len(pts)
+    if announced and announced != coded:
+        if fmt == "avi" and dts[0] == 0 and dts[-1] is not None:
+            # AVI decode times number the chunks; the header counts empty ones too (dropped frames,
+            # during which a player holds the previous frame), which decode to nothing
+            whole = dts[-1] + 1
+        else:  # FFmpeg drops coded frames far outside an edit list; count them all
+            coded = whole = _count_packets(path) if any(hidden) else coded
+        if whole != announced:
+            raise VideoError(path, f"header announces {announced} frames but the file holds {whole} "
+                                   "(truncated file?)")
+    return coded
+
+
+def _untrusted_times(fmt: str, reorders: bool, pts: list, dts: list) -> str | None:
+    """Why the packets' presentation times cannot give the frames' order (None where they can)."""
+    if any(p is None for p in pts):
+        return "some frames lack presentation times"
+    if fmt == "avi" and pts != dts:
+        return ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
+                "FFmpeg's guessed times do not follow the decoded frames")
+    if reorders and len(pts) > 1 and any(d is not None for d in dts) and \
+            all(d is None or p == d for p, d in zip(pts, dts)):  # (Matroska may store no decoding times)
+        return ("its presentation times equal its decoding times, though its frames may be reordered "
+                "(B-frames): the times do not give the frames' order (a raw stream muxed without times?)")
+    return None
+
+
 def probe(path) -> VideoInfo:
     """Scan the packets of ``path``'s video stream and check the file is whole (one frame is decoded, for the
     display matrix only PyAV's frames show).
 
-    Raises :class:`VideoError` for a file with several video streams (cover pictures aside), and for a
-    missing, empty, unreadable or truncated file (fewer packets
+    Raises :class:`VideoError` for a file with several video streams (cover pictures aside), pictures beyond
+    :data:`MAX_FRAME_PIXELS`, and a missing, empty, unreadable or truncated file (fewer packets
     than the header announces, or a packet cut short). An AVI header counts empty chunks too
     (dropped frames, during which a player holds the previous one): ``num_frames`` counts the
     frames that decode, and the file is whole when its chunks reach the announced count.
     """
-    import av
-
     path = Path(path)
     container = _open_container(path)
     with container:
         stream = _video_stream(container, path)
-        pts, dts, key, hidden, first = [], [], [], [], []
-        try:
-            for packet in container.demux(stream):
-                if packet.size == 0:  # the demuxer's end-of-stream marker
-                    continue
-                if packet.is_corrupt:
-                    raise VideoError(path, f"packet {len(pts)} is cut short or corrupt (truncated file?)")
-                pts.append(packet.pts)
-                dts.append(packet.dts)
-                key.append(packet.is_keyframe)
-                hidden.append(packet.is_discard)
-                if len(first) < 16:
-                    first.append(packet)
-        except av.FFmpegError as err:
-            raise VideoError(path, f"cannot read packet {len(pts)}: {_reason(err)}") from None
+        pts, dts, key, hidden, first = _scan_packets(path, container, stream)
         announced = stream.frames
         ctx = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -296,33 +339,14 @@ def probe(path) -> VideoInfo:
         if display is not None and display[0] == 0:  # a quarter turn: players show it the other way up
             width, height = height, width
 
-    coded = len(pts)
-    if coded == 0:
+    if not pts:
         raise VideoError(path, "no video frames")
-    if announced and announced != coded:
-        if fmt == "avi" and dts[0] == 0 and dts[-1] is not None:
-            # AVI decode times number the chunks; the header counts empty ones too (dropped frames,
-            # during which a player holds the previous frame), which decode to nothing
-            whole = dts[-1] + 1
-        else:  # FFmpeg drops coded frames far outside an edit list; count them all
-            coded = whole = _count_packets(path) if any(hidden) else coded
-        if whole != announced:
-            raise VideoError(path, f"header announces {announced} frames but the file holds {whole} "
-                                   "(truncated file?)")
+    coded = _whole_count(path, fmt, announced, pts, dts, hidden)
     if not key[0]:
         # What decoders show before the first keyframe differs between tools: refuse to guess.
         raise VideoError(path, "the stream does not start with a keyframe (corrupt or badly cut file)")
     num_shown = len(pts) - int(np.sum(hidden))
-    untrusted = None
-    if any(p is None for p in pts):
-        untrusted = "some frames lack presentation times"
-    elif fmt == "avi" and pts != dts:
-        untrusted = ("an AVI stores no presentation times, and this one reorders frames (B-frames): "
-                     "FFmpeg's guessed times do not follow the decoded frames")
-    elif reorders and len(pts) > 1 and any(d is not None for d in dts) and \
-            all(d is None or p == d for p, d in zip(pts, dts)):  # (Matroska may store no decoding times)
-        untrusted = ("its presentation times equal its decoding times, though its frames may be reordered "
-                     "(B-frames): the times do not give the frames' order (a raw stream muxed without times?)")
+    untrusted = _untrusted_times(fmt, reorders, pts, dts)
     if untrusted:
         return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
                          None, None, None, None, fmt, untrusted, display)
