@@ -252,36 +252,49 @@ def _inspect(folder: Path, want: dict, replace: bool) -> tuple[str, str, dict | 
     if foreign_frames:
         return "refuse", (f"holds frame files tpslab did not write ({_few(foreign_frames)}); left untouched: "
                           "move them away to extract this video"), manifest, others
+    action, why = _record_verdict(manifest, want, replace) or _frames_verdict(folder, manifest, want, replace,
+                                                                                frame_files)
+    return action, why, manifest, others
+
+
+def _record_verdict(manifest: dict, want: dict, replace: bool) -> tuple[str, str] | None:
+    """(``redo`` or ``refuse``, why) where the folder's record does not match what the video would give
+    now (settings, a finished run, the video's version, the frames' size and count); None where it does."""
     if manifest["settings"] != want["settings"]:
         if not replace:
             return "refuse", (f"was made with {_describe(manifest['settings'])}, not {_describe(want['settings'])}; "
                               "left untouched: re-extract it with replace=True (--replace), or write to "
-                              "another folder"), manifest, others
-        return "redo", f"was made with {_describe(manifest['settings'])}", manifest, others
+                              "another folder")
+        return "redo", f"was made with {_describe(manifest['settings'])}"
     if not manifest["complete"]:
-        return "redo", "was left half-replaced by an interrupted run", manifest, others
+        return "redo", "was left half-replaced by an interrupted run"
     if manifest["source"] != want["source"]:
-        return "redo", "was made from an earlier version of the video (size or time changed)", manifest, others
+        return "redo", "was made from an earlier version of the video (size or time changed)"
     if manifest["size"] != list(want["size"]):
         return "redo", (f"held frames of {'x'.join(map(str, manifest['size']))}, where the video reads at "
-                        f"{'x'.join(map(str, want['size']))}"), manifest, others
+                        f"{'x'.join(map(str, want['size']))}")
     if len(manifest["frames"]) != want["frames"]:
-        return "redo", f"had {len(manifest['frames'])} frames where the video shows {want['frames']}", \
-            manifest, others
+        return "redo", f"had {len(manifest['frames'])} frames where the video shows {want['frames']}"
+    return None
+
+
+def _frames_verdict(folder: Path, manifest: dict, want: dict, replace: bool, frame_files: set) -> tuple[str, str]:
+    """(``complete``, ``redo`` or ``refuse``, why) from the recorded frames on disk: all there and whole,
+    short, damaged, or edited since (kept unless ``replace``)."""
     present = [n for n in manifest["frames"] if n in frame_files]
     if len(present) < want["frames"]:
-        return "redo", f"was short ({len(present)} of {want['frames']} frames)", manifest, others
+        return "redo", f"was short ({len(present)} of {want['frames']} frames)"
     state = {n: _frame_state(folder / n, size) for n, size in manifest["frames"].items()}
     edited = [n for n, st in state.items() if st == "edited"]
     if edited and not replace:
         return "refuse", (f"holds {len(edited)} frames changed since tpslab wrote them ({_few(edited)}: complete "
                           "images of another size, e.g. edited); left untouched: re-extract them with replace=True "
-                          "(--replace), or move them away"), manifest, others
+                          "(--replace), or move them away")
     bad = [n for n, st in state.items() if st != "intact"]
     if bad:
         what = "damaged" if not edited else "damaged or changed"
-        return "redo", f"had {len(bad)} {what} frames ({_few(bad)}: truncated or overwritten)", manifest, others
-    return "complete", "", manifest, others
+        return "redo", f"had {len(bad)} {what} frames ({_few(bad)}: truncated or overwritten)"
+    return "complete", ""
 
 
 def _remove_stale_partials(out: Path) -> None:
