@@ -241,7 +241,7 @@ def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, c
     """JSON readers (json.load, the public scorer, tpslab) keep the last of two equal keys: a frame written
     twice lost its first version, a video its first class, and check-submission said OK."""
     from tpslab.cli import main
-    from tpslab.submission.files import repeated_key_problems
+    from tpslab.submission.files import file_warnings
 
     vid, part = (json.dumps(x) for x in _good())
     twice_vid = vid.replace('"b": "push_up"', '"a": "push_up", "b": "push_up"')
@@ -249,21 +249,21 @@ def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, c
     twice_frame = part.replace('"b": {}', f'"b": {{{frame}, {frame}}}')
     assert json.loads(twice_frame)["b"]  # still valid JSON
     sub = _zip(tmp_path / "sub.zip", {PRED_VID: twice_vid, PRED_PART: twice_frame})
-    assert [(p.path, p.field) for p in repeated_key_problems(sub)] == [
+    assert [(p.path, p.field) for p in file_warnings(sub)] == [
         (f"{sub}:{PRED_VID}", "a"), (f"{sub}:{PRED_PART}", "b/img_00001.json")]
     assert main(["check-submission", str(sub)]) == 0  # scored as every reader reads it: warnings
     out = capsys.readouterr().out
     assert ("warning: appears more than once: JSON readers, the challenge's scorer included, keep the last and "
             "drop the others (2x)") in out and f"    {sub}:{PRED_PART}: b/img_00001.json" in out
     clean = _zip(tmp_path / "clean.zip", {PRED_VID: vid, PRED_PART: part})
-    assert repeated_key_problems(clean) == []
+    assert file_warnings(clean) == []
     # "humans" twice in a frame; and a frame that is not an object does not hide a video held twice
     humans_twice = part.replace('{"humans": [', '{"humans": [], "humans": [', 1)
     null_frame = part.replace('"b": {}', '"b": {"img_00001.json": null}, "a": {}')
     sub = _zip(tmp_path / "more.zip", {PRED_VID: vid, PRED_PART: humans_twice})
-    assert [p.field for p in repeated_key_problems(sub)] == ["a/img_00001.json/humans"]
+    assert [p.field for p in file_warnings(sub)] == ["a/img_00001.json/humans"]
     sub = _zip(tmp_path / "null.zip", {PRED_VID: vid, PRED_PART: null_frame})
-    assert [p.field for p in repeated_key_problems(sub)] == ["a"]
+    assert [p.field for p in file_warnings(sub)] == ["a"]
 
 
 def test_names_from_a_submission_cannot_forge_or_colour_lines_of_the_report(tmp_path, capsys):

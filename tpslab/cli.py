@@ -251,21 +251,13 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_check_submission(args) -> int:
-    from pathlib import Path
-
-    from tpslab.errors import Problem
     from tpslab.submission import validate_submission
-    from tpslab.submission.files import repeated_key_problems, submission_zip_folder
+    from tpslab.submission.files import file_warnings
 
     (gt_vid, gt_part), (pred_vid, pred_part) = _read_pair(args)
     report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=args.mode)
     limit = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
-    report.problems += repeated_key_problems(args.pred, **limit)  # read once more: what parsing drops
-    folder = submission_zip_folder(args.pred) if Path(args.pred).is_file() else None
-    if folder:
-        report.problems.append(Problem(str(args.pred), "", f"the two files sit in the folder {folder}/ inside the "
-                                       "zip: the challenge expects them at the zip's root (tpslab reads both)",
-                                       "warning"))
+    report.problems += file_warnings(args.pred, **limit)  # the files read once more: what parsing drops
     print(report.__str__(limit=args.max))
     return 0 if report.ok else 1
 
@@ -577,8 +569,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-submission", help="check a submission and print the validation report",
                        description="Check PRED (a folder with pred_vid_result.json and pred_part_result.json, or "
                        "the submission zip) against the format, the limits (10 humans a frame, 5 proposals a part), "
-                       "the vocabulary and, with --gt, the coverage of the ground truth; warns about a video or frame held "
-                       "twice in a file (JSON readers keep the last). Prints the report (errors "
+                       "the vocabulary and, with --gt, the coverage of the ground truth; warns about a video, frame or its "
+                       "humans held twice in a file (JSON readers keep the last). Prints the report (errors "
                        "and warnings grouped, with where they are); exits 0 when it has no error, 1 when it has, "
                        "2 when PRED cannot be read.")
     p.add_argument("pred", help="submission folder or zip")

@@ -76,11 +76,6 @@ def _non_finite_place(obj, where: str = "", level: int = 0):
         if found is not None:
             return found
     return None
-    for place, value in items:
-        found = _non_finite_place(value, place)
-        if found is not None:
-            return found
-    return None
 
 
 def _loads(data: bytes, name: str):
@@ -387,18 +382,25 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
     return data, [f"{path}:{name}" for name in (PRED_VID, PRED_PART)]
 
 
-def repeated_key_problems(path, max_bytes: int = MAX_SUBMISSION_BYTES,
-                          max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
-    """Warnings for the videos (both files), frames and their ``humans`` (``pred_part_result.json``) that a
-    submission folder or zip holds twice: JSON readers keep the last and drop the others without a word (see
-    :func:`tpslab.challenge.repeated_keys`). Reads the files as :func:`read_submission` does. Keys repeated
-    inside a human (a part twice) are not looked for."""
+def file_warnings(path, max_bytes: int = MAX_SUBMISSION_BYTES,
+                  max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
+    """Warnings about a submission folder or zip as files, beyond what parsing them shows: videos (both
+    files), frames and their ``humans`` (``pred_part_result.json``) held twice, of which JSON readers keep
+    the last and drop the others without a word (see :func:`tpslab.challenge.repeated_keys`; keys repeated
+    inside a human, such as a part twice, are not looked for), and a zip whose files sit in a folder. Reads
+    the files as :func:`read_submission` does."""
     data, names = _submission_bytes(path, max_bytes, max_ratio)
-    places = [repeated_keys(data[0], 1) or [],  # a frame that is not an object: look down to the frames only
+    places = [repeated_keys(data[0], 1) or [],
+              # a frame that is not an object (an error of its own): look down to the frames only
               next((found for levels in (3, 2, 1) if (found := repeated_keys(data[1], levels)) is not None), [])]
-    return [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
-                                 "last and drop the others", "warning")
-            for name, found in zip(names, places) for place in found]
+    out = [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
+                                "last and drop the others", "warning")
+           for name, found in zip(names, places) for place in found]
+    folder = submission_zip_folder(path) if Path(path).is_file() else None
+    if folder:
+        out.append(Problem(str(path), "", f"the two files sit in the folder {folder}/ inside the zip: the challenge "
+                                          "expects them at the zip's root (tpslab reads both)", "warning"))
+    return out
 
 
 def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
