@@ -233,14 +233,25 @@ def _colons_add_up(text: bytes, top, levels: int) -> bool:
     return text.count(b":") - inside == len(keys) + sum(key.count(":") for key in keys)
 
 
+def _raw_objects(data, levels: int):
+    """``data`` decoded as objects ``levels`` deep, their values below kept as raw text (None when it is not
+    objects to that depth)."""
+    import msgspec
+
+    kind = msgspec.Raw
+    for _ in range(levels):
+        kind = dict[str, kind]
+    try:
+        return msgspec.json.Decoder(kind).decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+
+
 def _named_repeats(text: bytes, levels: int, where: str) -> list[str]:
     """:func:`repeated_keys` named: an object whose colons do not add up is parsed whole (json, repeats
     kept); the others are looked into one level down."""
-    import msgspec
-
-    try:
-        top = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    top = _raw_objects(text, 1)
+    if top is None:
         return []
     if not _colons_add_up(text, top, 1):
         import json
@@ -263,14 +274,8 @@ def repeated_keys(data: bytes, levels: int) -> list[str] | None:
     Fast where there are none (0.2 s for a test-set-sized prediction): see :func:`_colons_add_up`. Where
     there are, the objects that hold them are parsed whole to name them (a video held twice in such a
     file: 9 s)."""
-    import msgspec
-
-    kind = msgspec.Raw
-    for _ in range(levels):
-        kind = dict[str, kind]
-    try:
-        top = msgspec.json.Decoder(kind).decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+    top = _raw_objects(data, levels)
+    if top is None:
         return None
     if _colons_add_up(data, top, levels):
         return []

@@ -134,16 +134,15 @@ def check_repeated_humans(ds: TPSDataset) -> list[Problem]:
     """Warnings for a person whose box repeats an earlier person's in the same frame (two people never
     share a box to the pixel: a copy, which the score counts as a person no prediction can match)."""
     h = ds.humans
-    box = ["x1", "y1", "x2", "y2"]
-    repeated = h[h.duplicated(["video", "frame", *box])]
-    if repeated.empty:
+    same = ["video", "frame", "x1", "y1", "x2", "y2"]
+    repeated = h.duplicated(same).to_numpy()
+    if not repeated.any():
         return []
-    first = h.drop_duplicates(["video", "frame", *box]).set_index(["video", "frame", *box])["human"]
-    firsts = first.reindex(pd.MultiIndex.from_frame(repeated[["video", "frame", *box]])).to_numpy()
+    first = h.groupby(same, observed=True, sort=False, dropna=False)["human"].transform("first").to_numpy()
     return [Problem(_annotation_file(ds, r.video, r.frame), f"humans[{r.human}]",
                     f"the same box [{r.x1:g}, {r.y1:g}, {r.x2:g}, {r.y2:g}] as humans[{int(f)}]: one person "
                     "annotated twice?", "warning")
-            for r, f in zip(repeated.itertuples(index=False), firsts)]
+            for r, f in zip(h[repeated].itertuples(index=False), first[repeated])]
 
 
 def validate(root=None, *, probe_videos: bool = True, progress: bool = True) -> Report:

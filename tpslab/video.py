@@ -199,6 +199,11 @@ def _reason(err: Exception) -> str:
     return strerror or str(err) or type(err).__name__
 
 
+def _quarter_turn(display: tuple[int, int, int, int] | None) -> bool:
+    """Whether a display matrix turns the picture by a quarter (players show it the other way up)."""
+    return display is not None and display[0] == 0
+
+
 def displayed(image: np.ndarray, display: tuple[int, int, int, int] | None) -> np.ndarray:
     """``image`` (rows, columns, ...) as players show it: turned and mirrored by the file's display matrix
     ``display`` = (a, b, c, d), which maps a stored pixel (x, y) to (a x + c y, b x + d y), as FFmpeg's
@@ -336,7 +341,7 @@ def probe(path) -> VideoInfo:
                                    f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes; raise "
                                    "tpslab.video.MAX_FRAME_PIXELS (8K by default) to read it on purpose")
         display = _display_matrix(path, stream, first) if pts else None
-        if display is not None and display[0] == 0:  # a quarter turn: players show it the other way up
+        if _quarter_turn(display):
             width, height = height, width
 
     if not pts:
@@ -501,6 +506,8 @@ class PyAVReader(VideoReader):
         self.thread_type = thread_type
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
+        # (width, height) of the frames as decoded, before the display matrix turns them
+        self._stored_size = (self.height, self.width) if _quarter_turn(info.display) else (self.width, self.height)
         self._live = None  # (frames, pts of the last one taken, GOP reached): decoding the last call left
         self._open()
 
@@ -529,8 +536,7 @@ class PyAVReader(VideoReader):
         if frame.is_corrupt:
             raise VideoError(self.path, f"frame {index} is damaged: the decoder concealed errors in it "
                                         "(corrupt file?)")
-        turned = self.info.display is not None and self.info.display[0] == 0
-        size = (self.height, self.width) if turned else (self.width, self.height)  # as stored
+        size = self._stored_size
         if (frame.width, frame.height) != size:
             raise VideoError(self.path, f"frame {index} is {frame.width}x{frame.height} where the video's first frames "
                                         f"are {size[0]}x{size[1]}: the picture size changes mid-stream; re-encode it "
@@ -654,7 +660,7 @@ class PyAVReader(VideoReader):
         ``size`` = (width, height) resizes each frame (bilinear, in FFmpeg). Raises
         :class:`VideoError` if the file decodes to fewer frames than the probe counted.
         """
-        turned = self.info.display is not None and self.info.display[0] == 0
+        turned = _quarter_turn(self.info.display)
         for frame in self._iter_decoded(stop):
             if size is None:
                 yield self._to_rgb(frame)
