@@ -353,10 +353,10 @@ def test_help_mentions_the_commands(capsys):
     assert "check-submission" in out and "TPSLAB_TRACEBACK" in out
 
 
-
 def test_building_the_parser_imports_nothing_heavy():
     """``tpslab --help`` stays instant: commands import the library when they run."""
     code = ("import sys; from tpslab.cli import _build_parser; _build_parser(); "
-            "print(','.join(m for m in ('pandas', 'torch', 'av', 'tpslab.submission') if m in sys.modules))")
+            "print(','.join(m for m in ('pandas', 'torch', 'av', 'tpslab.submission', 'tpslab.synthetic') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -426,7 +426,8 @@ def _share(text):
 
 class _PresetNames:
     """The mini dataset's preset names as argparse ``choices``, read from tpslab.synthetic only when a
-    command's --preset is checked or its help shown (importing the generator is 0.2 s of every command)."""
+    command's --preset is checked or its help shown (importing the generator is 0.2 s of every command).
+    The argument has a metavar: without one, argparse lists the choices while it builds the parser."""
 
     def _names(self) -> list:
         from tpslab.synthetic import PRESETS
@@ -442,8 +443,8 @@ class _PresetNames:
 
 def _mini_arguments(p: argparse.ArgumentParser, preset_help: str, seed_help: str) -> None:
     """--preset and --seed: which mini dataset (the presets come from tpslab.synthetic)."""
-    p.add_argument("--preset", choices=_PresetNames(), default="default",
-                   help=f"{preset_help} (default: %(default)s)")
+    p.add_argument("--preset", choices=_PresetNames(), default="default", metavar="PRESET",
+                   help=f"{preset_help}: %(choices)s (default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help=f"{seed_help} (default: %(default)s)")
 
 
@@ -736,7 +737,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "videos, a simulated detector's boxes of them, a baseline and its submission). Exits 2 on "
                        "bad input.")
     p.add_argument("out", metavar="OUT", help="folder to write the bundle into (new or empty)")
-    _mini_arguments(p, "the mini dataset", "the mini dataset's seed")
+    _mini_arguments(p, "the mini dataset's size", "the mini dataset's seed")
     p.add_argument("--jitter", type=_share, default=0.2,
                    help="the simulated detector moves box sides by this share of the box size (default: %(default)s)")
     p.add_argument("--drop", type=_share, default=0.05,
