@@ -11,7 +11,7 @@ STAMP := $(VENV)/.tpslab-installed
 TORCH ?=
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt setup.py tpslab/_partfile.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@# decord 0.6 and decord2 both install the package `decord`: a venv that has decord 0.6 loses both
@@ -66,4 +66,4 @@ bench: mini
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b --quick || exit 1; done
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache tpslab/*.so tpslab/*.pyd

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tpslab"
 
 # Lowest first: a module may import its own layer and the layers listed before it.
 LAYERS = {
-    "base": ["errors", "fileio", "memory", "layout", "challenge", "vocab", "home"],
+    "base": ["errors", "fileio", "memory", "layout", "challenge", "_partfile", "vocab", "home"],
     "tables": ["annotations", "index", "dataset", "stats"],
     "mini dataset": ["synthetic"],
     "frames": ["video", "sampling", "frames", "validate"],
@@ -37,8 +37,9 @@ def _module_name(path: Path) -> str:
 
 
 def _exists(module: str) -> bool:
-    rel = Path(*module.split("."))
-    return (PACKAGE.parent / rel).with_suffix(".py").is_file() or (PACKAGE.parent / rel / "__init__.py").is_file()
+    """A module of the package: Python source, a package, or a compiled module (its C source)."""
+    rel = PACKAGE.parent / Path(*module.split("."))
+    return rel.with_suffix(".py").is_file() or (rel / "__init__.py").is_file() or rel.with_suffix(".c").is_file()
 
 
 def _imports(path: Path) -> set[str]:

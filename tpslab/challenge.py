@@ -15,7 +15,8 @@
   humans -> parts, parts as a dict keyed by name or as the release's list with names, proposals as lists
   or single values): :func:`part_columns` flattens one into :class:`PartColumns`, with the video, frame,
   human and part of every element so that errors can name the place. Dicts are walked (tolerantly: what
-  is malformed is marked, consumers decide whether it matters); JSON text is decoded with msgspec into
+  is malformed is marked, consumers decide whether it matters); JSON text in the plain strict form is read
+  by the compiled reader (``tpslab/_partfile.c``, where it is built), else decoded with msgspec into
   typed columns, and walked only when it is not in the strict form.
 
 The rules of the score, the script revisions and their quirks are in ``docs/scoring.md``.
@@ -869,13 +870,13 @@ def _parse_box_lists(texts: list):
     lists = {k: b"[" + b",".join([_BOX_SHAPE] * k) + b"]" for k in np.unique(count).tolist()}
     if shapes != b"|".join(map(lists.__getitem__, count.tolist())):
         return None
-    empty = np.flatnonzero(count == 0).tolist()
-    if empty:
-        # Without its numbers "[5]" looks like "[]": an empty list must be "[]" itself (then it is dropped
-        # with the separator before it, so that the numbers stay a list).
-        if any(bytes(texts[i]) != b"[]" for i in empty):
+    empty = count == 0
+    if empty.any():
+        # Without its numbers "[5]" looks like "[]": an empty list must be brackets and white space only.
+        # The numbers are read from the other lists.
+        if any(bytes(texts[i]).translate(None, _SPACES) != b"[]" for i in np.flatnonzero(empty).tolist()):
             return None
-        text = (b"|" + text).replace(b"|[]", b"")[1:]
+        text = b"|".join(compress(texts, (~empty).tolist()))
     numbers = _numbers(text, 4 * int(count.sum()))
     return None if numbers is None else (count, numbers.reshape(-1, 4))
 
@@ -912,10 +913,43 @@ def _decode_strict(data, form: str):
     return None
 
 
+@lru_cache(maxsize=None)
+def compiled_reader():
+    """The compiled reader of part files (the module ``tpslab._partfile``), or None where it was not built
+    (no C compiler at install time: msgspec then reads every file, with the same results)."""
+    try:
+        from tpslab import _partfile
+    except ImportError:
+        return None
+    return _partfile
+
+
+def _compiled_columns(data, file: str, form: str) -> PartColumns | None:
+    """:class:`PartColumns` from the compiled reader, or None where it is not built or leaves the text to
+    msgspec (anything but the plain strict form; a video held twice, which it does not look for)."""
+    reader = compiled_reader()
+    cols = reader.parse(data, form == "list", STATES) if reader is not None else None  # STATES: as msgspec
+    if cols is None or len(set(cols["videos"])) != len(cols["videos"]):
+        return None
+    counts = {k: np.frombuffer(cols[k], np.int64) for k in ("video_frames", "frame_humans", "human_parts")}
+    boxes = "proposal_box" if form == "list" else "part_box"
+    parts = ({"part_nbox": np.frombuffer(cols["part_nbox"], np.int64), "proposal_verb": cols["proposal_verb"],
+              "part_nverb": np.frombuffer(cols["part_nverb"], np.int64)} if form == "list"
+             else {"part_verb": cols["part_verb"]})
+    return PartColumns(file=file, videos=cols["videos"], frame_key=cols["frame_key"], part_name=cols["part_name"],
+                       part_value=None, human_box_array=np.frombuffer(cols["human_box"], np.float64).reshape(-1, 4),
+                       form=form, **{f"{boxes}_array": np.frombuffer(cols[boxes], np.float64).reshape(-1, 4)},
+                       **counts, **parts)
+
+
 def decode_part_file(data, file: str, form: str) -> PartColumns | None:
     """:class:`PartColumns` straight from the JSON text of a part file in the strict ``form`` ("list":
     proposal lists, "single": one box and one verb per part), or None when the text is not in that form
-    (then :func:`walk_part_file` reads it and the consumers say what is wrong)."""
+    (then :func:`walk_part_file` reads it and the consumers say what is wrong). The compiled reader reads
+    the plain form; msgspec what it leaves."""
+    columns = _compiled_columns(data, file, form)
+    if columns is not None:
+        return columns
     with gc_paused():  # the decoded objects are freed before the collector resumes: it never walks them
         top = _decode_strict(data, form)
         if top is None:

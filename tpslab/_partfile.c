@@ -1,0 +1,618 @@
+/* A compiled reader of Kinetics-TPS part files in their strict form, straight into columns.
+ *
+ * tpslab.challenge.decode_part_file calls parse() first. It reads only the plain form that tools write:
+ *
+ *   {video: {frame: {"humans": [{"box": [4 numbers], "parts": {name: {"box": B, "verb": V}}}]}}}
+ *
+ * with B, V one box and one string (form "single") or a list of boxes and a list of strings (form
+ * "list"), keys and strings in plain ASCII without escapes, other fields skipped (as msgspec's structs
+ * skip them). On anything else (escapes, non-ASCII text, a number beyond the float range, a key held
+ * twice, parts given as a list, a field missing, text that is not JSON) it returns None *without an
+ * opinion*: the caller then reads the text with msgspec, and then with the plain JSON walker, which give
+ * the verdicts and the error messages. So this file never decides that a submission is wrong; it only
+ * makes the common right one fast. tests/test_partfile.py checks it against the msgspec reader on random
+ * and mutated files.
+ *
+ * Numbers are read exactly (each float is the correctly rounded value of its decimal text, as Python's
+ * float() gives): Clinger's fast path when the digits and the power of ten are exact in a double, else
+ * CPython's own PyOS_string_to_double. An integer is read as Python reads an int and then float(), so
+ * "-0" is 0.0 and "-0.0" is -0.0.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 64     /* deeper unknown fields: leave the file to msgspec */
+#define MAX_PARTS 64     /* parts of one human compared pairwise; more: leave it to msgspec */
+#define CACHE_SLOTS 8192 /* distinct strings shared (frame keys, part names, verbs); beyond half: fresh ones */
+
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf; /* a growable array of int64 or double, handed to Python as a bytearray */
+
+typedef struct {
+    uint64_t hash;
+    const char *text;
+    Py_ssize_t len;
+    PyObject *str;
+} Slot;
+
+typedef struct {
+    const unsigned char *p, *end;
+    int list_form;
+    Slot *cache;
+    Py_ssize_t cached;
+    /* columns */
+    PyObject *videos, *frame_keys, *part_names, *verbs;
+    Buf video_frames, frame_humans, human_box, human_parts, part_box, part_nbox, part_nverb;
+} Parser;
+
+/* Returns from the readers: 0 read, -1 not the plain form (or out of memory: PyErr_Occurred() says). */
+#define GIVE_UP (-1)
+
+static int buf_put(Buf *b, const void *value, Py_ssize_t size) {
+    if (b->len + size > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + size) cap *= 2;
+        char *data = PyMem_Realloc(b->data, cap);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return GIVE_UP;
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, value, size);
+    b->len += size;
+    return 0;
+}
+
+static int put_count(Buf *b, int64_t n) { return buf_put(b, &n, sizeof n); }
+
+static inline void skip_space(Parser *ps) {
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t')) ps->p++;
+}
+
+/* The next character after white space is c: consume it. */
+static inline int expect(Parser *ps, unsigned char c) {
+    skip_space(ps);
+    if (ps->p < ps->end && *ps->p == c) {
+        ps->p++;
+        return 0;
+    }
+    return GIVE_UP;
+}
+
+/* After an element of a container: 1 when another follows (a comma was read), 0 at the closing bracket. */
+static inline int more(Parser *ps, unsigned char close) {
+    skip_space(ps);
+    if (ps->p >= ps->end) return GIVE_UP;
+    if (*ps->p == ',') {
+        ps->p++;
+        return 1;
+    }
+    if (*ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    return GIVE_UP;
+}
+
+/* An empty container: consumes the closing bracket when it comes first (after white space). */
+static inline int closes_at_once(Parser *ps, unsigned char close) {
+    skip_space(ps);
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string of printable ASCII without escapes: its text (not copied). */
+static int read_text(Parser *ps, const char **text, Py_ssize_t *len) {
+    skip_space(ps);
+    if (ps->p >= ps->end || *ps->p != '"') return GIVE_UP;
+    const unsigned char *start = ++ps->p;
+    while (ps->p < ps->end) {
+        unsigned char c = *ps->p;
+        if (c == '"') {
+            *text = (const char *)start;
+            *len = ps->p - start;
+            ps->p++;
+            return 0;
+        }
+        if (c == '\\' || c < 0x20 || c >= 0x80) return GIVE_UP;
+        ps->p++;
+    }
+    return GIVE_UP;
+}
+
+static PyObject *ascii_str(const char *text, Py_ssize_t len) {
+    PyObject *s = PyUnicode_New(len, 127);
+    if (s != NULL) memcpy(PyUnicode_1BYTE_DATA(s), text, len);
+    return s;
+}
+
+/* The cache's slot for a text: the one holding it, or the empty one where it would go. */
+static Slot *slot_of(Parser *ps, const char *text, Py_ssize_t len, uint64_t *hash) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+    *hash = h;
+    size_t i = (size_t)h & (CACHE_SLOTS - 1);
+    while (ps->cache[i].str != NULL) {
+        Slot *s = &ps->cache[i];
+        if (s->hash == h && s->len == len && memcmp(s->text, text, len) == 0) return s;
+        i = (i + 1) & (CACHE_SLOTS - 1);
+    }
+    return &ps->cache[i];
+}
+
+/* Keep str (a new reference is taken) as the one object of its text, while the cache has room. */
+static void remember(Parser *ps, Slot *slot, uint64_t hash, const char *text, Py_ssize_t len, PyObject *str) {
+    if (ps->cached < CACHE_SLOTS / 2) { /* the probing in slot_of always finds an empty slot */
+        *slot = (Slot){hash, text, len, Py_NewRef(str)};
+        ps->cached++;
+    }
+}
+
+/* The str of a text, shared with every earlier equal text while the cache has room (a new reference). */
+static PyObject *shared_str(Parser *ps, const char *text, Py_ssize_t len) {
+    uint64_t h;
+    Slot *slot = slot_of(ps, text, len, &h);
+    if (slot->str != NULL) return Py_NewRef(slot->str);
+    PyObject *str = ascii_str(text, len);
+    if (str != NULL) remember(ps, slot, h, text, len, str);
+    return str;
+}
+
+/* Strings given by the caller (the vocabulary's states) come back as themselves wherever they occur. */
+static int remember_given(Parser *ps, PyObject *given) {
+    PyObject *seq = PySequence_Fast(given, "shared strings must be a sequence");
+    if (seq == NULL) return GIVE_UP;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
+        PyObject *str = PySequence_Fast_GET_ITEM(seq, k);
+        if (!PyUnicode_Check(str) || !PyUnicode_IS_ASCII(str)) continue; /* the file's text is ASCII only */
+        Py_ssize_t len;
+        const char *text = PyUnicode_AsUTF8AndSize(str, &len); /* lives as long as str */
+        uint64_t h;
+        Slot *slot = slot_of(ps, text, len, &h);
+        if (slot->str == NULL) remember(ps, slot, h, text, len, str);
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int append_str(Parser *ps, PyObject *list, const char *text, Py_ssize_t len, int shared) {
+    PyObject *s = shared ? shared_str(ps, text, len) : ascii_str(text, len);
+    if (s == NULL) return GIVE_UP;
+    int r = PyList_Append(list, s);
+    Py_DECREF(s);
+    return r < 0 ? GIVE_UP : 0;
+}
+
+static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+#if LDBL_MANT_DIG == 64
+/* x87's extended precision (64-bit significands): the digits of a float as repr() writes them (up to 17,
+ * below 2**64) and powers of ten up to 10**27 are exact in it, so m * 10**e and m / 10**e come out correctly
+ * rounded to 64 bits. Rounding that once more to a double is right unless the 64-bit result lies within one
+ * unit of a point halfway between two doubles (its last 11 bits 0x3ff..0x401): then the caller takes the
+ * slow path. Used only where the machine really computes in extended precision (extended_works). */
+static const long double POW10_EXTENDED[] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,  1e10L, 1e11L, 1e12L, 1e13L,
+    1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+static int extended_works = 0;
+
+static int extended_double(uint64_t m, long exp10, double *out) {
+    if (!extended_works || exp10 < -27 || exp10 > 27) return 0;
+    long double v = exp10 >= 0 ? (long double)m * POW10_EXTENDED[exp10] : (long double)m / POW10_EXTENDED[-exp10];
+    int e;
+    uint64_t bits = (uint64_t)ldexpl(frexpl(v, &e), 64); /* the 64-bit significand, exactly */
+    unsigned low = (unsigned)(bits & 0x7FF);
+    if (low >= 0x3FF && low <= 0x401) return 0;
+    *out = (double)v;
+    return 1;
+}
+
+static void check_extended(void) {
+    volatile long double one = 1.0L, tiny = 0x1p-60L; /* lost unless sums keep 64 bits */
+    extended_works = one + tiny != one;
+}
+#else
+static int extended_double(uint64_t m, long exp10, double *out) { return 0; }
+static void check_extended(void) {}
+#endif
+
+static inline int is_digit(const Parser *ps) { return ps->p < ps->end && *ps->p >= '0' && *ps->p <= '9'; }
+
+/* A JSON number as a finite double (see the top of this file); with out NULL only its grammar is checked. */
+static int read_number(Parser *ps, double *out) {
+    skip_space(ps);
+    const unsigned char *start = ps->p;
+    int negative = 0, integer = 1, exact = 1, digits = 0;
+    uint64_t m = 0;
+    long exp10 = 0;
+    if (ps->p < ps->end && *ps->p == '-') {
+        negative = 1;
+        ps->p++;
+    }
+    if (!is_digit(ps)) return GIVE_UP;
+    if (*ps->p == '0') {
+        ps->p++;
+        if (is_digit(ps)) return GIVE_UP; /* a leading zero */
+    } else {
+        for (; is_digit(ps); ps->p++) {
+            if (digits < 19) {
+                m = m * 10 + (*ps->p - '0');
+                digits++;
+            } else {
+                exp10++;
+                exact = 0;
+            }
+        }
+    }
+    if (ps->p < ps->end && *ps->p == '.') {
+        integer = 0;
+        ps->p++;
+        if (!is_digit(ps)) return GIVE_UP;
+        for (; is_digit(ps); ps->p++) {
+            if (digits < 19) {
+                m = m * 10 + (*ps->p - '0');
+                if (m) digits++; /* zeros before the first significant digit do not count */
+                exp10--;
+            } else if (*ps->p != '0') {
+                exact = 0;
+            }
+        }
+    }
+    if (ps->p < ps->end && (*ps->p == 'e' || *ps->p == 'E')) {
+        integer = 0;
+        ps->p++;
+        int minus = 0;
+        if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) minus = *ps->p++ == '-';
+        if (!is_digit(ps)) return GIVE_UP;
+        long e = 0;
+        for (; is_digit(ps); ps->p++)
+            if (e < 100000) e = e * 10 + (*ps->p - '0');
+        exp10 += minus ? -e : e;
+    }
+    if (out == NULL) return 0;
+    if (m == 0 && exact) {
+        *out = negative && !integer ? -0.0 : 0.0; /* Python: int("-0") is 0, float("-0.0") is -0.0 */
+        return 0;
+    }
+    if (exact && m <= (1ULL << 53) && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)m; /* exact, as is the power of ten: one correctly rounded operation */
+        v = exp10 >= 0 ? v * POW10[exp10] : v / POW10[-exp10];
+        *out = negative ? -v : v;
+        return 0;
+    }
+    double v;
+    if (exact && extended_double(m, exp10, &v)) {
+        *out = negative ? -v : v;
+        return 0;
+    }
+    Py_ssize_t len = ps->p - start;
+    char text[512];
+    if (len >= (Py_ssize_t)sizeof text) return GIVE_UP;
+    memcpy(text, start, len);
+    text[len] = '\0';
+    v = PyOS_string_to_double(text, NULL, NULL);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return GIVE_UP;
+    }
+    if (!isfinite(v)) return GIVE_UP; /* beyond the float range */
+    *out = v;
+    return 0;
+}
+
+/* [x1, y1, x2, y2] into buf. */
+static int read_box(Parser *ps, Buf *buf) {
+    double box[4];
+    if (expect(ps, '[') < 0) return GIVE_UP;
+    for (int i = 0; i < 4; i++) {
+        if (read_number(ps, &box[i]) < 0) return GIVE_UP;
+        if (more(ps, ']') != (i < 3)) return GIVE_UP;
+    }
+    return buf_put(buf, box, sizeof box);
+}
+
+static int skip_value(Parser *ps, int depth);
+
+static int skip_container(Parser *ps, int depth, unsigned char close) {
+    if (depth > MAX_DEPTH) return GIVE_UP;
+    ps->p++;
+    if (closes_at_once(ps, close)) return 0;
+    int next;
+    do {
+        if (close == '}') {
+            const char *key;
+            Py_ssize_t len;
+            if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+        }
+        if (skip_value(ps, depth + 1) < 0) return GIVE_UP;
+    } while ((next = more(ps, close)) == 1);
+    return next;
+}
+
+static int skip_word(Parser *ps, const char *word) {
+    size_t n = strlen(word);
+    if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0) return GIVE_UP;
+    ps->p += n;
+    return 0;
+}
+
+/* The value of a field this reader does not keep, checked as JSON. */
+static int skip_value(Parser *ps, int depth) {
+    skip_space(ps);
+    if (ps->p >= ps->end) return GIVE_UP;
+    const char *text;
+    Py_ssize_t len;
+    switch (*ps->p) {
+        case '{': return skip_container(ps, depth, '}');
+        case '[': return skip_container(ps, depth, ']');
+        case '"': return read_text(ps, &text, &len);
+        case 't': return skip_word(ps, "true");
+        case 'f': return skip_word(ps, "false");
+        case 'n': return skip_word(ps, "null");
+        default: return read_number(ps, NULL);
+    }
+}
+
+static inline int is_field(const char *key, Py_ssize_t len, const char *name) {
+    return (size_t)len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+/* One part's value: {"box": ..., "verb": ...} (any order, other fields skipped). */
+static int read_part(Parser *ps) {
+    int has_box = 0, has_verb = 0, next;
+    if (expect(ps, '{') < 0 || closes_at_once(ps, '}')) return GIVE_UP;
+    do {
+        const char *key, *text;
+        Py_ssize_t len, tlen;
+        if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+        if (is_field(key, len, "box")) {
+            if (has_box++) return GIVE_UP;
+            if (!ps->list_form) {
+                if (read_box(ps, &ps->part_box) < 0) return GIVE_UP;
+                continue;
+            }
+            int64_t n = 0;
+            if (expect(ps, '[') < 0) return GIVE_UP;
+            if (!closes_at_once(ps, ']')) {
+                do {
+                    if (read_box(ps, &ps->part_box) < 0) return GIVE_UP;
+                    n++;
+                } while ((next = more(ps, ']')) == 1);
+                if (next < 0) return GIVE_UP;
+            }
+            if (put_count(&ps->part_nbox, n) < 0) return GIVE_UP;
+        } else if (is_field(key, len, "verb")) {
+            if (has_verb++) return GIVE_UP;
+            if (!ps->list_form) {
+                if (read_text(ps, &text, &tlen) < 0 || append_str(ps, ps->verbs, text, tlen, 1) < 0) return GIVE_UP;
+                continue;
+            }
+            int64_t n = 0;
+            if (expect(ps, '[') < 0) return GIVE_UP;
+            if (!closes_at_once(ps, ']')) {
+                do {
+                    if (read_text(ps, &text, &tlen) < 0 || append_str(ps, ps->verbs, text, tlen, 1) < 0)
+                        return GIVE_UP;
+                    n++;
+                } while ((next = more(ps, ']')) == 1);
+                if (next < 0) return GIVE_UP;
+            }
+            if (put_count(&ps->part_nverb, n) < 0) return GIVE_UP;
+        } else if (skip_value(ps, 0) < 0) {
+            return GIVE_UP;
+        }
+    } while ((next = more(ps, '}')) == 1);
+    return next == 0 && has_box && has_verb ? 0 : GIVE_UP;
+}
+
+/* A human's "parts": {name: part}, names unique. */
+static int read_parts(Parser *ps, int64_t *count) {
+    const char *names[MAX_PARTS];
+    Py_ssize_t lens[MAX_PARTS];
+    int n = 0, next;
+    if (expect(ps, '{') < 0) return GIVE_UP;
+    if (!closes_at_once(ps, '}')) {
+        do {
+            if (n == MAX_PARTS) return GIVE_UP;
+            if (read_text(ps, &names[n], &lens[n]) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+            for (int i = 0; i < n; i++)
+                if (lens[i] == lens[n] && memcmp(names[i], names[n], lens[n]) == 0) return GIVE_UP;
+            if (append_str(ps, ps->part_names, names[n], lens[n], 1) < 0 || read_part(ps) < 0) return GIVE_UP;
+            n++;
+        } while ((next = more(ps, '}')) == 1);
+        if (next < 0) return GIVE_UP;
+    }
+    *count = n;
+    return 0;
+}
+
+/* One human: {"box": [4 numbers], "parts": {...}} (any order, other fields skipped). */
+static int read_human(Parser *ps) {
+    int has_box = 0, has_parts = 0, next;
+    int64_t parts = 0;
+    if (expect(ps, '{') < 0 || closes_at_once(ps, '}')) return GIVE_UP;
+    do {
+        const char *key;
+        Py_ssize_t len;
+        if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+        if (is_field(key, len, "box")) {
+            if (has_box++ || read_box(ps, &ps->human_box) < 0) return GIVE_UP;
+        } else if (is_field(key, len, "parts")) {
+            if (has_parts++ || read_parts(ps, &parts) < 0) return GIVE_UP;
+        } else if (skip_value(ps, 0) < 0) {
+            return GIVE_UP;
+        }
+    } while ((next = more(ps, '}')) == 1);
+    if (next < 0 || !has_box || !has_parts) return GIVE_UP;
+    return put_count(&ps->human_parts, parts);
+}
+
+/* One frame's value: {"humans": [human, ...]} (other fields skipped). */
+static int read_frame(Parser *ps) {
+    int has_humans = 0, next;
+    if (expect(ps, '{') < 0 || closes_at_once(ps, '}')) return GIVE_UP;
+    do {
+        const char *key;
+        Py_ssize_t len;
+        if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+        if (!is_field(key, len, "humans")) {
+            if (skip_value(ps, 0) < 0) return GIVE_UP;
+            continue;
+        }
+        if (has_humans++ || expect(ps, '[') < 0) return GIVE_UP;
+        int64_t n = 0;
+        if (!closes_at_once(ps, ']')) {
+            int more_humans;
+            do {
+                if (read_human(ps) < 0) return GIVE_UP;
+                n++;
+            } while ((more_humans = more(ps, ']')) == 1);
+            if (more_humans < 0) return GIVE_UP;
+        }
+        if (put_count(&ps->frame_humans, n) < 0) return GIVE_UP;
+    } while ((next = more(ps, '}')) == 1);
+    return next == 0 && has_humans ? 0 : GIVE_UP;
+}
+
+/* One video's value: {frame: frame, ...}, frame keys unique (seen: an empty set, used as scratch). */
+static int read_video(Parser *ps, PyObject *seen) {
+    int64_t n = 0;
+    int next;
+    if (expect(ps, '{') < 0) return GIVE_UP;
+    if (!closes_at_once(ps, '}')) {
+        do {
+            const char *key;
+            Py_ssize_t len;
+            if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+            if (append_str(ps, ps->frame_keys, key, len, 1) < 0) return GIVE_UP;
+            PyObject *name = PyList_GET_ITEM(ps->frame_keys, PyList_GET_SIZE(ps->frame_keys) - 1);
+            int held = PySet_Contains(seen, name);
+            if (held != 0 || PySet_Add(seen, name) < 0 || read_frame(ps) < 0) return GIVE_UP;
+            n++;
+        } while ((next = more(ps, '}')) == 1);
+        if (next < 0 || PySet_Clear(seen) < 0) return GIVE_UP;
+    }
+    return put_count(&ps->video_frames, n);
+}
+
+static int read_file(Parser *ps) {
+    int next;
+    PyObject *seen = PySet_New(NULL);
+    if (seen == NULL) return GIVE_UP;
+    if (expect(ps, '{') < 0) goto fail;
+    if (!closes_at_once(ps, '}')) {
+        do {
+            const char *key;
+            Py_ssize_t len;
+            if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) goto fail;
+            if (append_str(ps, ps->videos, key, len, 0) < 0 || read_video(ps, seen) < 0) goto fail;
+        } while ((next = more(ps, '}')) == 1);
+        if (next < 0) goto fail;
+    }
+    skip_space(ps);
+    if (ps->p != ps->end) goto fail; /* text after the object */
+    Py_DECREF(seen);
+    return 0;
+fail:
+    Py_DECREF(seen);
+    return GIVE_UP;
+}
+
+static PyObject *to_bytearray(Buf *b) { return PyByteArray_FromStringAndSize(b->data ? b->data : "", b->len); }
+
+static PyObject *columns(Parser *ps) {
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    struct {
+        const char *name;
+        PyObject *value;
+    } items[] = {
+        {"videos", Py_NewRef(ps->videos)},
+        {"frame_key", Py_NewRef(ps->frame_keys)},
+        {"part_name", Py_NewRef(ps->part_names)},
+        {ps->list_form ? "proposal_verb" : "part_verb", Py_NewRef(ps->verbs)},
+        {"video_frames", to_bytearray(&ps->video_frames)},
+        {"frame_humans", to_bytearray(&ps->frame_humans)},
+        {"human_parts", to_bytearray(&ps->human_parts)},
+        {"human_box", to_bytearray(&ps->human_box)},
+        {ps->list_form ? "proposal_box" : "part_box", to_bytearray(&ps->part_box)},
+        {"part_nbox", ps->list_form ? to_bytearray(&ps->part_nbox) : Py_NewRef(Py_None)},
+        {"part_nverb", ps->list_form ? to_bytearray(&ps->part_nverb) : Py_NewRef(Py_None)},
+    };
+    int failed = 0;
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        if (items[i].value == NULL || PyDict_SetItemString(out, items[i].name, items[i].value) < 0) failed = 1;
+        Py_XDECREF(items[i].value);
+    }
+    if (failed) Py_CLEAR(out);
+    return out;
+}
+
+static void release(Parser *ps) {
+    for (size_t i = 0; ps->cache && i < CACHE_SLOTS; i++) Py_XDECREF(ps->cache[i].str);
+    PyMem_Free(ps->cache);
+    Py_XDECREF(ps->videos);
+    Py_XDECREF(ps->frame_keys);
+    Py_XDECREF(ps->part_names);
+    Py_XDECREF(ps->verbs);
+    Buf *bufs[] = {&ps->video_frames, &ps->frame_humans, &ps->human_box, &ps->human_parts,
+                   &ps->part_box,     &ps->part_nbox,    &ps->part_nverb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) PyMem_Free(bufs[i]->data);
+}
+
+static PyObject *parse(PyObject *module, PyObject *args) {
+    Py_buffer text;
+    int list_form;
+    PyObject *given = NULL;
+    if (!PyArg_ParseTuple(args, "y*p|O:parse", &text, &list_form, &given)) return NULL;
+    Parser ps = {0};
+    ps.p = text.buf;
+    ps.end = ps.p + text.len;
+    ps.list_form = list_form;
+    ps.cache = PyMem_Calloc(CACHE_SLOTS, sizeof(Slot));
+    ps.videos = PyList_New(0);
+    ps.frame_keys = PyList_New(0);
+    ps.part_names = PyList_New(0);
+    ps.verbs = PyList_New(0);
+    PyObject *out = NULL;
+    if (ps.cache == NULL || !ps.videos || !ps.frame_keys || !ps.part_names || !ps.verbs) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+    } else if (given != NULL && remember_given(&ps, given) < 0) {
+        /* the error is set */
+    } else if (read_file(&ps) == 0) {
+        out = columns(&ps);
+    } else if (!PyErr_Occurred()) {
+        out = Py_NewRef(Py_None);
+    }
+    release(&ps);
+    PyBuffer_Release(&text);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"parse", parse, METH_VARARGS,
+     "parse(text, list_form, shared=()) -> dict of columns, or None when the text is not a part file in the "
+     "plain strict form (the caller then reads it another way). Strings equal to one of ``shared`` come back "
+     "as that object. Raises MemoryError only (and TypeError for arguments of the wrong type)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "tpslab._partfile",
+                                    "A compiled reader of part files in their plain strict form.", -1, methods};
+
+PyMODINIT_FUNC PyInit__partfile(void) {
+    check_extended();
+    return PyModule_Create(&module);
+}
