@@ -254,3 +254,12 @@ def test_repeated_keys_are_found_where_json_readers_keep_the_last():
     # deeper levels and text that is not objects to that depth are not its business
     assert challenge.repeated_keys(b'{"v": {"f": {"humans": [], "humans": []}}}', 2) == []
     assert challenge.repeated_keys(b'{"v": [1, 2]}', 2) is None and challenge.repeated_keys(b"not json", 1) is None
+
+
+def test_frame_numbers_read_each_key_and_mark_other_shapes():
+    from tpslab.challenge import frame_numbers
+
+    keys = ["img_00011.json", "img_6.json", "img_00001.json", "img_00011.json", "x/img_00001.json", "img_00000.json"]
+    assert frame_numbers(keys).tolist() == [11, 0, 1, 11, 0, 0]
+    assert frame_numbers(keys, other=-1).tolist() == [11, -1, 1, 11, -1, 0]
+    assert frame_numbers([]).dtype == np.int64 and len(frame_numbers([])) == 0

@@ -976,14 +976,21 @@ def _same_columns(a, b) -> None:
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
-def test_open_evaluation_reads_what_the_two_readers_read(tmp_path, monkeypatch, cpus):
-    """Both part files decoded at once (the ground truth's in a forked worker; in this process with one
-    usable CPU): the same columns as open_ground_truth and open_submission, and the ground truth's errors
-    first, as when the files are read one after the other."""
-    from tpslab import memory
-    from tpslab.submission import open_evaluation, open_ground_truth, open_submission
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "msgspec"])
+def test_open_evaluation_reads_what_the_two_readers_read(tmp_path, monkeypatch, cpus, compiled):
+    """Both part files read: with msgspec, decoded at once (the ground truth's in a forked worker; in this
+    process with one usable CPU); with the compiled reader, one after the other. The same columns as
+    open_ground_truth and open_submission, and the ground truth's errors first, as when the files are
+    read one after the other."""
+    from tpslab import challenge, memory
+    from tpslab.submission import files, open_evaluation, open_ground_truth, open_submission
 
     monkeypatch.setattr(memory, "usable_cpus", lambda: cpus)
+    if not compiled:
+        for module in (challenge, files):
+            monkeypatch.setattr(module, "compiled_reader", lambda: None)
+    elif challenge.compiled_reader() is None:
+        pytest.skip("tpslab._partfile is not built here")
     gt_vid, gt_part, pred_vid, pred_part = _agreement_case()
     write_json_pair(tmp_path / "gt", GT_VID, gt_vid, GT_PART, gt_part)
     write_submission_zip(tmp_path / "sub.zip", pred_vid, pred_part)

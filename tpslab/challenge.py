@@ -115,6 +115,18 @@ def frame_number(key: str) -> int:
     return int(m.group(1))
 
 
+def frame_numbers(keys, other: int = 0) -> np.ndarray:
+    """The frame number of each evaluation key (:func:`frame_number`), int64, ``other`` for a key of any
+    other shape. Each distinct key is read once: a test-set file holds some 30 keys in 28,000 frames."""
+    numbers = dict.fromkeys(keys, other)
+    for key in numbers:
+        try:
+            numbers[key] = frame_number(key)
+        except ValueError:
+            pass
+    return np.fromiter(map(numbers.__getitem__, keys), np.int64, len(keys))
+
+
 def file_frame_number(filename) -> int:
     """The frame number of a release annotation file: 42 for ``img_00042.json``, ``img_42.json`` or
     ``.../img_00042.json``. Raises ValueError for other names."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tpslab.challenge import SCRIPT_REVISIONS, BuiltOnFirstRead, frame_number
+from tpslab.challenge import SCRIPT_REVISIONS, BuiltOnFirstRead, frame_numbers
 
 STEPS = 10000
 #: The IoU thresholds of the grid the public script prints (human x part).
@@ -41,15 +41,10 @@ def frame_column(keys: list):
     int64, or a nullable Int64 with <NA> for keys of any other form."""
     import pandas as pd
 
-    numbers = []
-    for key in keys:
-        try:
-            numbers.append(frame_number(key))
-        except ValueError:
-            numbers.append(None)
-    if None in numbers:
-        return pd.array(numbers, dtype="Int64")
-    return np.asarray(numbers, dtype=np.int64)
+    numbers = frame_numbers(keys, other=-1)
+    if (numbers < 0).any():
+        return pd.arrays.IntegerArray(numbers, numbers < 0)
+    return numbers
 
 
 @dataclass

@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
-                              ScoringError, check_mode, decode_part_file, loads_json, part_columns,
+                              ScoringError, check_mode, compiled_reader, decode_part_file, loads_json, part_columns,
                               repeated_keys)
 from tpslab.errors import Problem
 from tpslab.fileio import atomic_write_bytes, check_written, write_with_record
@@ -438,12 +438,14 @@ def open_submission(path, mode: str = "list", max_bytes: int = MAX_SUBMISSION_BY
 def open_evaluation(gt_dir, pred, mode: str = "list", max_bytes: int = MAX_SUBMISSION_BYTES,
                     max_ratio: float | None = MAX_INFLATE_RATIO) -> tuple[tuple[dict, PartColumns],
                                                                           tuple[dict, PartColumns]]:
-    """``(open_ground_truth(gt_dir), open_submission(pred, mode, ...))``, the two part files decoded at the
-    same time: the ground truth's in a forked process (:func:`tpslab.memory.in_background`; where the
-    platform cannot fork or one CPU is usable, one after the other). Same results, same errors, and the
-    ground truth's first, as when read one after the other."""
+    """``(open_ground_truth(gt_dir), open_submission(pred, mode, ...))``. Where msgspec decodes them (no
+    compiled reader built), the two part files are decoded at the same time: the ground truth's in a forked
+    process (:func:`tpslab.memory.in_background`; where the platform cannot fork or one CPU is usable, one
+    after the other). The compiled reader reads both here, one after the other: faster than sending the
+    columns back from a worker (0.1 s on the test set). Same results, same errors, and the ground truth's
+    first, as when read one after the other."""
     check_mode(mode)
-    gt_vid, gt_part = _opening_ground_truth(gt_dir, background=True)
+    gt_vid, gt_part = _opening_ground_truth(gt_dir, background=compiled_reader() is None)
     try:
         submission = open_submission(pred, mode, max_bytes, max_ratio)
     except Exception:

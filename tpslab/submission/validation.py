@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, NO_PARTS, PART_OBJECT, PRED_PART,
-                              PRED_VID, PartColumns, ScoringError, box_problems, check_mode, frame_number, is_scored,
+                              PRED_VID, PartColumns, ScoringError, box_problems, check_mode, frame_numbers, is_scored,
                               load_json, part_columns, segments, walk_part_file)
 from tpslab.errors import Problem, printable
 from tpslab.memory import gc_paused
@@ -150,7 +150,7 @@ def _check_frames(val: _Validator, pred: PartColumns, pred_vid: Mapping) -> None
     for v in np.nonzero(pred.video_frames < 0)[0].tolist():
         val.add((2, v, _AT_VIDEO, 1), PRED_PART, str(pred.videos[v]), "expected an object of frames")
     video = pred.frame_video
-    number = np.fromiter(map(_frame_number_or_0, pred.frame_key), np.int64, len(pred.frame_key))
+    number = frame_numbers(pred.frame_key)
     for f in np.nonzero(number == 0)[0].tolist():
         val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
                 "frame key is not of the form img_00001.json (never scored)", "warning")
@@ -161,13 +161,6 @@ def _check_frames(val: _Validator, pred: PartColumns, pred_vid: Mapping) -> None
         val.add((2, video[f], _AT_FRAME, f, 1), PRED_PART, pred.where_frame(f), "expected {'humans': [...]}")
     for f in np.nonzero(pred.frame_humans > MAX_HUMANS)[0].tolist():
         val.add((2, video[f], _AT_FRAME, f, 2), PRED_PART, pred.where_frame(f), f"more than {MAX_HUMANS} humans")
-
-
-def _frame_number_or_0(key) -> int:
-    try:
-        return frame_number(key)
-    except ValueError:
-        return 0  # frame numbers start at 1
 
 
 def _human_key(pred: PartColumns, h: int, step: int) -> tuple:
