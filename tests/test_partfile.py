@@ -207,3 +207,37 @@ def test_the_reader_is_built_where_a_compiler_is():
     if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("no C compiler here")
     assert compiled_reader() is not None, f"tpslab._partfile is not built for {sys.executable}: pip install -e ."
+
+
+@needs_reader
+def test_more_distinct_strings_than_the_table_holds_are_left_to_msgspec():
+    verbs = [f"verb{i}" for i in range(40_000)]
+    parts = ",".join('"p%d":{"box":[1,2,3,4],"verb":"%s"}' % (i % 10, v) for i, v in enumerate(verbs[:10]))
+    humans = ",".join('{"box":[1,2,3,4],"parts":{"head":{"box":[1,2,3,4],"verb":"%s"}}}' % v for v in verbs)
+    text = ('{"v":{"img_00001.json":{"humans":[%s]}},"w":{"img_00001.json":{"humans":[{"box":[1,2,3,4],'
+            '"parts":{%s}}]}}}' % (humans, parts)).encode()
+    assert challenge._compiled_columns(text, "f.json", "single") is None
+    cols = decode_part_file(text, "f.json", "single")
+    assert cols is not None and cols.part_verb[:3] == verbs[:3] and len(cols.part_verb) == 40_010
+
+
+@needs_reader
+def test_two_files_read_at_once_in_two_threads(monkeypatch):
+    """The reader lets go of the GIL (open_evaluation reads the ground truth in a thread): two texts read
+    at once give the columns each gives alone."""
+    import threading
+
+    _, gt_part, _, pred_part = realistic_case(n_videos=40, frames=10, seed=4, proposals=2)
+    texts = [(_text(gt_part), "single"), (_text(pred_part), "list")] * 2
+    alone = [challenge._compiled_columns(t, "f.json", form) for t, form in texts]
+    together = [None] * len(texts)
+
+    def read(i):
+        together[i] = challenge._compiled_columns(texts[i][0], "f.json", texts[i][1])
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(a is not None and _differences(a, b) == [] for a, b in zip(alone, together))

@@ -13,6 +13,10 @@
  * makes the common right one fast. tests/test_partfile.py checks it against the msgspec reader on random
  * and mutated files.
  *
+ * It works in two passes: the first reads the whole text without holding the GIL (so that two files can
+ * be read at once, in two threads), keeping each string as a code of its text; the second, with the GIL,
+ * makes one str per distinct text and the lists of them.
+ *
  * Numbers are read exactly (each float is the correctly rounded value of its decimal text, as Python's
  * float() gives): Clinger's fast path when the digits and the power of ten are exact in a double, else
  * CPython's own PyOS_string_to_double. An integer is read as Python reads an int and then float(), so
@@ -25,29 +29,38 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_DEPTH 64     /* deeper unknown fields: leave the file to msgspec */
-#define MAX_PARTS 64     /* parts of one human compared pairwise; more: leave it to msgspec */
-#define CACHE_SLOTS 8192 /* distinct strings shared (frame keys, part names, verbs); beyond half: fresh ones */
+#define MAX_DEPTH 64        /* deeper unknown fields: leave the file to msgspec */
+#define MAX_PARTS 64        /* parts of one human compared pairwise; more: leave it to msgspec */
+#define TABLE_SLOTS 65536   /* distinct strings (frame keys, part names, verbs): at most half as many */
 
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
-} Buf; /* a growable array of int64 or double, handed to Python as a bytearray */
+} Buf; /* a growable array (int64, double, int32 codes, Text), raw memory: usable without the GIL */
+
+typedef struct {
+    const char *text; /* in the caller's buffer, or in a given str */
+    Py_ssize_t len;
+    PyObject *given; /* the caller's str of this text, or NULL */
+} Text;
 
 typedef struct {
     uint64_t hash;
-    const char *text;
-    Py_ssize_t len;
-    PyObject *str;
+    int32_t code; /* -1: an empty slot */
 } Slot;
 
 typedef struct {
     const unsigned char *p, *end;
     int list_form;
-    Slot *cache;
-    Py_ssize_t cached;
+    PyThreadState *released; /* while the first pass runs without the GIL */
+    int no_memory;           /* the first pass ran out of memory: MemoryError once the GIL is back */
+    Slot *table;             /* text -> code */
+    Buf texts;               /* Text per code */
+    int64_t *frame_key_video; /* per code: the last video that had it as a frame key (-1: none) */
+    int64_t video;            /* the video being read */
     /* columns */
-    PyObject *videos, *frame_keys, *part_names, *verbs;
+    Buf video_names; /* Text per video */
+    Buf frame_codes, part_codes, verb_codes;
     Buf video_frames, frame_humans, human_box, human_parts, part_box, part_nbox, part_nverb;
 } Parser;
 
@@ -58,11 +71,8 @@ static int buf_put(Buf *b, const void *value, Py_ssize_t size) {
     if (b->len + size > b->cap) {
         Py_ssize_t cap = b->cap ? b->cap * 2 : 4096;
         while (cap < b->len + size) cap *= 2;
-        char *data = PyMem_Realloc(b->data, cap);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return GIVE_UP;
-        }
+        char *data = PyMem_RawRealloc(b->data, cap);
+        if (data == NULL) return GIVE_UP; /* the caller's Parser records it */
         b->data = data;
         b->cap = cap;
     }
@@ -71,7 +81,13 @@ static int buf_put(Buf *b, const void *value, Py_ssize_t size) {
     return 0;
 }
 
-static int put_count(Buf *b, int64_t n) { return buf_put(b, &n, sizeof n); }
+static int put(Parser *ps, Buf *b, const void *value, Py_ssize_t size) {
+    if (buf_put(b, value, size) == 0) return 0;
+    ps->no_memory = 1;
+    return GIVE_UP;
+}
+
+static int put_count(Parser *ps, Buf *b, int64_t n) { return put(ps, b, &n, sizeof n); }
 
 static inline void skip_space(Parser *ps) {
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t')) ps->p++;
@@ -137,61 +153,46 @@ static PyObject *ascii_str(const char *text, Py_ssize_t len) {
     return s;
 }
 
-/* The cache's slot for a text: the one holding it, or the empty one where it would go. */
-static Slot *slot_of(Parser *ps, const char *text, Py_ssize_t len, uint64_t *hash) {
+/* The code of a text: the same for equal texts, the next one for a new text; GIVE_UP when the table is
+ * full (a file with that many distinct strings is msgspec's) or memory runs out. */
+static int32_t code_of(Parser *ps, const char *text, Py_ssize_t len, PyObject *given) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
-    *hash = h;
-    size_t i = (size_t)h & (CACHE_SLOTS - 1);
-    while (ps->cache[i].str != NULL) {
-        Slot *s = &ps->cache[i];
-        if (s->hash == h && s->len == len && memcmp(s->text, text, len) == 0) return s;
-        i = (i + 1) & (CACHE_SLOTS - 1);
+    size_t i = (size_t)h & (TABLE_SLOTS - 1);
+    const Text *texts = (const Text *)ps->texts.data;
+    for (; ps->table[i].code >= 0; i = (i + 1) & (TABLE_SLOTS - 1)) {
+        const Text *t = &texts[ps->table[i].code];
+        if (ps->table[i].hash == h && t->len == len && memcmp(t->text, text, len) == 0) return ps->table[i].code;
     }
-    return &ps->cache[i];
+    int32_t code = (int32_t)(ps->texts.len / sizeof(Text));
+    if (code >= TABLE_SLOTS / 2) return GIVE_UP; /* half full at most: the probing above always ends */
+    Text t = {text, len, given};
+    if (put(ps, &ps->texts, &t, sizeof t) < 0) return GIVE_UP;
+    ps->table[i] = (Slot){h, code};
+    return code;
 }
 
-/* Keep str (a new reference is taken) as the one object of its text, while the cache has room. */
-static void remember(Parser *ps, Slot *slot, uint64_t hash, const char *text, Py_ssize_t len, PyObject *str) {
-    if (ps->cached < CACHE_SLOTS / 2) { /* the probing in slot_of always finds an empty slot */
-        *slot = (Slot){hash, text, len, Py_NewRef(str)};
-        ps->cached++;
-    }
-}
-
-/* The str of a text, shared with every earlier equal text while the cache has room (a new reference). */
-static PyObject *shared_str(Parser *ps, const char *text, Py_ssize_t len) {
-    uint64_t h;
-    Slot *slot = slot_of(ps, text, len, &h);
-    if (slot->str != NULL) return Py_NewRef(slot->str);
-    PyObject *str = ascii_str(text, len);
-    if (str != NULL) remember(ps, slot, h, text, len, str);
-    return str;
+static int put_code(Parser *ps, Buf *codes, const char *text, Py_ssize_t len, int32_t *out) {
+    int32_t code = code_of(ps, text, len, NULL);
+    if (code < 0 || put(ps, codes, &code, sizeof code) < 0) return GIVE_UP;
+    if (out != NULL) *out = code;
+    return 0;
 }
 
 /* Strings given by the caller (the vocabulary's states) come back as themselves wherever they occur. */
-static int remember_given(Parser *ps, PyObject *given) {
+static int register_given(Parser *ps, PyObject *given) {
     PyObject *seq = PySequence_Fast(given, "shared strings must be a sequence");
     if (seq == NULL) return GIVE_UP;
     for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++) {
         PyObject *str = PySequence_Fast_GET_ITEM(seq, k);
         if (!PyUnicode_Check(str) || !PyUnicode_IS_ASCII(str)) continue; /* the file's text is ASCII only */
         Py_ssize_t len;
-        const char *text = PyUnicode_AsUTF8AndSize(str, &len); /* lives as long as str */
-        uint64_t h;
-        Slot *slot = slot_of(ps, text, len, &h);
-        if (slot->str == NULL) remember(ps, slot, h, text, len, str);
+        const char *text = PyUnicode_AsUTF8AndSize(str, &len); /* lives as long as str (held by the caller) */
+        if (code_of(ps, text, len, str) < 0) break; /* more than the table holds: the rest are made anew */
     }
     Py_DECREF(seq);
-    return 0;
-}
-
-static int append_str(Parser *ps, PyObject *list, const char *text, Py_ssize_t len, int shared) {
-    PyObject *s = shared ? shared_str(ps, text, len) : ascii_str(text, len);
-    if (s == NULL) return GIVE_UP;
-    int r = PyList_Append(list, s);
-    Py_DECREF(s);
-    return r < 0 ? GIVE_UP : 0;
+    if (ps->no_memory) PyErr_NoMemory();
+    return ps->no_memory ? GIVE_UP : 0;
 }
 
 static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
@@ -302,11 +303,12 @@ static int read_number(Parser *ps, double *out) {
     if (len >= (Py_ssize_t)sizeof text) return GIVE_UP;
     memcpy(text, start, len);
     text[len] = '\0';
+    if (ps->released) PyEval_RestoreThread(ps->released); /* CPython's conversion needs the GIL */
     v = PyOS_string_to_double(text, NULL, NULL);
-    if (v == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return GIVE_UP;
-    }
+    int failed = v == -1.0 && PyErr_Occurred();
+    if (failed) PyErr_Clear();
+    if (ps->released) ps->released = PyEval_SaveThread();
+    if (failed) return GIVE_UP;
     if (!isfinite(v)) return GIVE_UP; /* beyond the float range */
     *out = v;
     return 0;
@@ -320,7 +322,7 @@ static int read_box(Parser *ps, Buf *buf) {
         if (read_number(ps, &box[i]) < 0) return GIVE_UP;
         if (more(ps, ']') != (i < 3)) return GIVE_UP;
     }
-    return buf_put(buf, box, sizeof box);
+    return put(ps, buf, box, sizeof box);
 }
 
 static int skip_value(Parser *ps, int depth);
@@ -392,24 +394,24 @@ static int read_part(Parser *ps) {
                 } while ((next = more(ps, ']')) == 1);
                 if (next < 0) return GIVE_UP;
             }
-            if (put_count(&ps->part_nbox, n) < 0) return GIVE_UP;
+            if (put_count(ps, &ps->part_nbox, n) < 0) return GIVE_UP;
         } else if (is_field(key, len, "verb")) {
             if (has_verb++) return GIVE_UP;
             if (!ps->list_form) {
-                if (read_text(ps, &text, &tlen) < 0 || append_str(ps, ps->verbs, text, tlen, 1) < 0) return GIVE_UP;
+                if (read_text(ps, &text, &tlen) < 0 || put_code(ps, &ps->verb_codes, text, tlen, NULL) < 0) return GIVE_UP;
                 continue;
             }
             int64_t n = 0;
             if (expect(ps, '[') < 0) return GIVE_UP;
             if (!closes_at_once(ps, ']')) {
                 do {
-                    if (read_text(ps, &text, &tlen) < 0 || append_str(ps, ps->verbs, text, tlen, 1) < 0)
+                    if (read_text(ps, &text, &tlen) < 0 || put_code(ps, &ps->verb_codes, text, tlen, NULL) < 0)
                         return GIVE_UP;
                     n++;
                 } while ((next = more(ps, ']')) == 1);
                 if (next < 0) return GIVE_UP;
             }
-            if (put_count(&ps->part_nverb, n) < 0) return GIVE_UP;
+            if (put_count(ps, &ps->part_nverb, n) < 0) return GIVE_UP;
         } else if (skip_value(ps, 0) < 0) {
             return GIVE_UP;
         }
@@ -419,17 +421,18 @@ static int read_part(Parser *ps) {
 
 /* A human's "parts": {name: part}, names unique. */
 static int read_parts(Parser *ps, int64_t *count) {
-    const char *names[MAX_PARTS];
-    Py_ssize_t lens[MAX_PARTS];
+    int32_t codes[MAX_PARTS];
     int n = 0, next;
     if (expect(ps, '{') < 0) return GIVE_UP;
     if (!closes_at_once(ps, '}')) {
         do {
-            if (n == MAX_PARTS) return GIVE_UP;
-            if (read_text(ps, &names[n], &lens[n]) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+            const char *name;
+            Py_ssize_t len;
+            if (n == MAX_PARTS || read_text(ps, &name, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+            if (put_code(ps, &ps->part_codes, name, len, &codes[n]) < 0) return GIVE_UP;
             for (int i = 0; i < n; i++)
-                if (lens[i] == lens[n] && memcmp(names[i], names[n], lens[n]) == 0) return GIVE_UP;
-            if (append_str(ps, ps->part_names, names[n], lens[n], 1) < 0 || read_part(ps) < 0) return GIVE_UP;
+                if (codes[i] == codes[n]) return GIVE_UP; /* equal texts have equal codes */
+            if (read_part(ps) < 0) return GIVE_UP;
             n++;
         } while ((next = more(ps, '}')) == 1);
         if (next < 0) return GIVE_UP;
@@ -456,7 +459,7 @@ static int read_human(Parser *ps) {
         }
     } while ((next = more(ps, '}')) == 1);
     if (next < 0 || !has_box || !has_parts) return GIVE_UP;
-    return put_count(&ps->human_parts, parts);
+    return put_count(ps, &ps->human_parts, parts);
 }
 
 /* One frame's value: {"humans": [human, ...]} (other fields skipped). */
@@ -481,13 +484,13 @@ static int read_frame(Parser *ps) {
             } while ((more_humans = more(ps, ']')) == 1);
             if (more_humans < 0) return GIVE_UP;
         }
-        if (put_count(&ps->frame_humans, n) < 0) return GIVE_UP;
+        if (put_count(ps, &ps->frame_humans, n) < 0) return GIVE_UP;
     } while ((next = more(ps, '}')) == 1);
     return next == 0 && has_humans ? 0 : GIVE_UP;
 }
 
-/* One video's value: {frame: frame, ...}, frame keys unique (seen: an empty set, used as scratch). */
-static int read_video(Parser *ps, PyObject *seen) {
+/* One video's value: {frame: frame, ...}, frame keys unique. */
+static int read_video(Parser *ps) {
     int64_t n = 0;
     int next;
     if (expect(ps, '{') < 0) return GIVE_UP;
@@ -495,81 +498,111 @@ static int read_video(Parser *ps, PyObject *seen) {
         do {
             const char *key;
             Py_ssize_t len;
+            int32_t code;
             if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
-            if (append_str(ps, ps->frame_keys, key, len, 1) < 0) return GIVE_UP;
-            PyObject *name = PyList_GET_ITEM(ps->frame_keys, PyList_GET_SIZE(ps->frame_keys) - 1);
-            int held = PySet_Contains(seen, name);
-            if (held != 0 || PySet_Add(seen, name) < 0 || read_frame(ps) < 0) return GIVE_UP;
+            if (put_code(ps, &ps->frame_codes, key, len, &code) < 0) return GIVE_UP;
+            if (ps->frame_key_video[code] == ps->video) return GIVE_UP; /* a frame key twice */
+            ps->frame_key_video[code] = ps->video;
+            if (read_frame(ps) < 0) return GIVE_UP;
             n++;
         } while ((next = more(ps, '}')) == 1);
-        if (next < 0 || PySet_Clear(seen) < 0) return GIVE_UP;
+        if (next < 0) return GIVE_UP;
     }
-    return put_count(&ps->video_frames, n);
+    return put_count(ps, &ps->video_frames, n);
 }
 
+/* The first pass: the whole text (no Python objects made or touched, but for a slow number). */
 static int read_file(Parser *ps) {
     int next;
-    PyObject *seen = PySet_New(NULL);
-    if (seen == NULL) return GIVE_UP;
-    if (expect(ps, '{') < 0) goto fail;
+    if (expect(ps, '{') < 0) return GIVE_UP;
     if (!closes_at_once(ps, '}')) {
         do {
-            const char *key;
-            Py_ssize_t len;
-            if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) goto fail;
-            if (append_str(ps, ps->videos, key, len, 0) < 0 || read_video(ps, seen) < 0) goto fail;
+            Text name = {NULL, 0, NULL};
+            if (read_text(ps, &name.text, &name.len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+            if (put(ps, &ps->video_names, &name, sizeof name) < 0 || read_video(ps) < 0) return GIVE_UP;
+            ps->video++;
         } while ((next = more(ps, '}')) == 1);
-        if (next < 0) goto fail;
+        if (next < 0) return GIVE_UP;
     }
     skip_space(ps);
-    if (ps->p != ps->end) goto fail; /* text after the object */
-    Py_DECREF(seen);
-    return 0;
-fail:
-    Py_DECREF(seen);
-    return GIVE_UP;
+    return ps->p == ps->end ? 0 : GIVE_UP; /* nothing but white space after the object */
+}
+
+/* The second pass (with the GIL): a list of the str of each code, one str per distinct text (objs). */
+static PyObject *list_of(const Buf *codes, PyObject **objs) {
+    Py_ssize_t n = codes->len / (Py_ssize_t)sizeof(int32_t);
+    const int32_t *code = (const int32_t *)codes->data;
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) PyList_SET_ITEM(list, i, Py_NewRef(objs[code[i]]));
+    return list;
+}
+
+static PyObject *names_of(const Buf *refs) {
+    Py_ssize_t n = refs->len / (Py_ssize_t)sizeof(Text);
+    const Text *t = (const Text *)refs->data;
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *s = ascii_str(t[i].text, t[i].len);
+        if (s == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, s);
+    }
+    return list;
 }
 
 static PyObject *to_bytearray(Buf *b) { return PyByteArray_FromStringAndSize(b->data ? b->data : "", b->len); }
 
 static PyObject *columns(Parser *ps) {
-    PyObject *out = PyDict_New();
-    if (out == NULL) return NULL;
-    struct {
-        const char *name;
-        PyObject *value;
-    } items[] = {
-        {"videos", Py_NewRef(ps->videos)},
-        {"frame_key", Py_NewRef(ps->frame_keys)},
-        {"part_name", Py_NewRef(ps->part_names)},
-        {ps->list_form ? "proposal_verb" : "part_verb", Py_NewRef(ps->verbs)},
-        {"video_frames", to_bytearray(&ps->video_frames)},
-        {"frame_humans", to_bytearray(&ps->frame_humans)},
-        {"human_parts", to_bytearray(&ps->human_parts)},
-        {"human_box", to_bytearray(&ps->human_box)},
-        {ps->list_form ? "proposal_box" : "part_box", to_bytearray(&ps->part_box)},
-        {"part_nbox", ps->list_form ? to_bytearray(&ps->part_nbox) : Py_NewRef(Py_None)},
-        {"part_nverb", ps->list_form ? to_bytearray(&ps->part_nverb) : Py_NewRef(Py_None)},
-    };
-    int failed = 0;
-    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-        if (items[i].value == NULL || PyDict_SetItemString(out, items[i].name, items[i].value) < 0) failed = 1;
-        Py_XDECREF(items[i].value);
+    Py_ssize_t distinct = ps->texts.len / (Py_ssize_t)sizeof(Text);
+    const Text *texts = (const Text *)ps->texts.data;
+    PyObject **objs = PyMem_Calloc(distinct ? distinct : 1, sizeof(PyObject *));
+    PyObject *out = objs != NULL ? PyDict_New() : NULL;
+    if (out == NULL) {
+        PyMem_Free(objs);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
+    int failed = 0;
+    for (Py_ssize_t c = 0; c < distinct && !failed; c++) {
+        objs[c] = texts[c].given ? Py_NewRef(texts[c].given) : ascii_str(texts[c].text, texts[c].len);
+        failed = objs[c] == NULL;
+    }
+    if (!failed) {
+        struct {
+            const char *name;
+            PyObject *value;
+        } items[] = {
+            {"videos", names_of(&ps->video_names)},
+            {"frame_key", list_of(&ps->frame_codes, objs)},
+            {"part_name", list_of(&ps->part_codes, objs)},
+            {ps->list_form ? "proposal_verb" : "part_verb", list_of(&ps->verb_codes, objs)},
+            {"video_frames", to_bytearray(&ps->video_frames)},
+            {"frame_humans", to_bytearray(&ps->frame_humans)},
+            {"human_parts", to_bytearray(&ps->human_parts)},
+            {"human_box", to_bytearray(&ps->human_box)},
+            {ps->list_form ? "proposal_box" : "part_box", to_bytearray(&ps->part_box)},
+            {"part_nbox", ps->list_form ? to_bytearray(&ps->part_nbox) : Py_NewRef(Py_None)},
+            {"part_nverb", ps->list_form ? to_bytearray(&ps->part_nverb) : Py_NewRef(Py_None)},
+        };
+        for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+            if (items[i].value == NULL || PyDict_SetItemString(out, items[i].name, items[i].value) < 0) failed = 1;
+            Py_XDECREF(items[i].value);
+        }
+    }
+    for (Py_ssize_t c = 0; c < distinct; c++) Py_XDECREF(objs[c]);
+    PyMem_Free(objs);
     if (failed) Py_CLEAR(out);
     return out;
 }
 
 static void release(Parser *ps) {
-    for (size_t i = 0; ps->cache && i < CACHE_SLOTS; i++) Py_XDECREF(ps->cache[i].str);
-    PyMem_Free(ps->cache);
-    Py_XDECREF(ps->videos);
-    Py_XDECREF(ps->frame_keys);
-    Py_XDECREF(ps->part_names);
-    Py_XDECREF(ps->verbs);
-    Buf *bufs[] = {&ps->video_frames, &ps->frame_humans, &ps->human_box, &ps->human_parts,
-                   &ps->part_box,     &ps->part_nbox,    &ps->part_nverb};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) PyMem_Free(bufs[i]->data);
+    PyMem_RawFree(ps->table);
+    PyMem_RawFree(ps->frame_key_video);
+    Buf *bufs[] = {&ps->texts,        &ps->video_names,  &ps->frame_codes, &ps->part_codes,
+                   &ps->verb_codes,   &ps->video_frames, &ps->frame_humans, &ps->human_box,
+                   &ps->human_parts,  &ps->part_box,     &ps->part_nbox,    &ps->part_nverb};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) PyMem_RawFree(bufs[i]->data);
 }
 
 static PyObject *parse(PyObject *module, PyObject *args) {
@@ -581,20 +614,23 @@ static PyObject *parse(PyObject *module, PyObject *args) {
     ps.p = text.buf;
     ps.end = ps.p + text.len;
     ps.list_form = list_form;
-    ps.cache = PyMem_Calloc(CACHE_SLOTS, sizeof(Slot));
-    ps.videos = PyList_New(0);
-    ps.frame_keys = PyList_New(0);
-    ps.part_names = PyList_New(0);
-    ps.verbs = PyList_New(0);
+    ps.table = PyMem_RawMalloc(TABLE_SLOTS * sizeof(Slot));
+    ps.frame_key_video = PyMem_RawMalloc(TABLE_SLOTS / 2 * sizeof(int64_t));
     PyObject *out = NULL;
-    if (ps.cache == NULL || !ps.videos || !ps.frame_keys || !ps.part_names || !ps.verbs) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-    } else if (given != NULL && remember_given(&ps, given) < 0) {
-        /* the error is set */
-    } else if (read_file(&ps) == 0) {
-        out = columns(&ps);
-    } else if (!PyErr_Occurred()) {
-        out = Py_NewRef(Py_None);
+    if (ps.table == NULL || ps.frame_key_video == NULL) {
+        PyErr_NoMemory();
+    } else {
+        for (size_t i = 0; i < TABLE_SLOTS; i++) ps.table[i].code = -1;
+        for (size_t i = 0; i < TABLE_SLOTS / 2; i++) ps.frame_key_video[i] = -1;
+        if (given == NULL || register_given(&ps, given) == 0) {
+            ps.released = PyEval_SaveThread();
+            int read = read_file(&ps);
+            PyEval_RestoreThread(ps.released);
+            if (ps.no_memory)
+                PyErr_NoMemory();
+            else
+                out = read == 0 ? columns(&ps) : Py_NewRef(Py_None);
+        }
     }
     release(&ps);
     PyBuffer_Release(&text);
@@ -605,7 +641,8 @@ static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(text, list_form, shared=()) -> dict of columns, or None when the text is not a part file in the "
      "plain strict form (the caller then reads it another way). Strings equal to one of ``shared`` come back "
-     "as that object. Raises MemoryError only (and TypeError for arguments of the wrong type)."},
+     "as that object. The text is read without the GIL. Raises MemoryError only (and TypeError for arguments "
+     "of the wrong type)."},
     {NULL, NULL, 0, NULL},
 };
 
