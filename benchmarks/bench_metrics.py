@@ -12,7 +12,8 @@ Case: 932 videos x 30 scored frames, ~3 people per frame with ~5 parts each, and
   scores them at IoU 0.5/0.3, ``tpslab evaluate GT_DIR PRED_DIR`` reads, validates and scores them (both
   areas must be identical). The baseline is the public 2021 script (xiadingZ/Kinetics-TPS-evaluation's
   ``eval_detection.py``: its ``cal_task_acc`` and ``cal_area``) when ``--public-script PATH`` names a copy
-  of it, else ``tests/reference_scorer.py`` run the same way; the output says which.
+  of it, else ``tests/reference_scorer.py`` run the same way; the output says which, and which reader
+  tpslab used (the compiled one where it is built, else msgspec).
 
 Last line: ``speedup=X score_s=Y grid_s=Z file_speedup=W`` (X: reference score time / tpslab score time
 on dicts; W: baseline process time / ``tpslab evaluate`` process time on the files).
@@ -172,8 +173,13 @@ def main(argv=None) -> int:
     if base_area != our_area:
         print(f"MISMATCH from files: baseline area {base_area!r} != tpslab {our_area!r}", file=sys.stderr)
         return 1
+    from tpslab.challenge import compiled_reader
+
+    reader = ("the compiled reader (tpslab._partfile)" if compiled_reader() is not None
+              else "msgspec (tpslab._partfile is not built here)")
     print(f"from files, fresh processes: baseline = {which}: json.load + score {base_s:.2f} s; "
-          f"tpslab evaluate (read, validate, score) {ours_s:.2f} s; {base_s / ours_s:.1f}x", flush=True)
+          f"tpslab evaluate (read with {reader}, validate, score) {ours_s:.2f} s; {base_s / ours_s:.1f}x",
+          flush=True)
     print(f"speedup={ref_s / score_s:.2f} score_s={score_s:.3f} grid_s={grid_s:.3f} file_speedup={base_s / ours_s:.2f}")
     return 0
 
