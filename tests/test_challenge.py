@@ -263,3 +263,17 @@ def test_frame_numbers_read_each_key_and_mark_other_shapes():
     assert frame_numbers(keys).tolist() == [11, 0, 1, 11, 0, 0]
     assert frame_numbers(keys, other=-1).tolist() == [11, -1, 1, 11, -1, 0]
     assert frame_numbers([]).dtype == np.int64 and len(frame_numbers([])) == 0
+
+
+@pytest.mark.parametrize("empty", ["[]", "[ ]", "[\n\t]"])
+def test_msgspec_reads_an_empty_proposal_list_whatever_its_white_space(empty, monkeypatch):
+    """An empty list of proposal boxes with white space inside is still the strict form (the msgspec reader
+    handed such a file to the walker before)."""
+    from tpslab import challenge
+
+    monkeypatch.setattr(challenge, "compiled_reader", lambda: None)
+    text = ('{"v": {"%s": {"humans": [{"box": [0, 0, 9, 9], "parts": {"head": {"box": %s, "verb": []}, '
+            '"hip": {"box": [[1, 2, 3, 4]], "verb": ["bend"]}}}]}}}' % (F1, empty)).encode()
+    cols = challenge.decode_part_file(text, "f.json", "list")
+    assert cols is not None and cols.part_nbox.tolist() == [0, 1]
+    assert cols.proposal_box_array.tolist() == [[1, 2, 3, 4]]
