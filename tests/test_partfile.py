@@ -242,3 +242,41 @@ def test_two_files_read_at_once_in_two_threads(monkeypatch):
     for t in threads:
         t.join()
     assert all(a is not None and _differences(a, b) == [] for a, b in zip(alone, together))
+
+
+_OTHER_PATH = """
+import importlib.util, sys
+import pytest
+spec = importlib.util.spec_from_file_location("tpslab._partfile", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from tpslab import challenge
+challenge.compiled_reader = lambda: module
+import test_partfile as t
+t.test_numbers_are_read_as_python_reads_them()
+for form in ("single", "list"):
+    with pytest.MonkeyPatch.context() as m:
+        t.test_where_the_compiled_reader_reads_a_text_msgspec_reads_the_same(form, m)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@needs_reader
+def test_the_path_without_extended_precision(tmp_path):
+    """Where long double has no 64-bit significand (Windows, macOS arm64, Linux aarch64), numbers the fast
+    path cannot do exactly go to CPython's conversion: the reader built that way here reads the same."""
+    import subprocess
+    import sysconfig
+    from pathlib import Path
+
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler here")
+    source = Path(challenge.__file__).with_name("_partfile.c")
+    built = tmp_path / f"_partfile{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run([compiler, "-O2", "-fPIC", "-shared", "-DTPSLAB_NO_EXTENDED", f"-I{sysconfig.get_paths()['include']}",
+                    str(source), "-o", str(built)], check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", _OTHER_PATH, str(built)], capture_output=True, text=True,
+                         cwd=Path(__file__).parent)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

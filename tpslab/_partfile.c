@@ -18,8 +18,8 @@
  * makes one str per distinct text and the lists of them.
  *
  * Numbers are read exactly (each float is the correctly rounded value of its decimal text, as Python's
- * float() gives): Clinger's fast path when the digits and the power of ten are exact in a double, else
- * CPython's own PyOS_string_to_double. An integer is read as Python reads an int and then float(), so
+ * float() gives): Clinger's fast path when the digits and the power of ten are exact in a double, then
+ * x87 extended precision where it is sure (extended_double), else CPython's own PyOS_string_to_double. An integer is read as Python reads an int and then float(), so
  * "-0" is 0.0 and "-0.0" is -0.0.
  */
 #define PY_SSIZE_T_CLEAN
@@ -64,7 +64,7 @@ typedef struct {
     Buf video_frames, frame_humans, human_box, human_parts, part_box, part_nbox, part_nverb;
 } Parser;
 
-/* Returns from the readers: 0 read, -1 not the plain form (or out of memory: PyErr_Occurred() says). */
+/* Returns from the readers: 0 read, -1 not the plain form (or out of memory: Parser.no_memory says). */
 #define GIVE_UP (-1)
 
 static int buf_put(Buf *b, const void *value, Py_ssize_t size) {
@@ -198,7 +198,7 @@ static int register_given(Parser *ps, PyObject *given) {
 static const double POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-#if LDBL_MANT_DIG == 64
+#if LDBL_MANT_DIG == 64 && !defined(TPSLAB_NO_EXTENDED) /* the define: to test the other path */
 /* x87's extended precision (64-bit significands): the digits of a float as repr() writes them (up to 17,
  * below 2**64) and powers of ten up to 10**27 are exact in it, so m * 10**e and m / 10**e come out correctly
  * rounded to 64 bits. Rounding that once more to a double is right unless the 64-bit result lies within one
@@ -209,7 +209,7 @@ static const long double POW10_EXTENDED[] = {
     1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 static int extended_works = 0;
 
-static int extended_double(uint64_t m, long exp10, double *out) {
+static int extended_double(uint64_t m, int64_t exp10, double *out) {
     if (!extended_works || exp10 < -27 || exp10 > 27) return 0;
     long double v = exp10 >= 0 ? (long double)m * POW10_EXTENDED[exp10] : (long double)m / POW10_EXTENDED[-exp10];
     int e;
@@ -225,7 +225,7 @@ static void check_extended(void) {
     extended_works = one + tiny != one;
 }
 #else
-static int extended_double(uint64_t m, long exp10, double *out) { return 0; }
+static int extended_double(uint64_t m, int64_t exp10, double *out) { return 0; }
 static void check_extended(void) {}
 #endif
 
@@ -237,7 +237,7 @@ static int read_number(Parser *ps, double *out) {
     const unsigned char *start = ps->p;
     int negative = 0, integer = 1, exact = 1, digits = 0;
     uint64_t m = 0;
-    long exp10 = 0;
+    int64_t exp10 = 0; /* 64 bits even where long has 32 (Windows): a number may have billions of digits */
     if (ps->p < ps->end && *ps->p == '-') {
         negative = 1;
         ps->p++;
@@ -277,7 +277,7 @@ static int read_number(Parser *ps, double *out) {
         int minus = 0;
         if (ps->p < ps->end && (*ps->p == '+' || *ps->p == '-')) minus = *ps->p++ == '-';
         if (!is_digit(ps)) return GIVE_UP;
-        long e = 0;
+        int64_t e = 0;
         for (; is_digit(ps); ps->p++)
             if (e < 100000) e = e * 10 + (*ps->p - '0');
         exp10 += minus ? -e : e;
