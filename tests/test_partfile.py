@@ -169,9 +169,11 @@ def test_where_the_compiled_reader_reads_a_text_msgspec_reads_the_same(form, mon
         for _ in range(50):
             text = _mutated(base, rng, numbers)
             fast = challenge._compiled_columns(text, "f.json", form)
+            repeats = compiled_reader().parse(text, form == "list", repeats=True)
             if fast is None:
                 left += 1
                 continue
+            assert repeats == [], text  # a text it reads holds no key twice
             read += 1
             plain = _msgspec_columns(text, form, monkeypatch)
             assert plain is not None, text
@@ -197,6 +199,21 @@ def test_what_the_compiled_reader_leaves_to_msgspec(text):
 
 
 @needs_reader
+@needs_reader
+def test_keys_held_twice_are_found_at_every_level_the_reader_reads():
+    from tpslab.challenge import repeated_in_part_file
+
+    box, part = "[1, 2, 3, 4]", '{"box": [1, 2, 3, 4], "verb": "bend"}'
+    text = ('{"v": {"f": {"humans": [{"box": %s, "parts": {"head": %s, "hip": {"box": %s, "verb": "a", "verb": "b"},'
+            ' "head": %s}, "parts": {}}], "humans": []}, "g": {"humans": []}, "f": {"humans": []}}}'
+            % (box, part, box, part)).encode()
+    assert challenge._compiled_columns(text, "f.json", "single") is None
+    assert repeated_in_part_file(text) == ["v/f/humans[0].parts.hip.verb", "v/f/humans[0].parts.head",
+                                           "v/f/humans[0].parts", "v/f/humans", "v/f"]
+    assert repeated_in_part_file(text.replace(b'"verb": "b"', b'"verb": "\\u00e9"')) is None  # msgspec's text
+    assert repeated_in_part_file(b'{"v": {"f": {"humans": []}}}') == []
+
+
 def test_deep_unknown_fields_do_not_exhaust_the_stack():
     deep = b"[" * 200_000 + b"]" * 200_000
     text = b'{"v":{"f":{"humans":[],"extra":%b}}}' % deep

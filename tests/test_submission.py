@@ -237,11 +237,17 @@ def test_check_submission_warns_about_files_in_a_folder_of_the_zip(tmp_path, cap
            "zip's root" in out
 
 
-def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, capsys):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "msgspec"])
+def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, capsys, monkeypatch, compiled):
     """JSON readers (json.load, the public scorer, tpslab) keep the last of two equal keys: a frame written
-    twice lost its first version, a video its first class, and check-submission said OK."""
+    twice lost its first version, a video its first class, and check-submission said OK. (Found with the
+    compiled reader or without it.)"""
+    from tpslab import challenge
     from tpslab.cli import main
     from tpslab.submission.files import file_warnings
+
+    if not compiled:
+        monkeypatch.setattr(challenge, "compiled_reader", lambda: None)
 
     vid, part = (json.dumps(x) for x in _good())
     twice_vid = vid.replace('"b": "push_up"', '"a": "push_up", "b": "push_up"')
@@ -264,6 +270,29 @@ def test_check_submission_warns_about_a_video_or_frame_written_twice(tmp_path, c
     assert [p.field for p in file_warnings(sub)] == ["a/img_00001.json/humans"]
     sub = _zip(tmp_path / "null.zip", {PRED_VID: vid, PRED_PART: null_frame})
     assert [p.field for p in file_warnings(sub)] == ["a"]
+
+
+def test_check_submission_warns_about_a_part_or_a_box_written_twice_inside_a_human(tmp_path, capsys):
+    """A part held twice by a human, or a box twice: every JSON reader keeps the last (found where the
+    compiled reader reads the file)."""
+    from tpslab import challenge
+    from tpslab.cli import main
+    from tpslab.submission.files import file_warnings
+
+    if challenge.compiled_reader() is None:
+        pytest.skip("tpslab._partfile is not built here")
+    vid = json.dumps({"a": "push_up", "b": "lunge"})
+    head = '"head": {"box": [[1, 2, 5, 6]], "verb": ["bend"]}'
+    part = ('{"a": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], "parts": {}}, {"box": [0, 0, 9, 9], '
+            '"parts": {%s, %s}, "box": [1, 1, 9, 9]}]}}, "b": {"img_00001.json": {"humans": [{"box": [0, 0, 9, 9], '
+            '"parts": {"hip": {"box": [[1, 2, 5, 6]], "box": [], "verb": ["bend"]}}}]}}}' % (head, head))
+    assert json.loads(part)["a"]["img_00001.json"]["humans"][1]["parts"]["head"]  # valid JSON
+    sub = _zip(tmp_path / "sub.zip", {PRED_VID: vid, PRED_PART: part})
+    assert [p.field for p in file_warnings(sub)] == [
+        "a/img_00001.json/humans[1].parts.head", "a/img_00001.json/humans[1].box",
+        "b/img_00001.json/humans[0].parts.hip.box"]
+    assert main(["check-submission", str(sub)]) in (0, 1)
+    assert f"    {sub}:{PRED_PART}: b/img_00001.json/humans[0].parts.hip.box" in capsys.readouterr().out
 
 
 def test_names_from_a_submission_cannot_forge_or_colour_lines_of_the_report(tmp_path, capsys):

@@ -58,11 +58,23 @@ typedef struct {
     Buf texts;               /* Text per code */
     int64_t *frame_key_video; /* per code: the last video that had it as a frame key (-1: none) */
     int64_t video;            /* the video being read */
+    /* places of keys held twice (the mode that looks for them: find_repeats) */
+    int find_repeats;        /* record each key held twice and read on, instead of giving up */
+    Text frame_key;          /* the frame being read */
+    int64_t human;           /* the human being read, in its frame (-1: none) */
+    Text part;               /* the part being read (text NULL: none) */
+    Buf repeats;             /* Place per key held twice */
     /* columns */
     Buf video_names; /* Text per video */
     Buf frame_codes, part_codes, verb_codes;
     Buf video_frames, frame_humans, human_box, human_parts, part_box, part_nbox, part_nverb;
 } Parser;
+
+typedef struct {
+    int64_t video, human; /* human -1: the key is not inside a human */
+    Text frame, part;     /* frame text NULL: the key is a video's; part text NULL: not inside a part */
+    const char *field;    /* the field held twice, or NULL when it is the frame key or the part name */
+} Place;
 
 /* Returns from the readers: 0 read, -1 not the plain form (or out of memory: Parser.no_memory says). */
 #define GIVE_UP (-1)
@@ -88,6 +100,14 @@ static int put(Parser *ps, Buf *b, const void *value, Py_ssize_t size) {
 }
 
 static int put_count(Parser *ps, Buf *b, int64_t n) { return put(ps, b, &n, sizeof n); }
+
+/* A key held twice where the reader is (field: which one; NULL for the frame key or part name just read):
+ * not the plain form, unless looking for such keys: then its place is recorded and reading goes on. */
+static int held_twice(Parser *ps, const char *field) {
+    if (!ps->find_repeats) return GIVE_UP;
+    Place place = {ps->video, ps->human, ps->frame_key, ps->part, field};
+    return put(ps, &ps->repeats, &place, sizeof place);
+}
 
 static inline void skip_space(Parser *ps) {
     while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t')) ps->p++;
@@ -380,7 +400,7 @@ static int read_part(Parser *ps) {
         Py_ssize_t len, tlen;
         if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
         if (is_field(key, len, "box")) {
-            if (has_box++) return GIVE_UP;
+            if (has_box++ && held_twice(ps, "box") < 0) return GIVE_UP;
             if (!ps->list_form) {
                 if (read_box(ps, &ps->part_box) < 0) return GIVE_UP;
                 continue;
@@ -396,7 +416,7 @@ static int read_part(Parser *ps) {
             }
             if (put_count(ps, &ps->part_nbox, n) < 0) return GIVE_UP;
         } else if (is_field(key, len, "verb")) {
-            if (has_verb++) return GIVE_UP;
+            if (has_verb++ && held_twice(ps, "verb") < 0) return GIVE_UP;
             if (!ps->list_form) {
                 if (read_text(ps, &text, &tlen) < 0 || put_code(ps, &ps->verb_codes, text, tlen, NULL) < 0) return GIVE_UP;
                 continue;
@@ -430,8 +450,9 @@ static int read_parts(Parser *ps, int64_t *count) {
             Py_ssize_t len;
             if (n == MAX_PARTS || read_text(ps, &name, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
             if (put_code(ps, &ps->part_codes, name, len, &codes[n]) < 0) return GIVE_UP;
+            ps->part = (Text){name, len, NULL};
             for (int i = 0; i < n; i++)
-                if (codes[i] == codes[n]) return GIVE_UP; /* equal texts have equal codes */
+                if (codes[i] == codes[n] && held_twice(ps, NULL) < 0) return GIVE_UP; /* equal texts: equal codes */
             if (read_part(ps) < 0) return GIVE_UP;
             n++;
         } while ((next = more(ps, '}')) == 1);
@@ -450,10 +471,11 @@ static int read_human(Parser *ps) {
         const char *key;
         Py_ssize_t len;
         if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
+        ps->part.text = NULL;
         if (is_field(key, len, "box")) {
-            if (has_box++ || read_box(ps, &ps->human_box) < 0) return GIVE_UP;
+            if ((has_box++ && held_twice(ps, "box") < 0) || read_box(ps, &ps->human_box) < 0) return GIVE_UP;
         } else if (is_field(key, len, "parts")) {
-            if (has_parts++ || read_parts(ps, &parts) < 0) return GIVE_UP;
+            if ((has_parts++ && held_twice(ps, "parts") < 0) || read_parts(ps, &parts) < 0) return GIVE_UP;
         } else if (skip_value(ps, 0) < 0) {
             return GIVE_UP;
         }
@@ -474,16 +496,19 @@ static int read_frame(Parser *ps) {
             if (skip_value(ps, 0) < 0) return GIVE_UP;
             continue;
         }
-        if (has_humans++ || expect(ps, '[') < 0) return GIVE_UP;
+        if ((has_humans++ && held_twice(ps, "humans") < 0) || expect(ps, '[') < 0) return GIVE_UP;
         int64_t n = 0;
         if (!closes_at_once(ps, ']')) {
             int more_humans;
             do {
+                ps->human = n;
                 if (read_human(ps) < 0) return GIVE_UP;
                 n++;
             } while ((more_humans = more(ps, ']')) == 1);
             if (more_humans < 0) return GIVE_UP;
         }
+        ps->human = -1;
+        ps->part.text = NULL;
         if (put_count(ps, &ps->frame_humans, n) < 0) return GIVE_UP;
     } while ((next = more(ps, '}')) == 1);
     return next == 0 && has_humans ? 0 : GIVE_UP;
@@ -501,7 +526,8 @@ static int read_video(Parser *ps) {
             int32_t code;
             if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
             if (put_code(ps, &ps->frame_codes, key, len, &code) < 0) return GIVE_UP;
-            if (ps->frame_key_video[code] == ps->video) return GIVE_UP; /* a frame key twice */
+            ps->frame_key = (Text){key, len, NULL};
+            if (ps->frame_key_video[code] == ps->video && held_twice(ps, NULL) < 0) return GIVE_UP; /* a key twice */
             ps->frame_key_video[code] = ps->video;
             if (read_frame(ps) < 0) return GIVE_UP;
             n++;
@@ -596,24 +622,51 @@ static PyObject *columns(Parser *ps) {
     return out;
 }
 
+static PyObject *text_or_none(Text t) { return t.text != NULL ? ascii_str(t.text, t.len) : Py_NewRef(Py_None); }
+
+/* The places recorded by held_twice: (video, frame key or None, human or -1, part or None, field or None). */
+static PyObject *places(Parser *ps) {
+    Py_ssize_t n = ps->repeats.len / (Py_ssize_t)sizeof(Place);
+    const Place *place = (const Place *)ps->repeats.data;
+    const Text *videos = (const Text *)ps->video_names.data;
+    PyObject *out = PyList_New(n);
+    for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+        const Place *at = &place[i];
+        PyObject *item = Py_BuildValue("(NNLNN)", ascii_str(videos[at->video].text, videos[at->video].len),
+                                       text_or_none(at->frame), (long long)at->human, text_or_none(at->part),
+                                       at->field ? PyUnicode_FromString(at->field) : Py_NewRef(Py_None));
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
 static void release(Parser *ps) {
     PyMem_RawFree(ps->table);
     PyMem_RawFree(ps->frame_key_video);
     Buf *bufs[] = {&ps->texts,        &ps->video_names,  &ps->frame_codes, &ps->part_codes,
                    &ps->verb_codes,   &ps->video_frames, &ps->frame_humans, &ps->human_box,
-                   &ps->human_parts,  &ps->part_box,     &ps->part_nbox,    &ps->part_nverb};
+                   &ps->human_parts,  &ps->part_box,     &ps->part_nbox,    &ps->part_nverb, &ps->repeats};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) PyMem_RawFree(bufs[i]->data);
 }
 
-static PyObject *parse(PyObject *module, PyObject *args) {
+static PyObject *parse(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"text", "list_form", "shared", "repeats", NULL};
     Py_buffer text;
-    int list_form;
+    int list_form, find_repeats = 0;
     PyObject *given = NULL;
-    if (!PyArg_ParseTuple(args, "y*p|O:parse", &text, &list_form, &given)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*p|O$p:parse", keywords, &text, &list_form, &given,
+                                     &find_repeats))
+        return NULL;
     Parser ps = {0};
     ps.p = text.buf;
     ps.end = ps.p + text.len;
     ps.list_form = list_form;
+    ps.find_repeats = find_repeats;
+    ps.human = -1;
     ps.table = PyMem_RawMalloc(TABLE_SLOTS * sizeof(Slot));
     ps.frame_key_video = PyMem_RawMalloc(TABLE_SLOTS / 2 * sizeof(int64_t));
     PyObject *out = NULL;
@@ -628,8 +681,10 @@ static PyObject *parse(PyObject *module, PyObject *args) {
             PyEval_RestoreThread(ps.released);
             if (ps.no_memory)
                 PyErr_NoMemory();
+            else if (read != 0)
+                out = Py_NewRef(Py_None);
             else
-                out = read == 0 ? columns(&ps) : Py_NewRef(Py_None);
+                out = find_repeats ? places(&ps) : columns(&ps);
         }
     }
     release(&ps);
@@ -638,11 +693,13 @@ static PyObject *parse(PyObject *module, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"parse", parse, METH_VARARGS,
-     "parse(text, list_form, shared=()) -> dict of columns, or None when the text is not a part file in the "
-     "plain strict form (the caller then reads it another way). Strings equal to one of ``shared`` come back "
-     "as that object. The text is read without the GIL. Raises MemoryError only (and TypeError for arguments "
-     "of the wrong type)."},
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_VARARGS | METH_KEYWORDS,
+     "parse(text, list_form, shared=(), *, repeats=False) -> dict of columns, or None when the text is not a "
+     "part file in the plain strict form (the caller then reads it another way). Strings equal to one of "
+     "``shared`` come back as that object. The text is read without the GIL. With repeats=True, keys held "
+     "twice are read on instead (the columns are not made) and their places come back: a list of (video, "
+     "frame key or None, human or -1, part or None, field or None). Raises MemoryError only (and TypeError "
+     "for arguments of the wrong type)."},
     {NULL, NULL, 0, NULL},
 };
 

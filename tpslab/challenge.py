@@ -295,6 +295,27 @@ def repeated_keys(data: bytes, levels: int) -> list[str] | None:
     return _named_repeats(data, levels, "")
 
 
+def repeated_in_part_file(data) -> list[str] | None:
+    """Places of the keys held twice in a part file as the compiled reader finds them, at every level it
+    reads: frame keys, ``humans``, a human's ``box`` and ``parts``, a part's name, ``box`` and ``verb``
+    (``video/img_00001.json/humans[0].parts.head``; videos are :func:`repeated_keys`'s). None where the
+    reader is not built or the text holds what it leaves to msgspec (escapes, non-ASCII text, ...)."""
+    reader = compiled_reader()
+    found = None
+    for list_form in (True, False) if reader is not None else ():
+        found = reader.parse(data, list_form, repeats=True)
+        if found is not None:
+            break
+    return None if found is None else [_repeat_place(*place) for place in found]
+
+
+def _repeat_place(video: str, frame: str, human: int, part: str | None, field: str | None) -> str:
+    if human < 0:
+        return f"{video}/{frame}" + (f"/{field}" if field else "")
+    inside = f".parts.{part}" if part is not None else ""
+    return f"{video}/{frame}/humans[{human}]{inside}" + (f".{field}" if field else "")
+
+
 def read_json_bytes(path, name: str) -> bytes:
     path = Path(path)
     try:

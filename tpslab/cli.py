@@ -570,8 +570,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-submission", help="check a submission and print the validation report",
                        description="Check PRED (a folder with pred_vid_result.json and pred_part_result.json, or "
                        "the submission zip) against the format, the limits (10 humans a frame, 5 proposals a part), "
-                       "the vocabulary and, with --gt, the coverage of the ground truth; warns about a video, frame or its "
-                       "humans held twice in a file (JSON readers keep the last). Prints the report (errors "
+                       "the vocabulary and, with --gt, the coverage of the ground truth; warns about a key held twice in a "
+                       "file (JSON readers keep the last): a video, a frame, its humans and, where the compiled reader "
+                       "reads the file, a part or a box inside a human. Prints the report (errors "
                        "and warnings grouped, with where they are); exits 0 when it has no error, 1 when it has, "
                        "2 when PRED cannot be read.")
     p.add_argument("pred", help="submission folder or zip")

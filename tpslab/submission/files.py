@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
                               ScoringError, check_mode, compiled_reader, decode_part_file, loads_json, part_columns,
-                              repeated_keys)
+                              repeated_in_part_file, repeated_keys)
 from tpslab.errors import Problem
 from tpslab.fileio import atomic_write_bytes, check_written, write_with_record
 from tpslab.vocab import PARTS
@@ -408,15 +408,19 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
 
 def file_warnings(path, max_bytes: int = MAX_SUBMISSION_BYTES,
                   max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
-    """Warnings about a submission folder or zip as files, beyond what parsing them shows: videos (both
-    files), frames and their ``humans`` (``pred_part_result.json``) held twice, of which JSON readers keep
-    the last and drop the others without a word (see :func:`tpslab.challenge.repeated_keys`; keys repeated
-    inside a human, such as a part twice, are not looked for), and a zip whose files sit in a folder. Reads
-    the files as :func:`read_submission` does."""
+    """Warnings about a submission folder or zip as files, beyond what parsing them shows: keys held twice,
+    of which JSON readers keep the last and drop the others without a word, and a zip whose files sit in a
+    folder. Keys held twice: videos (both files), frames and their ``humans`` (``pred_part_result.json``,
+    see :func:`tpslab.challenge.repeated_keys`); inside the humans (a part, or a ``box``, twice) where the
+    compiled reader reads the file (:func:`tpslab.challenge.repeated_in_part_file`). Reads the files as
+    :func:`read_submission` does."""
     data, names = _submission_bytes(path, max_bytes, max_ratio)
+    inside = repeated_in_part_file(data[1])  # all but the videos (None: the file was not looked at)
+    # Where it was not, the frames and their humans too; a frame that is not an object (an error of its own):
+    # down to the frames only.
+    levels = (1,) if inside is not None else (3, 2, 1)
     places = [repeated_keys(data[0], 1) or [],
-              # a frame that is not an object (an error of its own): look down to the frames only
-              next((found for levels in (3, 2, 1) if (found := repeated_keys(data[1], levels)) is not None), [])]
+              next((found for n in levels if (found := repeated_keys(data[1], n)) is not None), []) + (inside or [])]
     out = [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
                                 "last and drop the others", "warning")
            for name, found in zip(names, places) for place in found]
