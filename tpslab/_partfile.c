@@ -13,6 +13,9 @@
  * makes the common right one fast. tests/test_partfile.py checks it against the msgspec reader on random
  * and mutated files.
  *
+ * In its repeats mode (check-submission) it reads on past a key held twice, recording its place, and
+ * returns the places instead of the columns.
+ *
  * It works in two passes: the first reads the whole text without holding the GIL (so that two files can
  * be read at once, in two threads), keeping each string as a code of its text; the second, with the GIL,
  * makes one str per distinct text and the lists of them.
