@@ -453,6 +453,32 @@ def test_rawframes_gaps_empty_and_bad_images(tmp_path):
             reader.get([4])
 
 
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4, 5, 6, 7, 8])
+def test_rawframes_with_an_exif_orientation_read_as_viewers_show_them(tmp_path, orientation):
+    """A frame JPEG with an EXIF orientation (another tool's frames) is shown turned or mirrored by image
+    viewers and by the detector toolchains (OpenCV's imread, detectron2): tpslab read the stored picture."""
+    from PIL import Image, ImageOps
+
+    from tpslab.interop import _scan_video
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    rng = np.random.default_rng(orientation)
+    pictures = []
+    for n in (1, 2):
+        img = Image.fromarray(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8))
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        img.save(folder / f"img_{n:05d}.jpg", exif=exif, quality=95)
+        with Image.open(folder / f"img_{n:05d}.jpg") as saved:
+            pictures.append(np.asarray(ImageOps.exif_transpose(saved).convert("RGB")))
+    shown = (48, 80) if orientation < 5 else (80, 48)
+    with open_video(folder) as reader:
+        assert (reader.height, reader.width) == shown
+        np.testing.assert_array_equal(reader.get([0, 1]), np.stack(pictures))
+    assert _scan_video((tmp_path, "v", None, [1, 2]))["size"] == shown[::-1]  # the COCO export's sizes
+
+
 def test_count_frames_decodes_everything(videos, broken):
     for name in ("cut17_end", "short_gop"):
         path, expected = videos[name]

@@ -194,9 +194,7 @@ def rawframe_paths(dataset, frames_root, videos: Sequence[str] | None = None) ->
 
 def _check_full_size(folder: Path, video_path: str | None) -> None:
     """A frame folder another tool made: its frames must have the video's size (boxes are in its pixels)."""
-    from PIL import Image
-
-    from tpslab.video import VideoError, list_frame_files, probe
+    from tpslab.video import VideoError, frame_image_size, list_frame_files, probe
 
     if video_path is None:
         raise ValueError(f"{folder}: no extraction record and no video file, so the frames' size cannot be "
@@ -205,8 +203,7 @@ def _check_full_size(folder: Path, video_path: str | None) -> None:
     if not names:
         raise ValueError(f"{folder}: no img_NNNNN.jpg frames in the folder")
     try:
-        with Image.open(folder / names[min(names)]) as image:
-            size = image.size
+        size = frame_image_size(folder / names[min(names)])
         info = probe(video_path)
     except (OSError, VideoError) as err:
         raise ValueError(f"{folder}: cannot check the frames' size against {video_path} ({err})") from None

@@ -150,9 +150,9 @@ def _frame_folder(row) -> PurePosixPath:
 
 def _scan_video(task) -> dict:
     """One video's annotated frames on disk: their file names, the frames' size, the video's size."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
-    from tpslab.video import RawFramesReader, VideoError, list_frame_files, probe
+    from tpslab.video import RawFramesReader, VideoError, frame_image_size, list_frame_files, probe
 
     root, rel, video_path, numbers = task
     folder = Path(root) / rel
@@ -175,8 +175,7 @@ def _scan_video(task) -> dict:
         if name is None:
             continue
         try:
-            with Image.open(folder / name) as img:
-                sizes.setdefault(img.size, name)
+            sizes.setdefault(frame_image_size(folder / name), name)
         except (OSError, UnidentifiedImageError) as err:
             out["error"] = f"{folder / name}: not a readable image ({err})"
             return out

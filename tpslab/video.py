@@ -103,6 +103,34 @@ def list_frame_files(folder) -> dict[int, str]:
     return numbers
 
 
+# EXIF orientations (tag 0x0112) that turn the picture a quarter: its shown width is the stored height.
+_EXIF_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+def _exif_orientation(img) -> int:
+    return img.getexif().get(0x0112, 1)
+
+
+def read_frame_image(path) -> np.ndarray:
+    """A frame image as RGB (h, w, 3) uint8, turned or mirrored as its EXIF orientation says, as image
+    viewers and the detector toolchains (OpenCV's imread, detectron2) show it. tpslab writes none; another
+    tool's frames may carry one. Raises OSError or PIL's UnidentifiedImageError for a file it cannot read."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        shown = ImageOps.exif_transpose(img) if _exif_orientation(img) != 1 else img
+        return np.asarray(shown.convert("RGB"))
+
+
+def frame_image_size(path) -> tuple[int, int]:
+    """``(width, height)`` of a frame image as :func:`read_frame_image` gives it, from its header only."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        width, height = img.size
+        return (height, width) if _exif_orientation(img) in _EXIF_QUARTER_TURNS else (width, height)
+
+
 def short_side_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """The ``(width, height)`` of a ``width`` x ``height`` frame resized so that its shorter side has
     ``short_side`` pixels (the longer side rounded, at least 1; a square frame gets ``short_side`` both)."""
@@ -843,6 +871,7 @@ class RawFramesReader(VideoReader):
 
     A folder numbered from ``img_00000`` (0-based, as some tools write) is reported with a
     :class:`VideoError` unless ``first_number=0`` says so explicitly; gaps in the numbering are errors.
+    A frame with an EXIF orientation is read turned or mirrored as viewers show it (:func:`read_frame_image`).
     """
 
     backend = "rawframes"
@@ -874,12 +903,11 @@ class RawFramesReader(VideoReader):
         super().__init__(folder, count, fps, width, height)
 
     def _load(self, i: int) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         path = self.folder / self._names[i]
         try:
-            with Image.open(path) as img:
-                return np.asarray(img.convert("RGB"))
+            return read_frame_image(path)
         except (OSError, UnidentifiedImageError) as err:
             raise VideoError(path, f"cannot read frame image ({err})") from None
 
