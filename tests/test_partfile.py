@@ -297,3 +297,22 @@ def test_the_path_without_extended_precision(tmp_path):
     out = subprocess.run([sys.executable, "-c", _OTHER_PATH, str(built)], capture_output=True, text=True,
                          cwd=Path(__file__).parent)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_build_of_another_interface_is_not_used(monkeypatch):
+    """A source tree updated without a rebuild keeps the old module: it is left unused (msgspec reads),
+    not called with arguments it does not know."""
+    import types
+
+    import tpslab
+
+    stale = types.SimpleNamespace(API=1, parse=None)
+    monkeypatch.setitem(sys.modules, "tpslab._partfile", stale)
+    monkeypatch.setattr(tpslab, "_partfile", stale, raising=False)
+    challenge.compiled_reader.cache_clear()
+    try:
+        assert challenge.compiled_reader() is None
+        _, gt_part, _, _ = realistic_case(n_videos=2, frames=3, seed=5)
+        assert decode_part_file(_text(gt_part), "f.json", "single") is not None
+    finally:
+        challenge.compiled_reader.cache_clear()

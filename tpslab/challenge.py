@@ -946,15 +946,20 @@ def _decode_strict(data, form: str):
     return None
 
 
+#: The interface of tpslab/_partfile.c this code calls (its ``API``).
+PARTFILE_API = 2
+
+
 @lru_cache(maxsize=None)
 def compiled_reader():
     """The compiled reader of part files (the module ``tpslab._partfile``), or None where it was not built
-    (no C compiler at install time: msgspec then reads every file, with the same results)."""
+    (no C compiler at install time: msgspec then reads every file, with the same results) or was built
+    from another version of its source (a source tree updated without ``pip install -e .``: rebuild)."""
     try:
         from tpslab import _partfile
     except ImportError:
         return None
-    return _partfile
+    return _partfile if getattr(_partfile, "API", None) == PARTFILE_API else None
 
 
 def _compiled_columns(data, file: str, form: str) -> PartColumns | None:
