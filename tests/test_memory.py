@@ -122,3 +122,14 @@ def test_in_background_runs_in_a_worker_or_here(monkeypatch):
     assert in_background(_die_in_worker, os.getpid())() == "here"
     monkeypatch.setattr(memory, "usable_cpus", lambda: 1)
     assert in_background(_pid_and, "x")() == (os.getpid(), "x")
+
+
+def test_in_thread_returns_the_result_or_raises_the_error_in_the_caller():
+    import threading
+
+    from tpslab.memory import in_thread
+
+    assert in_thread(lambda a, b: (a + b, threading.current_thread().name), 1, 2)() == (3, "tpslab-in-thread")
+    failing = in_thread(int, "x")
+    with pytest.raises(ValueError, match="invalid literal"):
+        failing()

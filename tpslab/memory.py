@@ -126,6 +126,32 @@ def in_background(fn, *args):
     return result
 
 
+def in_thread(fn, *args):
+    """Start ``fn(*args)`` in a thread of this process and return a function that waits for its result (or
+    raises its error, in the caller's thread). For work that lets go of the GIL (the compiled reader of part
+    files); the thread is a daemon: it does not keep the process alive."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as e:  # raised again by result()
+            out["error"] = e
+
+    thread = threading.Thread(target=run, name="tpslab-in-thread", daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+
+    return result
+
+
 def worker_map(fn, tasks, workers: int, *, desc: str | None = None, unit: str = "it", sizes=None,
                progress: bool = True, leave: bool = True, bar=None, serial_fallback: bool = False) -> list:
     """``[fn(t) for t in tasks]``, in up to ``workers`` worker processes that die with this one.

@@ -182,30 +182,6 @@ def _opening_ground_truth(gt_dir, background: bool):
     return gt_vid, gt_part
 
 
-def _in_thread(fn, *args):
-    """Start ``fn(*args)`` in a thread; the returned function waits for its result (or raises its error)."""
-    import threading
-
-    out = {}
-
-    def run():
-        try:
-            out["value"] = fn(*args)
-        except BaseException as e:  # raised again by result(), in the caller's thread
-            out["error"] = e
-
-    thread = threading.Thread(target=run, name="tpslab-read", daemon=True)
-    thread.start()
-
-    def result():
-        thread.join()
-        if "error" in out:
-            raise out["error"]
-        return out["value"]
-
-    return result
-
-
 def _refuse_list_form(columns: PartColumns, label: str) -> None:
     """A ground truth in the form of a mode 'list' submission (a submission given as the ground truth)
     scores 0 everywhere: refuse it."""
@@ -478,7 +454,9 @@ def open_evaluation(gt_dir, pred, mode: str = "list", max_bytes: int = MAX_SUBMI
         def ground_truth():
             return gt_vid, gt_part()
     else:
-        ground_truth = _in_thread(open_ground_truth, gt_dir)
+        from tpslab.memory import in_thread
+
+        ground_truth = in_thread(open_ground_truth, gt_dir)
     try:
         submission = open_submission(pred, mode, max_bytes, max_ratio)
     except Exception:
