@@ -394,47 +394,44 @@ static inline int is_field(const char *key, Py_ssize_t len, const char *name) {
     return (size_t)len == strlen(name) && memcmp(key, name, len) == 0;
 }
 
-/* One part's value: {"box": ..., "verb": ...} (any order, other fields skipped). */
+/* A list of items, each read by item(ps) (a proposal's box or verb); its length goes to counts. */
+static int read_list(Parser *ps, int (*item)(Parser *), Buf *counts) {
+    int64_t n = 0;
+    int next;
+    if (expect(ps, '[') < 0) return GIVE_UP;
+    if (!closes_at_once(ps, ']')) {
+        do {
+            if (item(ps) < 0) return GIVE_UP;
+            n++;
+        } while ((next = more(ps, ']')) == 1);
+        if (next < 0) return GIVE_UP;
+    }
+    return put_count(ps, counts, n);
+}
+
+static int read_part_box(Parser *ps) { return read_box(ps, &ps->part_box); }
+
+static int read_verb(Parser *ps) {
+    const char *text;
+    Py_ssize_t len;
+    return read_text(ps, &text, &len) < 0 ? GIVE_UP : put_code(ps, &ps->verb_codes, text, len, NULL);
+}
+
+/* One part's value: {"box": ..., "verb": ...} (any order, other fields skipped); in the list form each
+ * holds a list (of proposals). */
 static int read_part(Parser *ps) {
     int has_box = 0, has_verb = 0, next;
     if (expect(ps, '{') < 0 || closes_at_once(ps, '}')) return GIVE_UP;
     do {
-        const char *key, *text;
-        Py_ssize_t len, tlen;
+        const char *key;
+        Py_ssize_t len;
         if (read_text(ps, &key, &len) < 0 || expect(ps, ':') < 0) return GIVE_UP;
         if (is_field(key, len, "box")) {
             if (has_box++ && held_twice(ps, "box") < 0) return GIVE_UP;
-            if (!ps->list_form) {
-                if (read_box(ps, &ps->part_box) < 0) return GIVE_UP;
-                continue;
-            }
-            int64_t n = 0;
-            if (expect(ps, '[') < 0) return GIVE_UP;
-            if (!closes_at_once(ps, ']')) {
-                do {
-                    if (read_box(ps, &ps->part_box) < 0) return GIVE_UP;
-                    n++;
-                } while ((next = more(ps, ']')) == 1);
-                if (next < 0) return GIVE_UP;
-            }
-            if (put_count(ps, &ps->part_nbox, n) < 0) return GIVE_UP;
+            if ((ps->list_form ? read_list(ps, read_part_box, &ps->part_nbox) : read_part_box(ps)) < 0) return GIVE_UP;
         } else if (is_field(key, len, "verb")) {
             if (has_verb++ && held_twice(ps, "verb") < 0) return GIVE_UP;
-            if (!ps->list_form) {
-                if (read_text(ps, &text, &tlen) < 0 || put_code(ps, &ps->verb_codes, text, tlen, NULL) < 0) return GIVE_UP;
-                continue;
-            }
-            int64_t n = 0;
-            if (expect(ps, '[') < 0) return GIVE_UP;
-            if (!closes_at_once(ps, ']')) {
-                do {
-                    if (read_text(ps, &text, &tlen) < 0 || put_code(ps, &ps->verb_codes, text, tlen, NULL) < 0)
-                        return GIVE_UP;
-                    n++;
-                } while ((next = more(ps, ']')) == 1);
-                if (next < 0) return GIVE_UP;
-            }
-            if (put_count(ps, &ps->part_nverb, n) < 0) return GIVE_UP;
+            if ((ps->list_form ? read_list(ps, read_verb, &ps->part_nverb) : read_verb(ps)) < 0) return GIVE_UP;
         } else if (skip_value(ps, 0) < 0) {
             return GIVE_UP;
         }

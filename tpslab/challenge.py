@@ -966,7 +966,8 @@ def _compiled_columns(data, file: str, form: str) -> PartColumns | None:
     """:class:`PartColumns` from the compiled reader, or None where it is not built or leaves the text to
     msgspec (anything but the plain strict form; a video held twice, which it does not look for)."""
     reader = compiled_reader()
-    cols = reader.parse(data, form == "list", STATES) if reader is not None else None  # STATES: as msgspec
+    # The vocabulary's states come back as its own strings, as from the msgspec reader.
+    cols = reader.parse(data, form == "list", STATES) if reader is not None else None
     if cols is None or len(set(cols["videos"])) != len(cols["videos"]):
         return None
     counts = {k: np.frombuffer(cols[k], np.int64) for k in ("video_frames", "frame_humans", "human_parts")}
