@@ -22,6 +22,8 @@ i-th valid match (in GT order) is scored against the i-th predicted human of the
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
@@ -142,9 +144,11 @@ def score(gt_vid, gt_part, pred_vid, pred_part, human_iou=0.5, part_iou=0.3, mod
         psc = video_psc(gt_part[video], lambda: pred_part[video], human_iou, part_iou, mode, legacy_pairing)
         rows.append((video, psc, correct))
     accs, area = [], 0
+    # the correct videos' PSC, sorted: those at or above t are the ones after the first >= t
+    correct_psc = sorted(p for _, p, c in rows if c == 1)
     for k in range(1, 10000):
         t = k / 10000
-        acc = sum(1 for _, p, c in rows if p >= t and c == 1) / len(rows)
+        acc = (len(correct_psc) - bisect.bisect_left(correct_psc, t)) / len(rows)
         accs.append(acc)
         area += 1.0 / 10000 * acc
     return {"per_video": rows, "area": area, "acc": accs}
