@@ -198,6 +198,25 @@ def test_augmentation_is_a_function_of_seed_epoch_and_row(tiny, videos):
     assert mirror_ids(vocab)[vocab.parts.id("head")] == vocab.parts.id("head")
 
 
+@pytest.mark.parametrize("shift", [1, 2, 40])
+def test_a_shift_moves_each_crop_by_its_offsets_repeating_the_edges(shift):
+    rng = np.random.default_rng(shift)
+    images = rng.integers(0, 256, (50, 12, 12, 3), dtype=np.uint8)
+    rows = np.arange(100, 150)
+    out, parts, _ = CropAugment(None, flip=False, shift=shift)(images, np.zeros(50, np.int64), None, seed=3, epoch=1,
+                                                               rows=rows)
+    u = row_uniforms(3, 1, rows, 3)
+    d = np.floor(u[:, :2] * (2 * shift + 1)).astype(int) - shift  # each row's (dx, dy)
+    assert (np.abs(d) <= shift).all() and len({tuple(x) for x in d}) > 5
+    for i, (dx, dy) in enumerate(d):
+        for y in range(12):
+            for x in range(12):
+                assert np.array_equal(out[i, y, x], images[i, min(max(y + dy, 0), 11), min(max(x + dx, 0), 11)])
+    assert out.flags.c_contiguous and (parts == 0).all()
+    empty, _, _ = CropAugment(None, shift=shift)(images[:0], np.zeros(0, np.int64), None, seed=3, epoch=1, rows=[])
+    assert empty.shape == (0, 12, 12, 3)
+
+
 # ----------------------------------------------------------------------------- samplers
 
 
