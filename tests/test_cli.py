@@ -301,6 +301,37 @@ def test_evaluate_of_damaged_submissions(files, tmp_path, capsys):
     assert "expected a JSON object" in one_line_error(rc, err, "evaluate")
 
 
+def test_evaluate_errors_in_the_part_files_name_the_folder_or_zip_once(files, tmp_path, capsys):
+    pred_vid, pred_part = json.loads(json.dumps(files["pred"]))
+    video = files["val"][0]
+    first = next(iter(pred_part[video].values()))["humans"][0]
+    first["box"][2] = "9"
+    folder, zipped = tmp_path / "bad", tmp_path / "bad.zip"
+    write_prediction_files(folder, pred_vid, pred_part)
+    write_submission_zip(zipped, pred_vid, pred_part)
+    for sub, name in ((folder, str(folder / "pred_part_result.json")), (zipped, f"{zipped}:pred_part_result.json")):
+        rc, _, err = cli(capsys, "evaluate", files["gt"], sub)
+        line = one_line_error(rc, err, "evaluate")
+        assert f"1 malformed box(es) in {name}: {video}/img_00001.json/humans[0].box: expected 4 finite numbers" \
+            in line and line.count("pred_part_result") == 1, line
+    # a video of the ground truth missing from the part file; a frame of the ground truth that is no object
+    del pred_part[video]
+    write_prediction_files(tmp_path / "short", pred_vid, pred_part)
+    rc, _, err = cli(capsys, "evaluate", files["gt"], tmp_path / "short")
+    line = one_line_error(rc, err, "evaluate")
+    assert f"{tmp_path / 'short' / 'pred_part_result.json'}: {video}: video missing" in line, line
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / GT_VID).write_bytes((files["gt"] / GT_VID).read_bytes())
+    gt_part = json.loads((files["gt"] / GT_PART).read_text())
+    next(iter(gt_part[video].values()))["humans"][0]["parts"] = 7
+    (gt / GT_PART).write_text(json.dumps(gt_part))
+    rc, _, err = cli(capsys, "evaluate", gt, files["list"])
+    line = one_line_error(rc, err, "evaluate")
+    assert f"malformed parts in {gt / GT_PART}: {video}/img_00001.json/humans[0].parts" in line, line
+    assert line.count("gt_part_result") == 1, line
+
+
 def test_check_submission(files, tmp_path, capsys):
     rc, out, err = cli(capsys, "check-submission", files["list"], "--gt", files["gt"])
     assert rc == 0 and out.startswith("submission OK: 0 error(s)") and err == ""

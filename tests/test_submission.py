@@ -866,10 +866,12 @@ def test_columns_read_straight_from_the_files_judge_as_the_dicts(tmp_path):
             area = tps_score(gt_vid, gt_part, *dicts).area_raw
         except SubmissionError:
             raise
-        except Exception as e:  # the same error from the columns
+        except Exception as e:  # the same error from the columns, naming the files they came from
             with pytest.raises(type(e)) as again:
                 tps_score(gvid, gcols, vid, cols)
-            assert str(again.value) == str(e)
+            named = str(e).replace(PRED_PART, f"{tmp_path / 'sub.zip'}:{PRED_PART}").replace(
+                GT_PART, str(tmp_path / "gt" / GT_PART))
+            assert str(again.value) == named
             continue
         assert tps_score(gvid, gcols, vid, cols).area_raw == area
 

@@ -1013,14 +1013,16 @@ def part_columns(source, name: str, form: str = "single", label: str | None = No
     """:class:`PartColumns` of a part file given as a dict (as loaded from JSON), a path, JSON text
     (bytes) or columns already made (returned as they are).
 
-    ``name`` (``gt_part_result``/``pred_part_result``) names the file in the problems (``{name}.json``)
-    and ``label`` the input in errors about the whole file (default: ``name``, with the path for a path).
-    Text in the strict ``form`` is decoded into typed columns directly; any other text is parsed (errors:
-    not JSON, not an object) and walked."""
-    file = f"{name}.json"
+    ``name`` (``gt_part_result``/``pred_part_result``) and ``label`` say where the input came from: errors
+    about the whole file name ``label`` (default: ``name``, with the path for a path), and the problems
+    inside it (a malformed box, ...) name ``label`` too, else the path, else ``{name}.json``. Text in the
+    strict ``form`` is decoded into typed columns directly; any other text is parsed (errors: not JSON,
+    not an object) and walked."""
+    file = label or f"{name}.json"
     if isinstance(source, PartColumns):
         return source
     if isinstance(source, (str, Path)):
+        file = label or str(source)
         label = label or f"{name} ({Path(source)})"
         source = read_json_bytes(source, name)
     if isinstance(source, (bytes, bytearray, memoryview)):

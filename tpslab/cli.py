@@ -67,7 +67,8 @@ def _one_line(e: BaseException) -> str:
     problems = getattr(e, "problems", None) or []
     if len(lines) > 1 and problems:
         p = problems[0]
-        first = ": ".join(x for x in (p.path, p.field, p.message) if x)
+        path = p.path if not lines[0].endswith(f" {p.path}") else None  # the summary names the file already
+        first = ": ".join(x for x in (path, p.field, p.message) if x)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return f"{lines[0]}: {first}{more}"
     return "; ".join(lines)

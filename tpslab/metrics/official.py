@@ -64,8 +64,8 @@ from itertools import repeat
 
 import numpy as np
 
-from tpslab.challenge import (BAD_PARTS, GT_PART, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
-                              PRED_PART, PRED_VID, SCRIPT_REVISIONS, PartColumns, ScoringError, box_array, box_problem,
+from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
+                              PRED_VID, SCRIPT_REVISIONS, PartColumns, ScoringError, box_array, box_problem,
                               check_mode, has_missing, load_json, loads_json, part_columns, ranges, segments,
                               starts_of)
 from tpslab.errors import Problem
@@ -139,7 +139,7 @@ class _Videos:
         missing = [v for v in out.names if v not in gt.video_index]
         if missing:
             raise ScoringError(f"{len(missing)} ground-truth video(s) are missing from gt_part_result",
-                               [Problem(GT_PART, str(v), "video missing") for v in missing])
+                               [Problem(gt.file, str(v), "video missing") for v in missing])
         if gt_vid is not None:
             out.labels, out.predicted = video_labels(gt_vid, pred_vid)
         return out
@@ -217,7 +217,7 @@ class _FrameMatcher:
         if self.missing_video:
             raise ScoringError(f"{len(self.missing_video)} ground-truth video(s) with annotated humans are missing "
                                "from pred_part_result",
-                               [Problem(PRED_PART, str(v), "video missing") for v in self.missing_video])
+                               [Problem(self.pred.file, str(v), "video missing") for v in self.missing_video])
         if self.bad:
             raise ScoringError(f"{len(self.bad)} malformed frame(s)", self.bad)
         video, gt, pred = (np.concatenate(c) if c else np.zeros(0, np.int64) for c in zip(*self.matched)) \
@@ -230,7 +230,7 @@ def _within_limit(names: list, gt: PartColumns, pred: PartColumns, frames: _Fram
     over = np.nonzero(pred.frame_humans[frames.pred] > MAX_HUMANS)[0]
     if len(over):
         raise ScoringError(f"{len(over)} frame(s) have more than {MAX_HUMANS} predicted humans", [
-            Problem(PRED_PART, f"{names[frames.video[i]]}/{gt.frame_key[frames.gt[i]]}",
+            Problem(pred.file, f"{names[frames.video[i]]}/{gt.frame_key[frames.gt[i]]}",
                     f"{pred.frame_humans[frames.pred[i]]} humans, at most {MAX_HUMANS} allowed") for i in over])
     return frames
 
@@ -353,7 +353,7 @@ class _Pairs:
         iou, zero_union = iou32(humans.gt_box[gglob], humans.pred_box[pglob])
         if zero_union.any():
             raise ScoringError("human boxes with an empty union (the scorer would divide by zero)", [
-                Problem(PRED_PART, pred.where_human(int(humans.pred[pglob[i]])) + ".box",
+                Problem(pred.file, pred.where_human(int(humans.pred[pglob[i]])) + ".box",
                         f"union with GT {gt.where_human(int(humans.gt[gglob[i]]))} is 0")
                 for i in np.nonzero(zero_union)[0]])
         assigned = assign_frames(iou, g, p)
@@ -467,7 +467,7 @@ class TPSScorer:
         over = np.nonzero(al.nprop > MAX_PROPOSALS)[0]
         if len(over):
             raise ScoringError(f"{len(over)} scored part(s) have more than {MAX_PROPOSALS} proposals",
-                               [Problem(PRED_PART, where_pred(al, self.gt, self.pred, int(i)),
+                               [Problem(self.pred.file, where_pred(al, self.gt, self.pred, int(i)),
                                         f"{al.nprop[i]} proposals") for i in over])
         box_ok = al.prop_iou >= part_iou if "part_boxes" not in oracle else np.ones(len(al.prop_iou), bool)
         same = al.prop_same if "part_states" not in oracle else np.ones(len(al.prop_same), bool)

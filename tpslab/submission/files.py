@@ -167,7 +167,7 @@ def _opening_ground_truth(gt_dir, background: bool):
     if background:
         from tpslab.memory import in_background
 
-        decoded = in_background(decode_part_file, part, GT_PART, "single")  # None: not in the strict form
+        decoded = in_background(decode_part_file, part, names[1], "single")  # None: not in the strict form
     else:
         def decoded():  # nothing decoded beforehand: _part_columns decodes, or walks, here
             return None
