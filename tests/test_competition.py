@@ -157,4 +157,12 @@ def test_command_line(made, tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out
     assert "bundle.zip" in printed and "baseline scores" in printed
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(p.name for p in made["out"].iterdir())
+    # the same arguments make the same bundle, byte for byte (members dated 1980-01-01, one mode), and it
+    # carries tpslab as source only: no compiled module built for this machine's Python
+    assert (tmp_path / "new" / "bundle.zip").read_bytes() == (made["out"] / "bundle.zip").read_bytes()
+    with zipfile.ZipFile(made["out"] / "bundle.zip") as z:
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        with zipfile.ZipFile(io.BytesIO(z.read("scoring_program.zip"))) as program:
+            names = program.namelist()
+    assert "tpslab/challenge.py" in names and not [n for n in names if n.endswith((".so", ".pyd"))], names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".new.partial")]

@@ -736,8 +736,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        "(competition.yaml, pages, the scoring program: tpslab's scorer reading INPUT/ref and "
                        "INPUT/res and writing OUTPUT/scores.json and scores.txt), reference_data/ (the test videos' "
                        "labels, from the generator: the teacher's only) and starting_kit/ for learners (the test "
-                       "videos, a simulated detector's boxes of them, a baseline and its submission). Exits 2 on "
-                       "bad input.")
+                       "videos, a simulated detector's boxes of them, a baseline and its submission). The same arguments "
+                       "(with --start) make the same bundle.zip, byte for byte. Exits 2 on bad input.")
     p.add_argument("out", metavar="OUT", help="folder to write the bundle into (new or empty)")
     _mini_arguments(p, "the mini dataset's size", "the mini dataset's seed")
     p.add_argument("--jitter", type=_share, default=0.2,

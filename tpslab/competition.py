@@ -341,18 +341,22 @@ def _logo() -> bytes:
 
 
 def _zip_folder(folder: Path, out: Path) -> None:
-    """Zip the contents of ``folder`` (files at the zip's root) into ``out``."""
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    """Zip the contents of ``folder`` (files at the zip's root) into ``out``, the same bytes for the same files."""
+    from tpslab.fileio import add_to_zip
+
+    with zipfile.ZipFile(out, "w") as z:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
-                z.write(path, path.relative_to(folder).as_posix())
+                add_to_zip(z, path.relative_to(folder).as_posix(), path.read_bytes())
 
 
 def _copy_tpslab(dest: Path) -> None:
+    """tpslab's source for the scoring program: no bytecode, and no compiled module (built for this machine's
+    Python; the platform's reads part files with msgspec, the same results)."""
     import tpslab
 
     shutil.copytree(Path(tpslab.__file__).resolve().parent, dest,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.pyd"))
 
 
 def score_folder(program: Path, input_dir: Path, output_dir: Path) -> dict:
@@ -379,7 +383,7 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
     is not empty.
     """
     import tpslab
-    from tpslab.fileio import atomic_folder
+    from tpslab.fileio import add_to_zip, atomic_folder
     from tpslab.interop import write_detections
     from tpslab.submission import write_json_pair, write_submission_zip
     from tpslab.synthetic.writer import get_preset
@@ -429,15 +433,15 @@ def write_competition(out, *, preset: str = "default", seed: int = 0, jitter: fl
             (tmp / name).write_text(text, encoding="utf-8")
         (tmp / "logo.png").write_bytes(_logo())
         # the bundle: programs and data zipped inside
-        with zipfile.ZipFile(tmp / "bundle.zip", "w", zipfile.ZIP_DEFLATED) as bundle:
+        with zipfile.ZipFile(tmp / "bundle.zip", "w") as bundle:
             for name in _FILES:
-                bundle.write(tmp / name, name)
+                add_to_zip(bundle, name, (tmp / name).read_bytes())
             for folder, inner in (("scoring_program", "scoring_program.zip"), ("reference_data", "reference_data.zip"),
                                   ("starting_kit", "starting_kit.zip")):
                 _zip_folder(tmp / folder, tmp / inner)
-                bundle.write(tmp / inner, inner)
+                add_to_zip(bundle, inner, (tmp / inner).read_bytes())
                 (tmp / inner).unlink()
-            bundle.write(kit / "baseline_submission.zip", "baseline_submission.zip")
+            add_to_zip(bundle, "baseline_submission.zip", (kit / "baseline_submission.zip").read_bytes())
     return {"out": out, "videos": len(names), "baseline": baseline}
 
 

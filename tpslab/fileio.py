@@ -105,6 +105,16 @@ def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
         raise
 
 
+def add_to_zip(z, name: str, data: bytes) -> None:
+    """Add ``data`` to the open zip ``z`` as member ``name``, deflated, dated 1980-01-01 (the zip format's
+    first day) and readable by all: the same members make the same bytes, on any day and machine."""
+    import zipfile
+
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+    z.writestr(info, data)
+
+
 # -- files tpslab wrote into a folder it shares with the user ----------------------------------------------
 # A hidden record in the folder keeps the SHA-256 of each file as written, so that a later run replaces only
 # files that tpslab wrote and nobody changed since, and refuses (FileExistsError, one line) any other.

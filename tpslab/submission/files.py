@@ -16,7 +16,7 @@ from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_P
                               ScoringError, check_mode, compiled_reader, decode_part_file, loads_json, part_columns,
                               repeated_in_part_file, repeated_keys)
 from tpslab.errors import Problem
-from tpslab.fileio import atomic_write_bytes, check_written, write_with_record
+from tpslab.fileio import add_to_zip, atomic_write_bytes, check_written, write_with_record
 from tpslab.vocab import PARTS
 
 #: The hidden record of the JSON files tpslab wrote into a folder, and who wrote them.
@@ -218,9 +218,7 @@ def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.comment = SUBMISSION_ZIP_COMMENT
         for name, obj in ((PRED_VID, pred_vid), (PRED_PART, pred_part)):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
-            z.writestr(info, _dumps(obj, name))
+            add_to_zip(z, name, _dumps(obj, name))
     atomic_write_bytes(path, buf.getvalue())
     return path
 
