@@ -499,10 +499,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        "mismatches, unreadable files and a summary; exits 1 when anything is off.")
     _root_argument(p)
     p.add_argument("--decode", action="store_true", help="decode every frame too (slow; catches damaged data)")
-    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
-                   help="worker processes (default: all cores)")
-    p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",
-                   help="print at most N videos (default: 50)")
+    _workers_argument(p)
+    _max_videos_argument(p)
     _quiet_argument(p)
     p.set_defaults(func=_cmd_check_videos)
 
@@ -532,10 +530,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="re-extract folders made with other settings or holding frames edited since they "
                    "were written (default: refuse them)")
-    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
-                   help="worker processes (default: all cores)")
-    p.add_argument("--max", type=_whole_number(0), default=50, metavar="N",
-                   help="print at most N videos (default: 50)")
+    _workers_argument(p)
+    _max_videos_argument(p)
     _quiet_argument(p)
     p.set_defaults(func=_cmd_extract_frames)
 
@@ -622,8 +618,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out annotated frames that FRAMES lacks (a video not extracted, or a folder ending "
                    "before the frame; counted in the summary) instead of refusing")
-    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
-                   help="worker processes reading frame and video sizes (default: all cores)")
+    _workers_argument(p, "worker processes reading frame and video sizes")
     _quiet_argument(p)
     p.set_defaults(func=_cmd_export_coco)
 
@@ -647,8 +642,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hide-test-labels", action="store_true", help="write -1 as every test video's label")
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out videos without a video file or frame folder instead of refusing")
-    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1,
-                   help="worker processes counting frames (default: all cores)")
+    _workers_argument(p, "worker processes counting frames")
     _quiet_argument(p)
     p.set_defaults(func=_cmd_export_lists)
 
@@ -753,6 +747,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _root_argument(p) -> None:
     p.add_argument("root", nargs="?", help="Kinetics-TPS root (default: $TPSLAB_DATA, else the mini dataset)")
+
+
+def _workers_argument(p, what: str = "worker processes") -> None:
+    p.add_argument("--workers", type=_whole_number(1), default=os.cpu_count() or 1, help=f"{what} (default: all cores)")
+
+
+def _max_videos_argument(p) -> None:
+    p.add_argument("--max", type=_whole_number(0), default=50, metavar="N", help="print at most N videos (default: 50)")
 
 
 def _quiet_argument(p) -> None:
