@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -225,6 +226,7 @@ def _zip(path, members):
 
 def test_check_submission_warns_about_files_in_a_folder_of_the_zip(tmp_path, capsys):
     from tpslab.cli import main
+    from tpslab.submission import open_submission
 
     vid, part = (json.dumps(x) for x in _good())
     nested = _zip(tmp_path / "nested.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": part})
@@ -235,6 +237,15 @@ def test_check_submission_warns_about_files_in_a_folder_of_the_zip(tmp_path, cap
     out = capsys.readouterr().out
     assert "warning: the two files sit in the folder sub/ inside the zip: the challenge expects them at the " \
            "zip's root" in out
+    # errors inside a file name the member as it is in the zip
+    bad = json.loads(part)
+    next(iter(next(iter(bad.values())).values()))["humans"][0]["box"] = [0, 0, "9", 9]
+    broken = _zip(tmp_path / "broken.zip", {f"sub/{PRED_VID}": vid, f"sub/{PRED_PART}": json.dumps(bad)})
+    _, cols = open_submission(broken)
+    assert cols.file == f"{broken}:sub/{PRED_PART}"
+    listed = _zip(tmp_path / "list.zip", {f"sub/{PRED_VID}": "[]", f"sub/{PRED_PART}": part})
+    with pytest.raises(SubmissionError, match=f"{re.escape(str(listed))}:sub/{PRED_VID}: expected a JSON object"):
+        read_submission(listed)
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "msgspec"])

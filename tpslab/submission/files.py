@@ -376,8 +376,9 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
         raise SubmissionError(f"{path}: not a readable zip file ({e})") from None
     with z:
-        data = _inflate(path, z, _zip_members(path, z), max_bytes, max_ratio)
-    return data, [f"{path}:{name}" for name in (PRED_VID, PRED_PART)]
+        members = _zip_members(path, z)
+        data = _inflate(path, z, members, max_bytes, max_ratio)
+    return data, [f"{path}:{m.filename}" for m in members]  # as in the zip: sub/pred_part_result.json
 
 
 def file_warnings(path, max_bytes: int = MAX_SUBMISSION_BYTES,
