@@ -368,11 +368,16 @@ def test_tpslab_traceback_shows_where_an_expected_error_came_from(tmp_path, caps
     args = ["index", tmp_path / "no-such-root"]
     rc, _, err = cli(capsys, *args)
     assert rc == 2 and "Traceback" not in err and len(err.splitlines()) == 1
-    # With TPSLAB_TRACEBACK the error leaves main(), for Python to print its traceback
+    line = err
+    # With TPSLAB_TRACEBACK the traceback comes before the same line, and the exit status stays 2 (scripts read it)
     monkeypatch.setenv("TPSLAB_TRACEBACK", "1")
-    with pytest.raises(Exception) as loud:
-        main([str(a) for a in args])
-    assert str(tmp_path / "no-such-root") in str(loud.value) and str(loud.value) in err
+    rc, _, err = cli(capsys, *args)
+    assert rc == 2 and err.startswith("Traceback (most recent call last):") and err.endswith(line), err
+    assert "resolve_root" in err or "check_release_root" in err  # where it came from
+    for off in ("0", ""):  # an explicit 0, or empty, is off
+        monkeypatch.setenv("TPSLAB_TRACEBACK", off)
+        rc, _, err = cli(capsys, *args)
+        assert rc == 2 and err == line
 
 
 def test_help_mentions_the_commands(capsys):

@@ -7,8 +7,8 @@ Errors: a bad argument or an input problem is one line on stderr, ``tpslab <comm
 and exit status 2 (argparse's usage errors included). :func:`main` turns the exceptions that mean
 "bad input" into that line: ``OSError`` (missing, unreadable or unwritable paths), ``ValueError``
 (every tpslab input error derives from it: annotations, submissions, scores, bad values) and tpslab's
-``UnknownNameError`` and ``VideoError``. Anything else is a bug and keeps its traceback; with
-``TPSLAB_TRACEBACK=1`` the expected errors show theirs too.
+``UnknownNameError`` and ``VideoError``. Anything else is a bug and keeps its traceback (exit status 1); with
+``TPSLAB_TRACEBACK=1`` the expected errors print theirs before their line, and still exit 2.
 """
 
 from __future__ import annotations
@@ -795,16 +795,25 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         return 130
     except MemoryError:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
+        _traceback_if_asked()
         print(f"tpslab {args.command}: error: out of memory; with large inputs, pass fewer --workers where the command "
               "has them", file=sys.stderr)
         return 2
     except Exception as e:
-        if os.environ.get(TRACEBACK_ENV) or not _is_input_error(e):
-            raise
+        if not _is_input_error(e):
+            raise  # a bug: Python prints the traceback, exit status 1
+        _traceback_if_asked()
         print(f"tpslab {args.command}: error: {printable(_one_line(e))}", file=sys.stderr)
         return 2
+
+
+def _traceback_if_asked() -> None:
+    """With ``TPSLAB_TRACEBACK`` set (to anything but ``0``), print the traceback of the error being handled: where
+    an expected error came from, before its line; the exit status stays the same."""
+    if os.environ.get(TRACEBACK_ENV, "0") not in ("", "0"):
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
 
 
 if __name__ == "__main__":
