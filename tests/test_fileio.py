@@ -88,6 +88,21 @@ def test_an_unwritable_folder_is_an_error_naming_it(tmp_path):
     assert not (folder / "tpslab-test.json").exists()
 
 
+def test_a_folder_in_an_unwritable_folder_is_an_error_naming_that_folder(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    try:
+        with pytest.raises(PermissionError) as e:
+            with atomic_folder(folder / "out"):
+                pass
+        # the folder the user can act on, not the hidden temporary name tpslab chose in it
+        assert e.value.filename == str(folder) and "partial" not in str(e.value)
+        assert e.value.strerror.startswith("cannot create a folder in this folder")
+    finally:
+        if folder != Path("/sys"):
+            folder.chmod(0o700)
+    assert not (folder / "out").exists()
+
+
 
 def test_a_folder_appears_whole_or_not_at_all(tmp_path, umask):
     with atomic_folder(tmp_path / "new" / "out") as tmp:

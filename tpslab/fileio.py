@@ -76,7 +76,9 @@ def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
     folders (mode 0777 less the umask), the folder above ``path`` too when missing. When the block
     ends, ``path`` must be missing or an empty folder: an empty folder is removed first (an ``OSError``
     if another process filled it meanwhile), and a ``FileExistsError`` says that another process made
-    ``path`` meanwhile. With ``replace``, whatever stands at ``path`` is removed first instead.
+    ``path`` meanwhile. With ``replace``, whatever stands at ``path`` is removed first instead. A folder
+    above ``path`` that is a file, or one this process may not write into, raises an ``OSError`` whose
+    ``filename`` is that folder.
     """
     path = Path(path)
     folder = _folder_for(path)
@@ -88,6 +90,8 @@ def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
             break
         except FileExistsError:
             continue
+        except OSError as e:  # named after the folder the user can act on, not the hidden name chosen in it
+            raise type(e)(e.errno, f"cannot create a folder in this folder ({e.strerror})", str(folder)) from None
     try:
         yield tmp
         if replace and path.exists():
