@@ -213,6 +213,20 @@ def test_export_gt_of_an_empty_selection_is_an_error(files, tmp_path, capsys):
 # mini
 
 
+def test_a_file_where_a_folder_is_expected_is_called_a_file(files, tmp_path, capsys, monkeypatch):
+    plain = files["file"]  # a text file
+    for args in (["export-coco", files["root"], plain, "--out", tmp_path / "c.json"],
+                 ["export-coco", files["root"], files["root"], "--out", plain / "c.json"],
+                 ["export-lists", files["root"], "--frames", plain, "--out", tmp_path / "lists"]):
+        rc, _, err = cli(capsys, *args)
+        assert f"{plain}: exists and is not a folder" in one_line_error(rc, err, args[0]), err
+        assert "no such" not in err
+    monkeypatch.setenv("TPSLAB_CACHE", str(plain))
+    rc, _, err = cli(capsys, "mini", "--preset", "tiny", "--quiet")
+    assert f"{plain}: exists and is not a folder (from $TPSLAB_CACHE)" in one_line_error(rc, err, "mini"), err
+    assert plain.read_text() == "not a folder\n"
+
+
 def test_mini_into_an_existing_folder(tmp_path, capsys, monkeypatch):
     use_micro_as_tiny(monkeypatch)  # six videos stand in for the tiny preset's 24
     out = tmp_path / "mini"

@@ -289,12 +289,11 @@ def _cmd_export_coco(args) -> int:
     from pathlib import Path
 
     from tpslab.dataset import load_dataset
-    from tpslab.interop import check_coco_out, export_coco
+    from tpslab.fileio import need_folder
+    from tpslab.interop import NO_FRAMES, check_coco_out, export_coco
 
     out = check_coco_out(args.out)  # an --out tpslab did not write, and a missing FRAMES, fail before any work
-    if not Path(args.frames).is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such frames folder (make one with tpslab extract-frames)",
-                                args.frames)
+    need_folder(args.frames, NO_FRAMES)
     videos = _read_video_list(args.videos) if args.videos is not None else None
     ds = load_dataset(args.root, progress=not args.quiet)
     if videos is None and args.split != "all":
@@ -320,12 +319,12 @@ def _cmd_export_lists(args) -> int:
     from pathlib import Path
 
     from tpslab.dataset import load_dataset
-    from tpslab.interop import check_lists_out, export_lists
+    from tpslab.fileio import need_folder
+    from tpslab.interop import NO_FRAMES, check_lists_out, export_lists
 
     out = check_lists_out(args.out, frames=args.frames is not None)  # refused before any work
-    if args.frames is not None and not Path(args.frames).is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such frames folder (make one with tpslab extract-frames)",
-                                args.frames)
+    if args.frames is not None:
+        need_folder(args.frames, NO_FRAMES)
     ds = load_dataset(args.root, progress=not args.quiet)
     result = export_lists(ds, out, frames=args.frames, val_fraction=args.val_fraction, seed=args.seed,
                           hide_test_labels=args.hide_test_labels, missing="skip" if args.skip_missing else "error",

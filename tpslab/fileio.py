@@ -16,6 +16,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def need_folder(path, missing: str = "no such folder") -> Path:
+    """``path`` when it is a folder; else an OSError whose ``filename`` is ``path``: NotADirectoryError when
+    something else stands there, FileNotFoundError (saying ``missing``) when nothing does."""
+    path = Path(path)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(path))
+    raise FileNotFoundError(errno.ENOENT, missing, str(path))
+
+
 def _folder_for(path: Path) -> Path:
     """The folder ``path`` goes into, created when missing; an OSError naming it when it cannot be."""
     folder = path.parent

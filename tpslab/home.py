@@ -11,6 +11,7 @@ through :func:`provide_mini`, so that loading tables never imports the renderer 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,10 @@ def provide_mini(provider: Callable[..., Path]) -> None:
 def cache_home() -> Path:
     """The folder for tpslab's caches: ``TPSLAB_CACHE``, else ``$XDG_CACHE_HOME/tpslab``, else ``~/.cache/tpslab``."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser().resolve()
+        chosen = Path(os.environ[CACHE_ENV]).expanduser().resolve()
+        if chosen.exists() and not chosen.is_dir():  # made when needed; a file there is the user's mistake
+            raise NotADirectoryError(errno.ENOTDIR, f"exists and is not a folder (from ${CACHE_ENV})", str(chosen))
+        return chosen
     base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     return (Path(base).expanduser() / "tpslab").resolve()
 

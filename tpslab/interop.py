@@ -59,12 +59,13 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from tpslab.fileio import check_written, write_with_record
+from tpslab.fileio import check_written, need_folder, write_with_record
 from tpslab.layout import rawframes_folder
 from tpslab.challenge import MAX_HUMANS, MAX_PROPOSALS, box_problem, frame_stem
 
 TOOL_COCO = "tpslab export-coco"
 TOOL_LISTS = "tpslab export-lists"
+NO_FRAMES = "no such frames folder (make one with tpslab extract-frames)"
 PERSON = "person"
 PERSON_ID = 1
 #: Every file :func:`export_coco` writes starts with these bytes; an existing file that does not is
@@ -212,9 +213,7 @@ def _frame_table(dataset, frames_root, videos, missing: str, workers: int, progr
 
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
-    root = Path(frames_root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such frames folder (make one with tpslab extract-frames)")
+    root = need_folder(frames_root, NO_FRAMES)
     keep = set(videos)
     fr = dataset.frames
     fr = fr[fr["video"].astype(str).isin(keep)][["video", "frame"]].astype({"video": str})
@@ -498,8 +497,7 @@ def check_coco_out(out) -> Path:
     if out.exists() and not is_tpslab_coco(out):
         raise FileExistsError(f"{out}: exists and was not written by {TOOL_COCO}; left untouched (remove it or "
                               "choose another name)")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out.parent}: no such folder")
+    need_folder(out.parent)
     return out
 
 
@@ -966,8 +964,8 @@ def export_lists(dataset, out, *, frames=None, val_fraction: float = 0.25, seed:
     if missing not in ("error", "skip"):
         raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
     out = check_lists_out(out, frames is not None)
-    if frames is not None and not Path(frames).is_dir():
-        raise FileNotFoundError(f"{frames}: no such frames folder (make one with tpslab extract-frames)")
+    if frames is not None:
+        need_folder(frames, NO_FRAMES)
     train, val = dataset.split_train_val(val_fraction=val_fraction, seed=seed)
     v = dataset.videos.assign(video=dataset.videos["video"].astype(str)).set_index("video")
     splits = {"train": train, "val": val, "test": sorted(v.index[v["split"] == "test"])}
