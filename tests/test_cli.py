@@ -109,6 +109,16 @@ def _bad_inputs(f, tmp):
     }
 
 
+def test_training_numbers_are_checked_before_any_work(files, tmp_path, capsys):
+    for option, value, says in (("--lr", "-1", "a finite number >= 0"), ("--lr", "inf", "a finite number >= 0"),
+                                ("--lr", "nan", "a finite number >= 0"), ("--val-fraction", "1", "from 0 up to 1"),
+                                ("--val-fraction", "-0.1", "from 0 up to 1")):
+        rc, out, err = cli(capsys, "train-recognizer", files["root"], "--out", tmp_path / "run", option, value)
+        line = one_line_error(rc, err, "train-recognizer")
+        assert option in line and says in line and out == "", (line, out)
+    assert not (tmp_path / "run").exists()
+
+
 def test_running_out_of_memory_is_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
     import tpslab.cli
 

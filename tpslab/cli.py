@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import sys
 
@@ -45,15 +46,26 @@ def _whole_number(minimum: int):
     return parse
 
 
-def _fraction(text):
-    """An argparse type: a number strictly between 0 and 1 (checked before any data is loaded)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number strictly between 0 and 1, got {text!r}")
-    return value
+def _number(accept, what: str):
+    """An argparse type: a finite number that ``accept`` takes, ``what`` saying which in the error (checked
+    before any data is loaded)."""
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_fraction = _number(lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+_share = _number(lambda v: 0 <= v <= 1, "a number from 0 to 1")
+_holdout = _number(lambda v: 0 <= v < 1, "a number from 0 up to 1 (not 1 itself)")
+_rate = _number(lambda v: v >= 0, "a finite number >= 0")
 
 
 def _one_line(e: BaseException) -> str:
@@ -413,17 +425,6 @@ def _iso_date(text):
         raise argparse.ArgumentTypeError(f"must be a date written YYYY-MM-DD, got {text!r}") from None
 
 
-def _share(text):
-    """An argparse type: a number from 0 to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = None
-    if value is None or not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
-    return value
-
-
 class _PresetNames:
     """The mini dataset's preset names as argparse ``choices``, read from tpslab.synthetic only when a
     command's --preset is checked or its help shown (importing the generator is 0.2 s of every command).
@@ -663,14 +664,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_whole_number(1), default=4, help="epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=_whole_number(1), default=128, metavar="B",
                    help="crops per optimiser step, over all processes (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the one-cycle schedule "
+    p.add_argument("--lr", type=_rate, default=3e-3, help="peak learning rate of the one-cycle schedule "
                    "(default: %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (under torchrun, cuda is each "
                    "process's GPU) (default: %(default)s)")
     p.add_argument("--workers", type=_whole_number(0), default=0, metavar="W",
                    help="DataLoader worker processes reading crops, per process (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its checkpoint")
-    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
+    p.add_argument("--val-fraction", type=_holdout, default=0.1, metavar="F",
                    help="share of each class's training videos held out for validation, 0 for none "
                    "(default: %(default)s)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the split, the model and the sampling "
