@@ -67,7 +67,7 @@ def test_an_infinite_learning_rate_is_refused(small, tmp_path, lr):
 def test_an_infinite_learning_rate_is_one_line_in_the_command(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(train_args(tiny.dataset.root, run, "--lr", "inf")) == 2
-    assert "lr must be a finite number >= 0" in one_line_error(capsys, "train-recognizer")
+    assert "--lr: must be a finite number >= 0, got 'inf'" in one_line_error(capsys, "train-recognizer")
     assert not run.exists()
 
 
