@@ -356,6 +356,23 @@ def test_evaluate_errors_in_the_part_files_name_the_folder_or_zip_once(files, tm
     assert line.count("gt_part_result") == 1, line
 
 
+def test_check_submission_refuses_what_evaluate_refuses(files, tmp_path, capsys):
+    pred_vid, pred_part = json.loads(json.dumps(files["pred"]))
+    for fr in pred_part[files["val"][1]].values():
+        for person in fr["humans"]:
+            for part in person["parts"].values():
+                part["verb"] = ["bendd" if v == "bend" else v for v in part["verb"]]
+    typo = write_submission_zip(tmp_path / "typo.zip", pred_vid, pred_part)
+    assert cli(capsys, "evaluate", files["gt"], typo)[0] == 2  # refused
+    rc, out, _ = cli(capsys, "check-submission", typo, "--gt", files["gt"])
+    assert rc == 1 and out.startswith("submission NOT OK: "), out
+    assert "error: state 'bendd' not in the part-state vocabulary; did you mean 'bend' or" in out, out
+    assert "--allow-unknown-names" in out.splitlines()[-1]
+    rc, out, _ = cli(capsys, "check-submission", typo, "--gt", files["gt"], "--allow-unknown-names")
+    assert rc == 0 and out.startswith("submission OK: 0 error(s)") and "warning: state 'bendd'" in out, out
+    assert cli(capsys, "evaluate", files["gt"], typo, "--allow-unknown-names")[0] == 0
+
+
 def test_check_submission(files, tmp_path, capsys):
     rc, out, err = cli(capsys, "check-submission", files["list"], "--gt", files["gt"])
     assert rc == 0 and out.startswith("submission OK: 0 error(s)") and err == ""

@@ -271,7 +271,13 @@ def _cmd_check_submission(args) -> int:
     report = validate_submission(pred_vid, pred_part, gt_vid, gt_part, mode=args.mode)
     limit = {} if args.max_bytes is None else {"max_bytes": args.max_bytes}
     report.problems += file_warnings(args.pred, **limit)  # the files read once more: what parsing drops
+    refused = report.describe_unknown_names() and not args.allow_unknown_names
+    if refused:  # as `tpslab evaluate` refuses them
+        report = report.refusing_unknown_names()
     print(report.__str__(limit=args.max))
+    if refused:
+        print("(names outside the vocabulary and the ground truth never score: `tpslab evaluate` refuses them; "
+              "--allow-unknown-names lets both commands pass them, as warnings)")
     return 0 if report.ok else 1
 
 
@@ -558,9 +564,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="also the 5x5 grid of IoU thresholds the official "
                    "script prints")
     p.add_argument("--json", action="store_true", help="print one JSON object (area, accuracy, mean_psc, ...)")
-    p.add_argument("--allow-unknown-names", action="store_true",
-                   help="score even when class, part or state names are outside the vocabulary and the ground "
-                   "truth (such names never score)")
+    _allow_unknown_names_argument(p)
     _max_bytes_argument(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -580,6 +584,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    "(default: %(default)s)")
     p.add_argument("--max", type=_whole_number(0), default=5, metavar="N",
                    help="places shown for each kind of problem (default: %(default)s)")
+    _allow_unknown_names_argument(p)
     _max_bytes_argument(p)
     p.set_defaults(func=_cmd_check_submission)
 
@@ -755,6 +760,13 @@ def _workers_argument(p, what: str = "worker processes") -> None:
 
 def _max_videos_argument(p) -> None:
     p.add_argument("--max", type=_whole_number(0), default=50, metavar="N", help="print at most N videos (default: 50)")
+
+
+def _allow_unknown_names_argument(p) -> None:
+    p.add_argument("--allow-unknown-names", action="store_true",
+                   help="class, part or state names outside the vocabulary and the ground truth never score: "
+                   "evaluate refuses them and check-submission counts them as errors, unless this is given "
+                   "(then: warnings, and evaluate scores anyway)")
 
 
 def _quiet_argument(p) -> None:

@@ -4,7 +4,7 @@ scorer's judgement (what it accepts scores, what the scorer refuses it refuses),
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Mapping
 
@@ -36,6 +36,7 @@ class SubmissionReport:
     looks_like: str | None = None
     unknown_names: dict = field(default_factory=lambda: {k: Counter() for k in NAME_KINDS})
     suggestions: dict = field(default_factory=dict, repr=False)  # (kind, name) -> nearest known names
+    unknown_messages: set = field(default_factory=set, repr=False)  # the messages of the unknown-name warnings
 
     @property
     def errors(self) -> list:
@@ -52,6 +53,13 @@ class SubmissionReport:
     def raise_if_errors(self) -> None:
         if self.errors:
             raise SubmissionError(f"the submission has {len(self.errors)} error(s)", self.errors)
+
+    def refusing_unknown_names(self) -> "SubmissionReport":
+        """This report with its unknown-name warnings made errors: what ``tpslab evaluate`` refuses unless
+        ``--allow-unknown-names``."""
+        problems = [replace(p, severity="error") if p.severity == "warning" and p.message in self.unknown_messages
+                    else p for p in self.problems]
+        return replace(self, problems=problems)
 
     def describe_unknown_names(self, limit: int = 10) -> str:
         """One line: ``class 'lunges' (3x; did you mean 'lunge'?), state ...``, the most frequent first."""
@@ -119,6 +127,7 @@ class _Validator:
             self.report.suggestions[(kind, name)] = near
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
             message = self.hints[kind, name] = f"{kind} {name!r} not in the {_VOCAB_WORD[kind]} vocabulary{hint}"
+            self.report.unknown_messages.add(message)
         self.add(key, file, where, message, "warning")
 
     def problems(self) -> list:
