@@ -538,6 +538,8 @@ def test_remembered_probe_follows_file_changes(videos, tmp_path):
 X264_B = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
           "-x264-params", "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-adapt=0"]
 XVID_B = ["-c:v", "libxvid", "-bf", "2", "-q:v", "2"]  # AVI: packed B-frames ("DivX503b...p")
+X264_OPEN_GOP = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                 "-x264-params", "keyint=12:min-keyint=12:scenecut=0:bframes=3:b-pyramid=2:open-gop=1"]
 # kind -> (file name, ffmpeg output options); every file encodes frames 0..FOOTAGE_N-1
 FOOTAGE = {
     "h264_bframes_mp4": ("h264.mp4", X264_B),
@@ -553,6 +555,11 @@ FOOTAGE = {
                               "-auto-alt-ref", "1", "-lag-in-frames", "16"]),
     "vp8_webm": ("vp8.webm", ["-c:v", "libvpx", "-g", "12", "-crf", "4", "-b:v", "1M"]),
     "xvid_no_bframes_avi": ("xvid_ip.avi", ["-c:v", "libxvid", "-bf", "0", "-g", "12", "-q:v", "2"]),
+    # keyframes that are not IDR pictures: decord, seeking to one, handed out the wrong frames
+    "h264_open_gop_mp4": ("h264_og.mp4", X264_OPEN_GOP),
+    "h264_open_gop_mkv": ("h264_og.mkv", X264_OPEN_GOP),
+    "h264_intra_refresh_mp4": ("h264_ir.mp4", ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
+                                               "-x264-params", "keyint=12:intra-refresh=1:bframes=0"]),
 }
 FOOTAGE_N = 50
 
@@ -618,6 +625,33 @@ def test_every_frame_in_random_order(footage, kind, backend):
         for chunk in np.array_split(order, 8):  # unsorted reads, each from wherever the last left off
             assert read(reader, chunk) == [shown[i] for i in chunk], (kind, chunk)
         assert read(reader, order) == [shown[i] for i in order], kind
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_open_gop_video_cut_by_stream_copy_is_read_exactly_or_refused(footage, tmp_path, ext):
+    """Cut at an open-GOP keyframe, a file starts with frames that depend on what was cut away. mp4's edit list
+    hides them; this Matroska file has no times to tell them apart, and tpslab counted them (2 frames no player
+    shows, and decord handed out wrong frames): now it refuses the file."""
+    path, _ = footage(f"h264_open_gop_{ext}")
+    cut = tmp_path / f"cut.{ext}"
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-ss", "0.9", "-i", str(path), "-c",
+                    "copy", str(cut)], check=True)
+    shown = decode_all(cut)
+    if ext == "mkv":
+        with pytest.raises(VideoError, match="starts at a keyframe that is not an IDR picture") as err:
+            probe(cut)
+        assert err.value.path == str(cut)
+        for backend in BACKENDS:
+            with pytest.raises(VideoError, match="not an IDR picture"):
+                open_video(cut, backend)
+        return
+    for backend in ("auto", "pyav"):
+        with open_video(cut, backend) as reader:
+            assert len(reader) == len(shown) and getattr(reader, "active_backend", "pyav") == "pyav"
+            order = np.random.default_rng(3).permutation(len(shown))
+            assert read(reader, order) == [shown[i] for i in order]
+    with pytest.raises(VideoError, match="decord"):
+        open_video(cut, "decord")
 
 
 @pytest.mark.parametrize("ext", ["mp4", "mkv"])

@@ -14,7 +14,8 @@ Backends:
   frames are numbered in the decoder's output order, decoding from the start of the file.
 - ``decord``: faster random access, but wrong on many files: it counts and indexes every coded frame,
   including frames an mp4 edit list hides (files cut by stream copy), and its seeks land on wrong
-  frames in AVI, MPEG-TS and MPEG-PS files with B-frames and in HEVC and MPEG-4 Part 2 mp4s; it
+  frames in AVI, MPEG-TS and MPEG-PS files with B-frames, in HEVC and MPEG-4 Part 2 mp4s, and in H.264
+  whose keyframes are not all IDR pictures (open GOPs, intra refresh: the probe counts them); it
   cannot open some codecs (AV1). It is used only for the container and codec pairs in
   :data:`DECORD_VERIFIED`, whose every frame the test suite checks, and only after the probe shows
   the file is safe for it. decord and decord2 (a fork with the same import name) must not be
@@ -158,6 +159,8 @@ class VideoInfo:
     ``display`` is the file's display matrix ``(a, b, c, d)`` where it turns or mirrors the picture
     (phone videos: a quarter turn), else None; ``width`` and ``height`` are then those of the picture as
     players show it, turned, and so are the frames every reader returns (see :func:`displayed`).
+    ``non_idr_keys`` counts the H.264 keyframes that are not IDR pictures (open GOPs, intra refresh): a
+    decoder that starts at one cannot show some frames near it (PyAV seeks to an earlier keyframe).
     """
 
     path: str
@@ -175,6 +178,7 @@ class VideoInfo:
     container: str = ""
     untrusted_times: str | None = None
     display: tuple[int, int, int, int] | None = None
+    non_idr_keys: int = 0
 
 
 def _check_file(path: Path) -> None:
@@ -288,12 +292,40 @@ def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, i
     return None if display == (1, 0, 0, 1) else display
 
 
-def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list, list]:
-    """Presentation times, decoding times, keyframe and hidden flags of the stream's packets, and its
-    first 16 packets (to decode one frame from)."""
+def _h264_nal_length(extradata: bytes | None) -> int | None:
+    """The size of the NAL unit lengths of H.264 packets (avcC extradata: mp4, mov, mkv), or None where the
+    packets carry start codes (Annex B: ts, raw streams)."""
+    if extradata and len(extradata) > 4 and extradata[0] == 1:
+        return (extradata[4] & 3) + 1
+    return None
+
+
+def _h264_has_idr(data, nal_length: int | None) -> bool:
+    """Whether an H.264 packet holds an IDR picture (NAL unit type 5)."""
+    data = bytes(data)
+    if nal_length is None:
+        at = data.find(b"\x00\x00\x01")
+        while 0 <= at < len(data) - 3:
+            if data[at + 3] & 0x1F == 5:
+                return True
+            at = data.find(b"\x00\x00\x01", at + 3)
+        return False
+    at = 0
+    while at + nal_length < len(data):
+        if data[at + nal_length] & 0x1F == 5:
+            return True
+        at += nal_length + int.from_bytes(data[at:at + nal_length], "big")
+    return False
+
+
+def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list, list, list]:
+    """Presentation times, decoding times, keyframe and hidden flags of the stream's packets, its first 16
+    packets (to decode one frame from), and for H.264 whether each keyframe holds an IDR picture (else [])."""
     import av
 
-    pts, dts, key, hidden, first = [], [], [], [], []
+    pts, dts, key, hidden, first, idr = [], [], [], [], [], []
+    h264 = stream.codec_context.name == "h264"
+    nal_length = _h264_nal_length(stream.codec_context.extradata) if h264 else None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -304,11 +336,13 @@ def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list
             dts.append(packet.dts)
             key.append(packet.is_keyframe)
             hidden.append(packet.is_discard)
+            if h264 and packet.is_keyframe:
+                idr.append(_h264_has_idr(packet, nal_length))
             if len(first) < 16:
                 first.append(packet)
     except av.FFmpegError as err:
         raise VideoError(path, f"cannot read packet {len(pts)}: {_reason(err)}") from None
-    return pts, dts, key, hidden, first
+    return pts, dts, key, hidden, first, idr
 
 
 def _whole_count(path: Path, fmt: str, announced: int, pts: list, dts: list, hidden: list) -> int:
@@ -356,7 +390,7 @@ def probe(path) -> VideoInfo:
     container = _open_container(path)
     with container:
         stream = _video_stream(container, path)
-        pts, dts, key, hidden, first = _scan_packets(path, container, stream)
+        pts, dts, key, hidden, first, idr = _scan_packets(path, container, stream)
         announced = stream.frames
         ctx = stream.codec_context
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -379,10 +413,16 @@ def probe(path) -> VideoInfo:
         # What decoders show before the first keyframe differs between tools: refuse to guess.
         raise VideoError(path, "the stream does not start with a keyframe (corrupt or badly cut file)")
     num_shown = len(pts) - int(np.sum(hidden))
+    non_idr = len(idr) - sum(idr)
     untrusted = _untrusted_times(fmt, reorders, pts, dts)
     if untrusted:
+        if idr and not idr[0] and reorders:
+            # (with times, the frames shown before the first keyframe are found below)
+            raise VideoError(path, "the stream starts at a keyframe that is not an IDR picture and may show frames "
+                                   "that depend on what came before it (cut by stream copy?): which of them "
+                                   "decode differs between tools; re-encode it, or cut it at an IDR picture")
         return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                         None, None, None, None, fmt, untrusted, display)
+                         None, None, None, None, fmt, untrusted, display, non_idr)
 
     pts_all = np.asarray(pts, dtype=np.int64)
     # Matroska stores no decode times with B-frames; its seek index holds presentation times. Any
@@ -402,7 +442,7 @@ def probe(path) -> VideoInfo:
     if np.any(gop < 0):
         raise VideoError(path, "frames shown before the first keyframe cannot be decoded")
     return VideoInfo(str(path), num_shown, fps, width, height, codec, coded - num_shown, coded,
-                     shown_pts, key_dts[gop], gop, key_pts, fmt, display=display)
+                     shown_pts, key_dts[gop], gop, key_pts, fmt, display=display, non_idr_keys=non_idr)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -760,6 +800,11 @@ def _decord_refusal(info: VideoInfo) -> str | None:
                 "files (on several such kinds it returns wrong frames)")
     if info.hidden_frames:
         return f"its edit list hides {info.hidden_frames} coded frames, which decord would count and index"
+    if info.untrusted_times:
+        return f"its frames are numbered in decoding order ({info.untrusted_times}), which decord does not follow"
+    if info.non_idr_keys:
+        return (f"{info.non_idr_keys} of its keyframes are not IDR pictures (open GOPs or intra refresh): decord "
+                "seeks to them and hands out wrong frames near them")
     if info.display is not None:
         return "its display matrix turns or mirrors the picture, and decord ignores mirroring"
     return None
