@@ -654,6 +654,32 @@ def test_open_gop_video_cut_by_stream_copy_is_read_exactly_or_refused(footage, t
         open_video(cut, "decord")
 
 
+@pytest.mark.parametrize("crop", ["crop_left=2", "crop_left=16:crop_right=8:crop_top=8:crop_bottom=4"])
+def test_pictures_cropped_on_the_left_or_top_by_the_stream_are_refused(footage, tmp_path, crop):
+    """An H.264 stream may say to show only part of each coded picture. FFmpeg's decoders leave a crop on the left
+    or top to the player: decord squeezed the whole picture into the shown size (every frame wrong, under auto),
+    PyAV called it a size change mid-stream."""
+    path, _ = footage("h264_bframes_mp4")
+    cropped = tmp_path / "cropped.mp4"
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(path), "-c", "copy",
+                    "-bsf:v", f"h264_metadata={crop}", str(cropped)], check=True)
+    with pytest.raises(VideoError, match="crops its pictures") as err:
+        probe(cropped)
+    assert err.value.path == str(cropped) and "(they hand out " in err.value.reason
+    for backend in BACKENDS:
+        with pytest.raises(VideoError, match="crops its pictures"):
+            open_video(cropped, backend)
+    right = tmp_path / "right.mp4"  # a crop on the right and bottom is applied by the decoders: read exactly
+    subprocess.run([vg.ffmpeg_exe(), "-y", "-nostdin", "-loglevel", "error", "-i", str(path), "-c", "copy",
+                    "-bsf:v", "h264_metadata=crop_right=2:crop_bottom=2", str(right)], check=True)
+    shown = decode_all(right)
+    for backend in BACKENDS:
+        with open_video(right, backend) as reader:
+            assert reader.size == (126, 94)
+            order = np.random.default_rng(5).permutation(len(shown))
+            assert read(reader, order) == [shown[i] for i in order]
+
+
 @pytest.mark.parametrize("ext", ["mp4", "mkv"])
 def test_a_file_with_two_video_streams_is_refused_not_read_from_a_guessed_one(footage, tmp_path, ext):
     """Players show the default stream, decord its own pick, PyAV the first: with the second marked default,

@@ -270,10 +270,9 @@ def _first_frame(stream, packets: list):
     return None
 
 
-def _display_matrix(path: Path, stream, packets: list) -> tuple[int, int, int, int] | None:
+def _display_matrix(path: Path, frame) -> tuple[int, int, int, int] | None:
     """The display matrix of the stream, from its first decoded frame (PyAV exposes it on frames only):
     None where it leaves the picture as stored; a VideoError for a turn that is not a quarter turn."""
-    frame = _first_frame(stream, packets)
     matrix = None if frame is None else next(
         (bytes(sd) for sd in frame.side_data if str(sd.type).rsplit(".", 1)[-1] == "DISPLAYMATRIX"), None)
     if matrix is None or len(matrix) != 36:
@@ -402,7 +401,13 @@ def probe(path) -> VideoInfo:
             raise VideoError(path, f"frames of {width}x{height} ({width * height * 3 / 2**30:.1f} GiB each as RGB) are "
                                    f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes; raise "
                                    "tpslab.video.MAX_FRAME_PIXELS (8K by default) to read it on purpose")
-        display = _display_matrix(path, stream, first) if pts else None
+        frame = _first_frame(stream, first) if pts else None
+        if frame is not None and (frame.width, frame.height) != (width, height):
+            # H.264 frame cropping on the left or top: FFmpeg's decoders leave it to the player (ffmpeg's filters)
+            raise VideoError(path, f"its stream crops its pictures to {width}x{height} on the left or top, which the "
+                                   f"decoders leave undone (they hand out {frame.width}x{frame.height}): tpslab cannot "
+                                   "read it as players show it; re-encode it (ffmpeg applies the crop)")
+        display = _display_matrix(path, frame)
         if _quarter_turn(display):
             width, height = height, width
 
