@@ -402,7 +402,8 @@ def probe(path) -> VideoInfo:
                                    f"beyond the {MAX_FRAME_PIXELS / 1e6:.1f} megapixels tpslab decodes; raise "
                                    "tpslab.video.MAX_FRAME_PIXELS (8K by default) to read it on purpose")
         frame = _first_frame(stream, first) if pts else None
-        if frame is not None and (frame.width, frame.height) != (width, height):
+        if frame is not None and 0 < width <= frame.width and 0 < height <= frame.height and \
+                (frame.width, frame.height) != (width, height):
             # H.264 frame cropping on the left or top: FFmpeg's decoders leave it to the player (ffmpeg's filters)
             raise VideoError(path, f"its stream crops its pictures to {width}x{height} on the left or top, which the "
                                    f"decoders leave undone (they hand out {frame.width}x{frame.height}): tpslab cannot "
