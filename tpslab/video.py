@@ -377,10 +377,12 @@ def _untrusted_times(fmt: str, reorders: bool, pts: list, dts: list) -> str | No
 
 def probe(path) -> VideoInfo:
     """Scan the packets of ``path``'s video stream and check the file is whole (one frame is decoded, for the
-    display matrix only PyAV's frames show).
+    display matrix only PyAV's frames show, and its size).
 
     Raises :class:`VideoError` for a file with several video streams (cover pictures aside), pictures beyond
-    :data:`MAX_FRAME_PIXELS`, and a missing, empty, unreadable or truncated file (fewer packets
+    :data:`MAX_FRAME_PIXELS`, pictures the stream crops on the left or top (the decoders leave that crop
+    undone), a stream without times that starts at a keyframe that is not an IDR picture (cut by stream
+    copy in an open GOP), and a missing, empty, unreadable or truncated file (fewer packets
     than the header announces, or a packet cut short). An AVI header counts empty chunks too
     (dropped frames, during which a player holds the previous one): ``num_frames`` counts the
     frames that decode, and the file is whole when its chunks reach the announced count.
