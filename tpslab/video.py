@@ -159,8 +159,9 @@ class VideoInfo:
     ``display`` is the file's display matrix ``(a, b, c, d)`` where it turns or mirrors the picture
     (phone videos: a quarter turn), else None; ``width`` and ``height`` are then those of the picture as
     players show it, turned, and so are the frames every reader returns (see :func:`displayed`).
-    ``non_idr_keys`` counts the H.264 keyframes that are not IDR pictures (open GOPs, intra refresh): a
-    decoder that starts at one cannot show some frames near it (PyAV seeks to an earlier keyframe).
+    ``non_idr_keys`` counts the H.264 and HEVC keyframes that are not IDR pictures (open GOPs, intra refresh,
+    HEVC's CRA pictures): a decoder that starts at one cannot show some frames near it (PyAV seeks to an
+    earlier keyframe).
     """
 
     path: str
@@ -291,40 +292,47 @@ def _display_matrix(path: Path, frame) -> tuple[int, int, int, int] | None:
     return None if display == (1, 0, 0, 1) else display
 
 
-def _h264_nal_length(extradata: bytes | None) -> int | None:
-    """The size of the NAL unit lengths of H.264 packets (avcC extradata: mp4, mov, mkv), or None where the
-    packets carry start codes (Annex B: ts, raw streams)."""
-    if extradata and len(extradata) > 4 and extradata[0] == 1:
-        return (extradata[4] & 3) + 1
+# Keyframes a decoder can start at and show every later frame: H.264 IDR pictures (NAL unit type 5); HEVC IDR
+# and BLA pictures (16-20). Others, flagged keyframes all the same (H.264 open-GOP I pictures and intra-refresh
+# recovery points, HEVC CRA pictures), have frames near them that need what came before.
+_CLEAN_START = {"h264": frozenset({5}), "hevc": frozenset(range(16, 21))}
+
+
+def _nal_length(codec: str, extradata: bytes | None) -> int | None:
+    """The size of the NAL unit lengths of H.264/HEVC packets (avcC/hvcC extradata: mp4, mov, mkv), or None
+    where the packets carry start codes (Annex B: ts, raw streams)."""
+    at = {"h264": 4, "hevc": 21}[codec]  # lengthSizeMinusOne's byte in avcC / hvcC
+    if extradata and len(extradata) > at and extradata[0] == 1:
+        return (extradata[at] & 3) + 1
     return None
 
 
-def _h264_has_idr(data, nal_length: int | None) -> bool:
-    """Whether an H.264 packet holds an IDR picture (NAL unit type 5)."""
+def _nal_types(data, nal_length: int | None, codec: str):
+    """The NAL unit types in an H.264/HEVC packet."""
     data = bytes(data)
+    kind = (lambda b: b & 0x1F) if codec == "h264" else (lambda b: (b >> 1) & 0x3F)
     if nal_length is None:
         at = data.find(b"\x00\x00\x01")
         while 0 <= at < len(data) - 3:
-            if data[at + 3] & 0x1F == 5:
-                return True
+            yield kind(data[at + 3])
             at = data.find(b"\x00\x00\x01", at + 3)
-        return False
+        return
     at = 0
     while at + nal_length < len(data):
-        if data[at + nal_length] & 0x1F == 5:
-            return True
+        yield kind(data[at + nal_length])
         at += nal_length + int.from_bytes(data[at:at + nal_length], "big")
-    return False
 
 
 def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list, list, list]:
     """Presentation times, decoding times, keyframe and hidden flags of the stream's packets, its first 16
-    packets (to decode one frame from), and for H.264 whether each keyframe holds an IDR picture (else [])."""
+    packets (to decode one frame from), and for H.264 and HEVC whether each keyframe holds an IDR picture (or a
+    BLA picture, HEVC's other clean start; else [])."""
     import av
 
     pts, dts, key, hidden, first, idr = [], [], [], [], [], []
-    h264 = stream.codec_context.name == "h264"
-    nal_length = _h264_nal_length(stream.codec_context.extradata) if h264 else None
+    codec = stream.codec_context.name
+    clean = _CLEAN_START.get(codec)
+    nal_length = _nal_length(codec, stream.codec_context.extradata) if clean else None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:  # the demuxer's end-of-stream marker
@@ -335,8 +343,8 @@ def _scan_packets(path: Path, container, stream) -> tuple[list, list, list, list
             dts.append(packet.dts)
             key.append(packet.is_keyframe)
             hidden.append(packet.is_discard)
-            if h264 and packet.is_keyframe:
-                idr.append(_h264_has_idr(packet, nal_length))
+            if clean and packet.is_keyframe:
+                idr.append(not clean.isdisjoint(_nal_types(packet, nal_length, codec)))
             if len(first) < 16:
                 first.append(packet)
     except av.FFmpegError as err:
