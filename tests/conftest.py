@@ -139,9 +139,10 @@ def pytest_configure(config):
 # no longer reads.)
 TORCH_TRAINING = {"test_models_recognizer.py", "test_models_temporal.py", "test_pipeline.py", "test_training.py",
                   "test_training_inputs.py"}
-LONGEST_FIRST = ("torch-training", "test_interop.py", "test_widgets.py", "test_synthetic.py",
-                 "test_metrics_official.py", "test_video.py", "test_models_compositional.py", "test_submission.py", "test_crops.py",
-                 "test_frames.py", "test_torchdata.py", "test_cli.py", "test_viz.py")
+LONGEST_FIRST = ("torch-training", "test_video.py", "test_widgets.py", "test_synthetic.py", "test_interop.py",
+                 "test_models_compositional.py", "test_submission.py", "test_frames.py", "test_torchdata.py",
+                 "test_metrics_official.py", "test_crops.py", "test_partfile.py", "test_validate.py", "test_viz.py",
+                 "test_cli.py", "test_dataset.py", "test_memory.py", "test_layers.py")
 
 
 @pytest.hookimpl(optionalhook=True)  # a run without pytest-xdist (-p no:xdist) does not know this hook
