@@ -880,9 +880,9 @@ def test_columns_read_straight_from_the_files_judge_as_the_dicts(tmp_path):
         except Exception as e:  # the same error from the columns, naming the files they came from
             with pytest.raises(type(e)) as again:
                 tps_score(gvid, gcols, vid, cols)
-            named = str(e).replace(PRED_PART, f"{tmp_path / 'sub.zip'}:{PRED_PART}").replace(
-                GT_PART, str(tmp_path / "gt" / GT_PART))
-            assert str(again.value) == named
+            # the dicts read from the zip name it too (the ground truth here is dicts made in memory)
+            assert f"{tmp_path / 'sub.zip'}:{PRED_PART}" in str(e) or GT_PART in str(e), e
+            assert str(again.value) == str(e).replace(GT_PART, str(tmp_path / "gt" / GT_PART))
             continue
         assert tps_score(gvid, gcols, vid, cols).area_raw == area
 
@@ -1072,3 +1072,31 @@ def test_the_submission_zip_is_byte_for_byte_reproducible(tmp_path, monkeypatch)
         assert [i.filename for i in z.infolist()] == [PRED_VID, PRED_PART]
         assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
     assert read_submission(tmp_path / "b.zip") == (pred_vid, pred_part)
+
+
+def test_every_problem_of_the_report_names_the_file_as_it_was_read(tmp_path, capsys):
+    """The validator's problems named the bare file (`pred_part_result.json: ...`) while the duplicate-key
+    warnings of the same report named `sub.zip:pred_part_result.json`: each names the file as it was read,
+    in a folder, a zip and a zip whose files sit in a folder; dicts keep the bare names."""
+    from tpslab.cli import main
+
+    vid = '{"a": "push_up", "a": "lunge", "zz": 5}'
+    part = json.dumps({"a": {"img_00001.json": {"humans": [{"box": [0, 0, 9, "x"], "parts": {}}]}}})
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / PRED_VID).write_text(vid)
+    (folder / PRED_PART).write_text(part)
+    places = {folder: (f"{folder}/{PRED_VID}", f"{folder}/{PRED_PART}"),
+              _zip(tmp_path / "sub.zip", {PRED_VID: vid, PRED_PART: part}):
+                  (f"{tmp_path}/sub.zip:{PRED_VID}", f"{tmp_path}/sub.zip:{PRED_PART}"),
+              _zip(tmp_path / "nested.zip", {f"in/{PRED_VID}": vid, f"in/{PRED_PART}": part}):
+                  (f"{tmp_path}/nested.zip:in/{PRED_VID}", f"{tmp_path}/nested.zip:in/{PRED_PART}")}
+    for sub, (vid_file, part_file) in places.items():
+        assert main(["check-submission", str(sub)]) == 1
+        out = capsys.readouterr().out
+        assert f"    {part_file}: a/img_00001.json/humans[0].box" in out  # the validator's error
+        assert f"    {vid_file}: zz" in out  # the validator's error in the other file
+        assert f"    {vid_file}: a" in out  # the duplicate key's warning
+        assert f"    {PRED_PART}:" not in out and f"    {PRED_VID}:" not in out
+    report = validate_submission(json.loads(vid), json.loads(part))
+    assert {p.path for p in report.problems} == {PRED_VID, PRED_PART}

@@ -324,6 +324,20 @@ def read_json_bytes(path, name: str) -> bytes:
         raise ScoringError(f"cannot read {name} from {path}: {e}") from e
 
 
+class JsonObject(dict):
+    """A JSON object read from a file: a dict that knows the label it was read under (``file``: a path, or
+    ``zip:member``), so that problems found in it name the file as the user gave it."""
+
+    def __init__(self, items, file: str):
+        super().__init__(items)
+        self.file = file
+
+
+def file_label(obj, default: str) -> str:
+    """The label ``obj`` was read under (a :class:`JsonObject`), else ``default`` (a dict made in memory)."""
+    return obj.file if isinstance(obj, JsonObject) else default
+
+
 def load_json(obj, name: str = "input"):
     """``obj`` itself when it is a mapping, else the JSON file at path ``obj`` (which must hold an object).
 
@@ -331,7 +345,7 @@ def load_json(obj, name: str = "input"):
     if isinstance(obj, Mapping):
         return obj
     if isinstance(obj, (str, Path)):
-        return loads_json(read_json_bytes(obj, name), f"{name} ({Path(obj)})")
+        return JsonObject(loads_json(read_json_bytes(obj, name), f"{name} ({Path(obj)})"), str(Path(obj)))
     if obj is None or isinstance(obj, (list, tuple, int, float)):
         return expect_object(obj, name)
     raise TypeError(f"{name} must be a dict (as loaded from JSON) or a path, got {type(obj).__name__}")
@@ -1015,10 +1029,10 @@ def part_columns(source, name: str, form: str = "single", label: str | None = No
 
     ``name`` (``gt_part_result``/``pred_part_result``) and ``label`` say where the input came from: errors
     about the whole file name ``label`` (default: ``name``, with the path for a path), and the problems
-    inside it (a malformed box, ...) name ``label`` too, else the path, else ``{name}.json``. Text in the
-    strict ``form`` is decoded into typed columns directly; any other text is parsed (errors: not JSON,
-    not an object) and walked."""
-    file = label or f"{name}.json"
+    inside it (a malformed box, ...) name ``label`` too, else the path (or the file a :class:`JsonObject`
+    was read from), else ``{name}.json``. Text in the strict ``form`` is decoded into typed columns
+    directly; any other text is parsed (errors: not JSON, not an object) and walked."""
+    file = label or file_label(source, f"{name}.json")
     if isinstance(source, PartColumns):
         return source
     if isinstance(source, (str, Path)):

@@ -66,8 +66,8 @@ import numpy as np
 
 from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
                               PRED_VID, SCRIPT_REVISIONS, PartColumns, ScoringError, box_array, box_problem,
-                              check_mode, has_missing, load_json, loads_json, part_columns, ranges, segments,
-                              starts_of)
+                              check_mode, file_label, has_missing, load_json, loads_json, part_columns, ranges,
+                              segments, starts_of)
 from tpslab.errors import Problem
 from tpslab.memory import gc_paused
 from tpslab.metrics.alignment import Alignment, align, where_pred
@@ -115,7 +115,7 @@ def video_labels(gt_vid, pred_vid) -> tuple[list, list]:
     missing = [v for v in gt_vid if v not in pred_vid]
     if missing:
         raise ScoringError(f"{len(missing)} ground-truth video(s) are missing from pred_vid_result",
-                           [Problem(PRED_VID, str(v), "video missing") for v in missing])
+                           [Problem(file_label(pred_vid, PRED_VID), str(v), "video missing") for v in missing])
     return [gt_vid[v] for v in gt_vid], [pred_vid[v] for v in gt_vid]
 
 

@@ -12,9 +12,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, PartColumns,
-                              ScoringError, check_mode, compiled_reader, decode_part_file, loads_json, part_columns,
-                              repeated_in_part_file, repeated_keys)
+from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_PART, PRED_VID, JsonObject,
+                              PartColumns, ScoringError, check_mode, compiled_reader, decode_part_file, loads_json,
+                              part_columns, repeated_in_part_file, repeated_keys)
 from tpslab.errors import Problem
 from tpslab.fileio import add_to_zip, atomic_write_bytes, check_written, write_with_record
 from tpslab.vocab import PARTS
@@ -78,9 +78,9 @@ def _non_finite_place(obj, where: str = "", level: int = 0):
     return None
 
 
-def _loads(data: bytes, name: str):
+def _loads(data: bytes, name: str) -> JsonObject:
     try:
-        return loads_json(data, name)
+        return JsonObject(loads_json(data, name), name)
     except ScoringError as e:
         raise SubmissionError(str(e)) from None
 

@@ -11,8 +11,8 @@ from typing import Mapping
 import numpy as np
 
 from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, NO_PARTS, PART_OBJECT, PRED_PART,
-                              PRED_VID, PartColumns, ScoringError, box_problems, check_mode, frame_numbers, is_scored,
-                              load_json, part_columns, segments, walk_part_file)
+                              PRED_VID, PartColumns, ScoringError, box_problems, check_mode, file_label, frame_numbers,
+                              is_scored, load_json, part_columns, segments, walk_part_file)
 from tpslab.errors import Problem, printable
 from tpslab.memory import gc_paused
 from tpslab.submission.files import SubmissionError
@@ -113,12 +113,14 @@ class _Validator:
         self.known = {"class": set(vocab.actions) | classes, "part": set(vocab.parts) | parts,
                       "state": set(vocab.states) | states}
         self.hints = {}  # (kind, name) -> the warning's message, made once per name
+        # The prediction files as they were read (a path, zip:member; the bare names for dicts): set by _load_pred.
+        self.vid_file, self.part_file = PRED_VID, PRED_PART
         self.found = []  # (sort key, Problem)
 
     def add(self, key: tuple, file: str, where: str, message: str, severity: str = "error") -> None:
         self.found.append((key, Problem(file, where, message, severity)))
 
-    def unknown(self, key: tuple, kind: str, name, where: str, file: str = PRED_PART) -> None:
+    def unknown(self, key: tuple, kind: str, name, where: str, file: str | None = None) -> None:
         self.report.unknown_names[kind][name] += 1
         message = self.hints.get((kind, name))
         if message is None:
@@ -128,7 +130,7 @@ class _Validator:
             hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
             message = self.hints[kind, name] = f"{kind} {name!r} not in the {_VOCAB_WORD[kind]} vocabulary{hint}"
             self.report.unknown_messages.add(message)
-        self.add(key, file, where, message, "warning")
+        self.add(key, file or self.part_file, where, message, "warning")
 
     def problems(self) -> list:
         self.found.sort(key=lambda kp: kp[0])
@@ -146,30 +148,30 @@ def _string_verbs(cols: PartColumns) -> list:
 def _check_labels(val: _Validator, pred_vid: Mapping) -> None:
     for i, (video, label) in enumerate(pred_vid.items()):
         if not isinstance(label, str):
-            val.add((1, i), PRED_VID, str(video), f"class must be a string, got {type(label).__name__}")
+            val.add((1, i), val.vid_file, str(video), f"class must be a string, got {type(label).__name__}")
         elif label not in val.known["class"]:
-            val.unknown((1, i), "class", label, str(video), PRED_VID)
+            val.unknown((1, i), "class", label, str(video), val.vid_file)
 
 
 def _check_frames(val: _Validator, pred: PartColumns, pred_vid: Mapping) -> None:
     """Videos (a class, an object of frames) and frames (the key, ``{'humans': [...]}``, the limit)."""
     for v in np.nonzero(~np.fromiter(map(pred_vid.__contains__, pred.videos), bool, len(pred.videos)))[0].tolist():
-        val.add((2, v, _AT_VIDEO, 0), PRED_PART, str(pred.videos[v]), "video has parts but no class in pred_vid_result",
-                "warning")
+        val.add((2, v, _AT_VIDEO, 0), val.part_file, str(pred.videos[v]),
+                "video has parts but no class in pred_vid_result", "warning")
     for v in np.nonzero(pred.video_frames < 0)[0].tolist():
-        val.add((2, v, _AT_VIDEO, 1), PRED_PART, str(pred.videos[v]), "expected an object of frames")
+        val.add((2, v, _AT_VIDEO, 1), val.part_file, str(pred.videos[v]), "expected an object of frames")
     video = pred.frame_video
     number = frame_numbers(pred.frame_key)
     for f in np.nonzero(number == 0)[0].tolist():
-        val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
+        val.add((2, video[f], _AT_FRAME, f, 0), val.part_file, pred.where_frame(f),
                 "frame key is not of the form img_00001.json (never scored)", "warning")
     for f in np.nonzero((number > 0) & ~is_scored(number))[0].tolist():
-        val.add((2, video[f], _AT_FRAME, f, 0), PRED_PART, pred.where_frame(f),
+        val.add((2, video[f], _AT_FRAME, f, 0), val.part_file, pred.where_frame(f),
                 "frame is not a scored frame (1, 6, 11, ...): ignored by the scorer", "warning")
     for f in np.nonzero(pred.frame_humans < 0)[0].tolist():
-        val.add((2, video[f], _AT_FRAME, f, 1), PRED_PART, pred.where_frame(f), "expected {'humans': [...]}")
+        val.add((2, video[f], _AT_FRAME, f, 1), val.part_file, pred.where_frame(f), "expected {'humans': [...]}")
     for f in np.nonzero(pred.frame_humans > MAX_HUMANS)[0].tolist():
-        val.add((2, video[f], _AT_FRAME, f, 2), PRED_PART, pred.where_frame(f), f"more than {MAX_HUMANS} humans")
+        val.add((2, video[f], _AT_FRAME, f, 2), val.part_file, pred.where_frame(f), f"more than {MAX_HUMANS} humans")
 
 
 def _human_key(pred: PartColumns, h: int, step: int) -> tuple:
@@ -180,20 +182,20 @@ def _human_key(pred: PartColumns, h: int, step: int) -> tuple:
 def _check_humans(val: _Validator, pred: PartColumns) -> None:
     """Humans: objects with ``parts`` that can be read, and boxes of 4 finite numbers."""
     for h in np.nonzero(~pred.human_is_object)[0].tolist():
-        val.add(_human_key(pred, h, 0), PRED_PART, pred.where_human(h), "expected an object with 'box' and 'parts'")
+        val.add(_human_key(pred, h, 0), val.part_file, pred.where_human(h), "expected an object with 'box' and 'parts'")
     for h in np.nonzero(pred.human_is_object & (pred.human_parts == NO_PARTS))[0].tolist():
-        val.add(_human_key(pred, h, 1), PRED_PART, pred.where_human(h) + ".parts",
+        val.add(_human_key(pred, h, 1), val.part_file, pred.where_human(h) + ".parts",
                 "missing 'parts' (use {} for a human without parts)")
     for h in np.nonzero(pred.human_parts == BAD_PARTS)[0].tolist():
         suffix, message = pred.parts_problems[h]
-        val.add(_human_key(pred, h, 2), PRED_PART, pred.where_human(h) + suffix, message)
+        val.add(_human_key(pred, h, 2), val.part_file, pred.where_human(h) + suffix, message)
     if pred.human_box_array is not None:
         return  # decoded in the strict form: every box is 4 finite numbers
     humans = np.nonzero(pred.human_is_object)[0]
     boxes = [None if b is MISSING else b for b in pred.human_box_values(humans)]
     for i, _ in box_problems(boxes):
         h = int(humans[i])
-        val.add((3, h), PRED_PART, pred.where_human(h) + ".box", "box is not 4 finite numbers")
+        val.add((3, h), val.part_file, pred.where_human(h) + ".box", "box is not 4 finite numbers")
 
 
 def _part_key(pred: PartColumns, p: int, step: int) -> tuple:
@@ -217,7 +219,7 @@ def _check_verbs(val: _Validator, pred: PartColumns, parts: np.ndarray, nverb: n
         p, v = int(owner[i]), verbs[i]
         where = pred.where_part(p) + ".verb"
         if not isinstance(v, str):
-            val.add(_part_key(pred, p, 5) + (int(rank[i]),), PRED_PART, where,
+            val.add(_part_key(pred, p, 5) + (int(rank[i]),), val.part_file, where,
                     f"verb must be a string, got {type(v).__name__}")
         else:
             val.unknown(_part_key(pred, p, 5) + (int(rank[i]),), "state", v, where)
@@ -237,7 +239,7 @@ class _PartChecks:
         self.shapes = Counter()
 
     def error(self, p: int, step: int, message: str, suffix: str = "") -> None:
-        self.val.add(_part_key(self.pred, p, step), PRED_PART, self.pred.where_part(p) + suffix, message)
+        self.val.add(_part_key(self.pred, p, step), self.val.part_file, self.pred.where_part(p) + suffix, message)
 
     def run(self, mode: str) -> tuple[np.ndarray, np.ndarray, list, list]:
         """Checks every part; returns the parts that hold proposals, their counts, verbs and boxes."""
@@ -276,7 +278,7 @@ class _PartChecks:
         flat = list(chain.from_iterable(boxes))
         owner = np.repeat(parts, [len(b) for b in boxes]) if len(boxes) else np.zeros(0, np.int64)
         for p in dict.fromkeys(int(owner[i]) for i, _ in box_problems(flat)):
-            self.val.add((4, p), PRED_PART, self.pred.where_part(p) + ".box", "a box is not 4 finite numbers")
+            self.val.add((4, p), self.val.part_file, self.pred.where_part(p) + ".box", "a box is not 4 finite numbers")
 
 
 def _check_parts(val: _Validator, pred: PartColumns, mode: str) -> tuple[Counter, int]:
@@ -286,9 +288,9 @@ def _check_parts(val: _Validator, pred: PartColumns, mode: str) -> tuple[Counter
     if pred.form == mode == "list":  # decoded in the strict form: only lengths and limits to check
         n = len(pred.part_name)
         for p in np.nonzero(pred.part_nbox != pred.part_nverb)[0].tolist():
-            val.add(_part_key(pred, p, 3), PRED_PART, pred.where_part(p), "box and verb lists differ in length")
+            val.add(_part_key(pred, p, 3), val.part_file, pred.where_part(p), "box and verb lists differ in length")
         for p in np.nonzero(pred.part_nverb > MAX_PROPOSALS)[0].tolist():
-            val.add(_part_key(pred, p, 4), PRED_PART, pred.where_part(p), f"more than {MAX_PROPOSALS} proposals")
+            val.add(_part_key(pred, p, 4), val.part_file, pred.where_part(p), f"more than {MAX_PROPOSALS} proposals")
         _check_verbs(val, pred, np.arange(n), pred.part_nverb, pred.proposal_verb)
         return Counter(list=n), len(pred.proposal_verb)
     checks = _PartChecks(val, pred)
@@ -333,7 +335,7 @@ def _check_corner_order(val: _Validator, pred: PartColumns, mode: str) -> None:
             key, where = _human_key(pred, int(bad[0]), 9), pred.where_human(int(bad[0]))
         else:
             key, where = _part_key(pred, int(owner[bad[0]]), 9), pred.where_part(int(owner[bad[0]]))
-        val.add(key, PRED_PART, where + ".box", f"{len(bad)} {kind} box(es) have x2 < x1 or y2 < y1, this one "
+        val.add(key, val.part_file, where + ".box", f"{len(bad)} {kind} box(es) have x2 < x1 or y2 < y1, this one "
                 f"{boxes[bad[0]].tolist()}: such a box covers nothing and never matches (boxes are [x1, y1, x2, "
                 "y2]; [x, y, w, h] written instead?)", "warning")
 
@@ -351,10 +353,10 @@ def _check_coverage(val: _Validator, pred_vid: Mapping, pred: PartColumns, gt_vi
     if gt_vid is not None:
         for i, video in enumerate(gt_vid):
             if video not in pred_vid:
-                val.add((5, 0, i), PRED_VID, str(video), "ground-truth video missing")
+                val.add((5, 0, i), val.vid_file, str(video), "ground-truth video missing")
         for i, video in enumerate(pred_vid):
             if video not in gt_vid:
-                val.add((5, 1, i), PRED_VID, str(video), "video not in the ground truth (ignored)", "warning")
+                val.add((5, 1, i), val.vid_file, str(video), "video not in the ground truth (ignored)", "warning")
     for v, video in enumerate(gt.videos if gt is not None else ()):
         if (gt_vid is None or video in gt_vid) and gt.video_frames[v] >= 0:
             _check_video_coverage(val, pred, gt, v, video)
@@ -379,12 +381,12 @@ def _check_video_coverage(val: _Validator, pred: PartColumns, gt: PartColumns, v
         return
     pv = pred.video_index.get(video)
     if pv is None or pred.video_frames[pv] < 0:
-        val.add((6, v), PRED_PART, str(video), "ground-truth video with annotated humans missing")
+        val.add((6, v), val.part_file, str(video), "ground-truth video with annotated humans missing")
         return
     have = set(pred.frame_key[pred.frame_start[pv]:pred.frame_start[pv] + pred.video_frames[pv]])
     for f in scored.tolist():
         if gt.frame_key[f] not in have:
-            val.add((6, v, f), PRED_PART, f"{video}/{gt.frame_key[f]}",
+            val.add((6, v, f), val.part_file, f"{video}/{gt.frame_key[f]}",
                     "ground-truth frame missing from the prediction (counts 0)", "warning")
 
 
@@ -398,6 +400,7 @@ def _load_pred(val: _Validator, pred_vid, pred_part, mode: str) -> tuple[Mapping
         except ScoringError as e:
             val.add((0, step), f"{name}.json", "", str(e))
             out.append({} if step == 0 else walk_part_file({}, PRED_PART))
+    val.vid_file, val.part_file = file_label(out[0], PRED_VID), out[1].file
     return out[0], out[1]
 
 
@@ -442,7 +445,7 @@ def validate_submission(pred_vid, pred_part, gt_vid=None, gt_part=None, vocab=No
     report.problems = val.problems()
     if report.looks_like not in (None, mode):
         held = "lists of boxes and verbs" if report.looks_like == "list" else "one box and one verb"
-        report.problems.insert(0, Problem(PRED_PART, "", f"every part holds {held}: this looks like a mode "
+        report.problems.insert(0, Problem(val.part_file, "", f"every part holds {held}: this looks like a mode "
                                           f"'{report.looks_like}' submission, not mode '{mode}'"))
     report.stats = {"videos": len(pred_vid), "frames": len(pred.frame_key), "humans": len(pred.human_parts),
                     "parts": len(pred.part_name), "proposals": proposals}
