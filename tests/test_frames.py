@@ -247,7 +247,7 @@ def test_extraction_never_deletes_a_file_it_did_not_write(one_video, tmp_path):
     (theirs / "notes.txt").write_text("mine")
     before = _snapshot(theirs)
     row = _one(one_video, other)
-    assert row["status"] == "refused" and "12 frame files tpslab has no record of writing" in row["note"]
+    assert row["status"] == "refused" and "12 frame file(s) tpslab has no record of writing" in row["note"]
     assert _snapshot(theirs) == before
     # a frame file beside tpslab's that tpslab did not write
     (folder / "img_00031.jpg").write_bytes(b"not mine")
@@ -264,7 +264,7 @@ def test_a_damaged_frame_in_a_complete_folder_is_found_and_redone(one_video, tmp
     data = frame.read_bytes()
     frame.write_bytes(data[: len(data) // 2])  # truncated
     row = _one(one_video, out)
-    assert row["status"] == "re-extracted" and "1 damaged frames (img_00010.jpg" in row["note"]
+    assert row["status"] == "re-extracted" and "1 damaged frame(s) (img_00010.jpg" in row["note"]
     assert frame.read_bytes() == data
     frame.write_bytes(bytes(len(data)))  # the right size, zeros (a crash on some file systems)
     row = _one(one_video, out)
@@ -291,7 +291,7 @@ def test_a_frame_edited_since_extraction_is_kept_unless_replace(one_video, tmp_p
     assert edited != original and len(edited) != len(original)
     row = _one(one_video, out)
     assert row["status"] == "refused" and frame.read_bytes() == edited
-    assert ("1 frames changed since tpslab wrote them (img_00010.jpg: complete images of another size, e.g. "
+    assert ("1 frame(s) changed since tpslab wrote them (img_00010.jpg: complete images of another size, e.g. "
             "edited); left untouched: re-extract them with replace=True (--replace), or move them away") in row["note"]
     row = _one(one_video, out, replace=True)
     assert row["status"] == "re-extracted" and frame.read_bytes() == original

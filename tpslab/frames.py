@@ -246,8 +246,8 @@ def _inspect(folder: Path, want: dict, replace: bool) -> tuple[str, str, dict | 
         if frame_files:
             why = f"its record {MANIFEST} is damaged" if damaged else \
                 f"no {MANIFEST} record: made by another tool or an older tpslab"
-            return "refuse", (f"holds {len(frame_files)} frame files tpslab has no record of writing ({why}); "
-                              "left untouched: move or delete them to extract this video"), None, others
+            return "refuse", (f"holds {len(frame_files)} frame file(s) tpslab has no record of writing ({why}); "
+                              "left untouched: move them away to extract this video"), None, others
         return "redo", "was empty" if not others else "held no frames", None, others
     if foreign_frames:
         return "refuse", (f"holds frame files tpslab did not write ({_few(foreign_frames)}); left untouched: "
@@ -287,13 +287,13 @@ def _frames_verdict(folder: Path, manifest: dict, want: dict, replace: bool, fra
     state = {n: _frame_state(folder / n, size) for n, size in manifest["frames"].items()}
     edited = [n for n, st in state.items() if st == "edited"]
     if edited and not replace:
-        return "refuse", (f"holds {len(edited)} frames changed since tpslab wrote them ({_few(edited)}: complete "
+        return "refuse", (f"holds {len(edited)} frame(s) changed since tpslab wrote them ({_few(edited)}: complete "
                           "images of another size, e.g. edited); left untouched: re-extract them with replace=True "
                           "(--replace), or move them away")
     bad = [n for n, st in state.items() if st != "intact"]
     if bad:
         what = "damaged" if not edited else "damaged or changed"
-        return "redo", f"had {len(bad)} {what} frames ({_few(bad)}: truncated or overwritten)"
+        return "redo", f"had {len(bad)} {what} frame(s) ({_few(bad)}: truncated or overwritten)"
     return "complete", ""
 
 
