@@ -511,7 +511,8 @@ def test_auto_switches_to_pyav_when_decord_fails(videos, monkeypatch):
                    untrusted_times="simulated: no timestamps")
     with AutoReader(path, info) as reader:  # no timestamps: decoded in order by PyAV
         assert reader.active_backend == "pyav" and read(reader, [9]) == [expected[9]]
-        assert reader.fallback_reason == "frames are numbered in decoding order: simulated: no timestamps"
+        assert reader.fallback_reason == ("its frames are numbered in decoding order (simulated: no timestamps), "
+                                          "which decord does not follow")
 
 
 def test_remembered_probe_follows_file_changes(videos, tmp_path):

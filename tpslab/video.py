@@ -811,13 +811,13 @@ def _decord():
 
 def _decord_refusal(info: VideoInfo) -> str | None:
     """Why decord would hand out wrong frames of the probed file, or None where it is verified."""
+    if info.untrusted_times:  # first: it says why the file has no times, whatever its kind
+        return f"its frames are numbered in decoding order ({info.untrusted_times}), which decord does not follow"
     if info.codec not in DECORD_VERIFIED.get(info.container, ()):
         return (f"decord's random access is not verified for {info.codec} video in {info.container} "
                 "files (on several such kinds it returns wrong frames)")
     if info.hidden_frames:
         return f"its edit list hides {info.hidden_frames} coded frames, which decord would count and index"
-    if info.untrusted_times:
-        return f"its frames are numbered in decoding order ({info.untrusted_times}), which decord does not follow"
     if info.non_idr_keys:
         return (f"{info.non_idr_keys} of its keyframes are not IDR pictures (open GOPs or intra refresh): decord "
                 "seeks to them and hands out wrong frames near them")
@@ -878,10 +878,10 @@ def _first_line(err: Exception) -> str:
 class AutoReader(VideoReader):
     """decord where it is verified and safe, PyAV otherwise; ``fallback_reason`` says why PyAV.
 
-    PyAV reads files whose timestamps cannot place frames, kinds of file outside
-    :data:`DECORD_VERIFIED`, edit-list cuts, files decord cannot open or count, and everything when
-    decord cannot be imported (or decord and decord2 are both installed); a decord error while
-    decoding switches to PyAV for good.
+    PyAV reads the files :class:`DecordReader` refuses (timestamps that cannot place frames, kinds of
+    file outside :data:`DECORD_VERIFIED`, edit-list cuts, keyframes that are not IDR pictures, a display
+    matrix), files decord cannot open or count, and everything when decord cannot be imported (or
+    decord and decord2 are both installed); a decord error while decoding switches to PyAV for good.
     """
 
     backend = "auto"
@@ -891,10 +891,7 @@ class AutoReader(VideoReader):
         super().__init__(info.path, info.num_frames, info.fps, info.width, info.height)
         self.info = info
         self._reader: VideoReader
-        if info.pts is None:
-            reason = f"frames are numbered in decoding order: {info.untrusted_times}"
-        else:
-            reason = _decord_refusal(info)
+        reason = _decord_refusal(info)
         if reason is None:
             try:
                 self._reader = DecordReader(path, info)
