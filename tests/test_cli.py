@@ -437,3 +437,18 @@ def test_building_the_parser_imports_nothing_heavy():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_commands_offer_the_challenges_modes_and_pairings():
+    """The options spell out challenge.MODES and PAIRINGS (the parser does not import them: --help stays
+    light), once each: evaluate and check-submission had two --mode options with different help."""
+    from tpslab import challenge
+    from tpslab.cli import _build_parser
+
+    commands = _build_parser()._subparsers._group_actions[0].choices
+    for name in ("evaluate", "check-submission"):
+        option = {a.dest: a for a in commands[name]._actions}
+        assert tuple(option["mode"].choices) == challenge.MODES and option["mode"].default == "list"
+    assert option["mode"].help == {a.dest: a for a in commands["evaluate"]._actions}["mode"].help
+    pairing = {a.dest: a for a in commands["evaluate"]._actions}["pairing"]
+    assert tuple(pairing.choices) == challenge.PAIRINGS and pairing.default == challenge.PAIRINGS[0]

@@ -551,9 +551,7 @@ def _build_parser() -> argparse.ArgumentParser:
                        "(listed with suggestions), unless --allow-unknown-names.")
     p.add_argument("gt_dir", help="folder with gt_vid_result.json and gt_part_result.json")
     p.add_argument("pred", help="submission folder or zip")
-    p.add_argument("--mode", choices=["list", "single"], default="list",
-                   help="list: up to 5 box/verb proposals per part (the 2021 script, xiadingZ); single: one "
-                   "box and one verb per part (the 2022 script, Andy1621, scored with its asserts off)")
+    _mode_argument(p)
     p.add_argument("--pairing", choices=["matched", "pre-fix-2021"], default="matched",
                    help="matched: each GT human against the prediction it was matched to, as the public "
                    "scripts' current revisions (2021 since commit 4cd5815 of 2021-06-13, and 2022); "
@@ -579,9 +577,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("pred", help="submission folder or zip")
     p.add_argument("--gt", dest="gt_dir", metavar="GT_DIR",
                    help="folder with gt_vid_result.json and gt_part_result.json: also check coverage")
-    p.add_argument("--mode", choices=["list", "single"], default="list",
-                   help="list: up to 5 box/verb proposals per part (2021); single: one box and one verb (2022) "
-                   "(default: %(default)s)")
+    _mode_argument(p)
     p.add_argument("--max", type=_whole_number(0), default=5, metavar="N",
                    help="places shown for each kind of problem (default: %(default)s)")
     _allow_unknown_names_argument(p)
@@ -767,6 +763,15 @@ def _allow_unknown_names_argument(p) -> None:
                    help="class, part or state names outside the vocabulary and the ground truth never score: "
                    "evaluate refuses them and check-submission counts them as errors, unless this is given "
                    "(then: warnings, and evaluate scores anyway)")
+
+
+# challenge.MODES and challenge.PAIRINGS, spelled out: the parser imports no library module (`tpslab --help`
+# stays instant); test_cli checks they agree.
+def _mode_argument(p) -> None:
+    p.add_argument("--mode", choices=["list", "single"], default="list",
+                   help="list: up to 5 box/verb proposals per part (the 2021 script, xiadingZ); single: one "
+                   "box and one verb per part (the 2022 script, Andy1621, scored with its asserts off) "
+                   "(default: %(default)s)")
 
 
 def _quiet_argument(p) -> None:
