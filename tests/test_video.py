@@ -340,10 +340,37 @@ def test_a_frame_the_decoder_had_to_conceal_is_an_error_not_junk(damaged, videos
             reader.get([bad])
         assert str(path) in str(err.value)
         assert read(reader, [0, bad - 13]) == [expected[0], expected[bad - 13]]  # an earlier GOP reads exactly
-        with pytest.raises(VideoError, match=f"frame {bad} is damaged"):
+        with pytest.raises(VideoError, match=rf"frame {bad}\b.* damaged"):  # or a B-frame shown before it
             list(reader.iter_frames())
-    with pytest.raises(VideoError, match=f"frame {bad} is damaged"):
+    with pytest.raises(VideoError, match=rf"frame {bad}\b.* damaged"):
         count_frames(path)  # check-videos --decode
+
+
+def test_frames_that_depend_on_a_damaged_frame_are_errors_too_with_pyav(damaged, videos):
+    """The decoder flags only the damaged frame; the frames decoded after it in its GOP (and the B-frames
+    shown just before it) carry its concealed errors unflagged. PyAV handed them out as good frames read one
+    by one; now each is an error, in any order, and the other GOPs still read exactly."""
+    path, bad = damaged
+    clean, expected = videos["short_gop"]
+    with av.open(str(clean)) as a, av.open(str(path)) as b:  # plain FFmpeg: the frames the damage reached
+        differ = [i for i, (x, y) in enumerate(zip(a.decode(video=0), b.decode(video=0)))
+                  if not np.array_equal(x.to_ndarray(format="rgb24"), y.to_ndarray(format="rgb24"))]
+    assert bad in differ and len(differ) > 3 and max(differ) > bad  # B-frames before it, P- and B-frames after
+    info = probe(path)
+    for i in differ:
+        with open_video(path, "pyav") as reader:
+            with pytest.raises(VideoError, match="damaged"):
+                reader.get([i])
+    with open_video(path, "pyav") as reader:
+        with pytest.raises(VideoError, match="damaged"):
+            reader.get([min(differ) - 1, max(differ)])  # on from a frame read in the same decoding
+        other = [i for i in range(len(info.pts)) if info.gop[i] != info.gop[bad]]
+        assert read(reader, other[::-1]) == [expected[i] for i in other[::-1]]
+    with pytest.raises(VideoError, match="damaged"):
+        with open_video(path, "pyav") as reader:
+            for k, frame in enumerate(reader.iter_frames()):
+                assert k < min(differ), k  # no frame the damage reached comes out
+                assert vg.read_index(frame) == expected[k]
 
 
 def test_folder_given_to_a_file_backend(tmp_path):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -613,19 +614,30 @@ class PyAVReader(VideoReader):
     def _to_rgb(self, frame) -> np.ndarray:
         return displayed(frame.to_ndarray(format="rgb24"), self.info.display)
 
-    def _whole(self, frame, index: int):
-        """``frame``, unless the decoder had to conceal errors in it (damaged data would be junk pixels) or it
-        is not of the video's size (a stream whose picture size changes: frames of two sizes, boxes that fit
-        one of them)."""
+    def _whole(self, frame, index: int, damage=None):
+        """``frame``, unless the decoder had to conceal errors in it or in a frame it may depend on (``damage``,
+        that frame's time: see :func:`_decoded`; damaged data would be junk pixels) or it is not of the
+        video's size (a stream whose picture size changes: frames of two sizes, boxes that fit one of them)."""
         if frame.is_corrupt:
             raise VideoError(self.path, f"frame {index} is damaged: the decoder concealed errors in it "
                                         "(corrupt file?)")
+        if damage is not None:
+            raise VideoError(self.path, f"frame {index} may depend on {self._frame_at(damage)}, which is damaged: "
+                                        "the decoder concealed errors in it and carries them on (corrupt file?)")
         size = self._stored_size
         if (frame.width, frame.height) != size:
             raise VideoError(self.path, f"frame {index} is {frame.width}x{frame.height} where the video's first frames "
                                         f"are {size[0]}x{size[1]}: the picture size changes mid-stream; re-encode it "
                                         "at one size (ffmpeg scales every frame to the first's)")
         return frame
+
+    def _frame_at(self, pts) -> str:
+        pts_all = self.info.pts
+        if pts_all is not None and pts is not None:
+            i = int(np.searchsorted(pts_all, pts))
+            if i < len(pts_all) and pts_all[i] == pts:
+                return f"frame {i}"
+        return "an earlier frame"
 
     def _decode_from(self, seek_to: int | None) -> Iterator:
         """(frame, packet) pairs decoded after seeking, now, to decode time ``seek_to``.
@@ -646,7 +658,9 @@ class PyAVReader(VideoReader):
                 self._container.seek(seek_to, stream=self._stream, backward=True, any_frame=False)
         except av.FFmpegError as err:
             raise VideoError(self.path, f"decoding failed: {_reason(err)}") from None
-        return _decoded(self._container, self._stream, self.path)
+        info = self.info
+        return _decoded(self._container, self._stream, self.path,
+                        idr_resets=info.codec in ("h264", "hevc") and not info.non_idr_keys)
 
     def _frames_toward(self, i: int) -> tuple[Iterator, int]:
         """(frames, GOP reached) to decode frame ``i`` from: the decoding the previous call left live when
@@ -682,12 +696,12 @@ class PyAVReader(VideoReader):
         k = 0
         while k < len(wanted):
             frames, reached_gop = self._frames_toward(int(wanted[k]))
-            for frame, packet in frames:
+            for frame, packet, damage in frames:
                 if frame.pts is not None:
                     if frame.pts > pts[wanted[k]]:
                         return got
                     if frame.pts == pts[wanted[k]]:
-                        got[int(wanted[k])] = self._to_rgb(self._whole(frame, int(wanted[k])))
+                        got[int(wanted[k])] = self._to_rgb(self._whole(frame, int(wanted[k]), damage))
                         k += 1
                         if k == len(wanted):
                             self._live = (frames, frame.pts, reached_gop)  # the next call may go on from here
@@ -720,7 +734,7 @@ class PyAVReader(VideoReader):
         stop = len(self) if stop is None else min(stop, len(self))
         pts = self.info.pts
         n = 0
-        for frame, _ in self._decode_from(None):
+        for frame, _, damage in self._decode_from(None):
             if n >= stop:
                 if pts is None and n == len(self):
                     raise VideoError(self.path, f"decodes to more frames than the {n} its packets count; "
@@ -732,7 +746,7 @@ class PyAVReader(VideoReader):
                     continue
                 raise VideoError(self.path, f"frame {n} did not decode (got time {frame.pts}, "
                                             f"expected {pts[n]}; corrupt file?)")
-            yield self._whole(frame, n)
+            yield self._whole(frame, n, damage)
             n += 1
         if n < stop:
             why = f"; {self.info.untrusted_times}" if self.info.untrusted_times else " (corrupt or truncated file)"
@@ -754,18 +768,54 @@ class PyAVReader(VideoReader):
                                                interpolation="BILINEAR").to_ndarray(), self.info.display)
 
 
-def _decoded(container, stream, path: str) -> Iterator:
-    """(frame, packet) pairs of ``stream``. A function, not a method: a reader keeps this generator for
-    its next call, and a generator holding the reader would put the reader in a reference cycle, freed
-    only by the garbage collector (in a forked DataLoader worker, freeing a decoder that way deadlocks)."""
+# Frames _decoded holds back at most: a stream's reordering is a few frames; this bounds the memory where
+# packet times are guesses (AVI) and never catch up.
+_MAX_HELD = 32
+
+
+def _decoded(container, stream, path: str, idr_resets: bool) -> Iterator:
+    """(frame, packet, damage) triples of ``stream``, from where the container stands. A function, not a
+    method: a reader keeps this generator for its next call, and a generator holding the reader would put
+    the reader in a reference cycle, freed only by the garbage collector (in a forked DataLoader worker,
+    freeing a decoder that way deadlocks).
+
+    ``damage`` is None, or the time of a frame the decoder flagged as damaged (it concealed errors in it)
+    that this frame may depend on. The decoder flags only the damaged frame itself; the frames that
+    reference it come out with its errors unflagged. So a frame is handed on only once the decoder has
+    shown every frame whose packet went in before the frame came out (those it can reference), and it
+    carries the damage of any of them, or of any frame shown before it since decoding started here. With
+    ``idr_resets`` (H.264/HEVC whose keyframes are all IDR pictures) a keyframe ends the damage: every frame
+    before it is out, and nothing after it references them. Conservative: a clean frame near a damaged one
+    may be refused (with frame threads, more packets are in when a frame comes out)."""
     import av
 
+    held: deque = deque()  # [frame, packet, time of the last packet in when it came out, damage]
+    sent = damage = None
     try:
         for packet in container.demux(stream):
+            if packet.pts is not None and (sent is None or packet.pts > sent):
+                sent = packet.pts
             for frame in packet.decode():
-                yield frame, packet
+                if idr_resets and frame.key_frame:  # all that came before is out, and nothing after needs it
+                    for out, source, _, carried in held:
+                        yield out, source, carried
+                    held.clear()
+                    damage = None
+                if frame.is_corrupt and damage is None:
+                    damage = frame.pts
+                if damage is not None:
+                    for entry in held:
+                        if entry[3] is None and not (idr_resets and entry[0].key_frame):  # an IDR picture needs none
+                            entry[3] = damage
+                held.append([frame, packet, sent, damage])
+                while held and (frame.pts is None or held[0][2] is None or frame.pts >= held[0][2]
+                                or len(held) > _MAX_HELD):
+                    out, source, _, carried = held.popleft()
+                    yield out, source, carried
     except av.FFmpegError as err:
         raise VideoError(path, f"decoding failed: {_reason(err)}") from None
+    for out, source, _, carried in held:  # the end of the stream: every frame is out
+        yield out, source, carried
 
 
 def count_frames(path) -> int:
