@@ -419,7 +419,9 @@ def read_submission(path, max_bytes: int = MAX_SUBMISSION_BYTES,
     Beyond :data:`RATIO_FREE_BYTES` the files may also not inflate more than ``max_ratio`` times their
     compressed size (default :data:`MAX_INFLATE_RATIO`; ``None`` turns the check off): a 591 KB zip
     inflating to 600 MB is refused after 64 MiB, not parsed at 1.3 GB of memory. Nothing is extracted
-    to disk. Each file must hold one JSON object.
+    to disk. Each file must hold one JSON object; each comes back as a dict that keeps the name it was read
+    under (:class:`tpslab.challenge.JsonObject`: ``sub.zip:pred_part_result.json``), which problems found
+    in it then name.
 
     Raises :class:`SubmissionError` naming the file and the problem, ``FileNotFoundError`` when ``path``
     does not exist.
