@@ -797,15 +797,13 @@ def _decoded(container, stream, path: str, idr_resets: bool) -> Iterator:
                 sent = packet.pts
             for frame in packet.decode():
                 if idr_resets and frame.key_frame:  # all that came before is out, and nothing after needs it
-                    for out, source, _, carried in held:
-                        yield out, source, carried
+                    yield from ((out, source, carried) for out, source, _, carried in held)
                     held.clear()
                     damage = None
-                if frame.is_corrupt and damage is None:
+                if frame.is_corrupt and damage is None:  # the frames held so far may depend on it too
                     damage = frame.pts
-                if damage is not None:
                     for entry in held:
-                        if entry[3] is None and not (idr_resets and entry[0].key_frame):  # an IDR picture needs none
+                        if not (idr_resets and entry[0].key_frame):  # an IDR picture depends on nothing
                             entry[3] = damage
                 held.append([frame, packet, sent, damage])
                 while held and (frame.pts is None or held[0][2] is None or frame.pts >= held[0][2]
@@ -814,8 +812,7 @@ def _decoded(container, stream, path: str, idr_resets: bool) -> Iterator:
                     yield out, source, carried
     except av.FFmpegError as err:
         raise VideoError(path, f"decoding failed: {_reason(err)}") from None
-    for out, source, _, carried in held:  # the end of the stream: every frame is out
-        yield out, source, carried
+    yield from ((out, source, carried) for out, source, _, carried in held)  # the end of the stream: all out
 
 
 def count_frames(path) -> int:
