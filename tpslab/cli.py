@@ -304,8 +304,6 @@ def _cmd_export_gt(args) -> int:
 
 
 def _cmd_export_coco(args) -> int:
-    from pathlib import Path
-
     from tpslab.dataset import load_dataset
     from tpslab.fileio import need_folder
     from tpslab.interop import NO_FRAMES, check_coco_out, export_coco
@@ -334,8 +332,6 @@ def _cmd_export_coco(args) -> int:
 
 
 def _cmd_export_lists(args) -> int:
-    from pathlib import Path
-
     from tpslab.dataset import load_dataset
     from tpslab.fileio import need_folder
     from tpslab.interop import NO_FRAMES, check_lists_out, export_lists
