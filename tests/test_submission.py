@@ -457,6 +457,32 @@ def test_a_submission_zip_replaces_only_a_zip_tpslab_wrote(tmp_path):
     assert read_submission(ours)[0] == {"v": "class_b"}
 
 
+def test_a_zip_that_only_carries_tpslabs_comment_or_was_changed_since_is_not_replaced(tmp_path):
+    """The zip comment alone decided: a tpslab zip the user added notes to, and any zip whose comment says
+    "written by tpslab", were replaced (the notes and the user's files lost)."""
+    import zipfile
+
+    pred_vid, pred_part = {"v": "class_a"}, {"v": {}}
+    added = write_submission_zip(tmp_path / "added.zip", pred_vid, pred_part)
+    with zipfile.ZipFile(added, "a") as z:
+        z.writestr("notes.txt", "my notes")
+    theirs = tmp_path / "theirs.zip"
+    with zipfile.ZipFile(theirs, "w") as z:
+        z.writestr("thesis.txt", "user data")
+        z.comment = b"written by tpslab"
+    appended = write_submission_zip(tmp_path / "appended.zip", pred_vid, pred_part)
+    appended.write_bytes(b"user data before the zip" + appended.read_bytes())  # still a readable zip
+    for path in (added, theirs, appended):
+        before = path.read_bytes()
+        with pytest.raises(FileExistsError, match="exists and is not a submission zip written by tpslab"):
+            write_submission_zip(path, {"v": "class_b"}, pred_part)
+        assert path.read_bytes() == before
+    ours = write_submission_zip(tmp_path / "ours.zip", pred_vid, pred_part)
+    copy = tmp_path / "copy.zip"
+    copy.write_bytes(ours.read_bytes())  # a byte copy of tpslab's zip is still tpslab's
+    assert read_submission(write_submission_zip(copy, {"v": "class_b"}, pred_part))[0] == {"v": "class_b"}
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_writers_refuse_a_number_json_cannot_hold(tmp_path, bad):
     """orjson writes NaN and infinity as null: a box of null reached the file without a word."""

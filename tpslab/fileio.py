@@ -130,6 +130,39 @@ def add_to_zip(z, name: str, data: bytes) -> None:
     z.writestr(info, data)
 
 
+_ZIP_ATTRIBUTES = {"date_time": (1980, 1, 1, 0, 0, 0), "external_attr": 0o644 << 16, "extra": b"", "comment": b""}
+
+
+def zip_as_written(path, names, comment: bytes) -> bool:
+    """Whether the file at ``path`` is a zip of exactly the members ``names``, in that order, each as
+    :func:`add_to_zip` writes it, with ``comment``, and nothing before, between or after them: a zip
+    tpslab wrote and nobody added to. (The comment alone can be copied onto any zip.)"""
+    import struct
+    import zipfile
+
+    try:
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as z, open(path, "rb") as f:
+            infos = z.infolist()
+            if z.comment != comment or [i.filename for i in infos] != list(names):
+                return False
+            offset, central = 0, 0
+            for info in infos:
+                if (info.header_offset != offset or info.compress_type != zipfile.ZIP_DEFLATED
+                        or info.flag_bits & 0x08 or any(getattr(info, k) != v for k, v in _ZIP_ATTRIBUTES.items())):
+                    return False
+                f.seek(offset)
+                header = f.read(30)  # the local header: its name and extra lengths are its last two fields
+                if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                    return False
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                offset += 30 + name_len + extra_len + info.compress_size
+                central += 46 + len(info.filename.encode("utf-8")) + len(info.extra) + len(info.comment)
+            return z.start_dir == offset and size == offset + central + 22 + len(comment)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, struct.error):
+        return False
+
+
 # -- files tpslab wrote into a folder it shares with the user ----------------------------------------------
 # A hidden record in the folder keeps the SHA-256 of each file as written, so that a later run replaces only
 # files that tpslab wrote and nobody changed since, and refuses (FileExistsError, one line) any other.

@@ -16,7 +16,7 @@ from tpslab.challenge import (GT_PART, GT_VID, MAX_HUMANS, MAX_PROPOSALS, PRED_P
                               PartColumns, ScoringError, check_mode, compiled_reader, decode_part_file, loads_json,
                               part_columns, repeated_in_part_file, repeated_keys)
 from tpslab.errors import Problem
-from tpslab.fileio import add_to_zip, atomic_write_bytes, check_written, write_with_record
+from tpslab.fileio import add_to_zip, atomic_write_bytes, check_written, write_with_record, zip_as_written
 from tpslab.vocab import PARTS
 
 #: The hidden record of the JSON files tpslab wrote into a folder, and who wrote them.
@@ -197,12 +197,9 @@ def write_prediction_files(out, pred_vid: dict, pred_part: dict) -> tuple[Path, 
 
 
 def is_tpslab_submission_zip(path) -> bool:
-    """Whether ``path`` is a zip :func:`write_submission_zip` wrote (its comment says so)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return z.comment == SUBMISSION_ZIP_COMMENT
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
+    """Whether ``path`` is a zip :func:`write_submission_zip` wrote, as it wrote it: its two members and
+    comment, nothing added (see :func:`tpslab.fileio.zip_as_written`)."""
+    return zip_as_written(path, (PRED_VID, PRED_PART), SUBMISSION_ZIP_COMMENT)
 
 
 def write_submission_zip(path, pred_vid: dict, pred_part: dict) -> Path:
