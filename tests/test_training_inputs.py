@@ -219,6 +219,64 @@ def test_predict_refuses_an_unreadable_or_non_finite_model(tiny, finished_run, t
     assert not out.exists()
 
 
+def _scored_detections(tiny, path) -> dict:
+    """The test videos' detections (tiny_models.detections) on the frames the challenge scores only."""
+    import json
+
+    from tpslab.challenge import frame_number, is_scored
+
+    held = json.loads(detections(tiny, path).read_text())
+    return {v: {k: f for k, f in frames.items() if is_scored(frame_number(k))} for v, frames in held.items()}
+
+
+def _moved_off_the_scored_frames(frames: dict) -> dict:
+    """A video's detections with each frame renamed to a neighbour the challenge does not score."""
+    from tpslab.challenge import frame_key, frame_number
+
+    return {frame_key(frame_number(k) + (1 if frame_number(k) == 1 else -1)): v for k, v in frames.items()}
+
+
+def test_predict_refuses_a_video_whose_detections_all_miss_the_scored_frames(tiny, finished_run, tmp_path, capsys):
+    """Detections numbered one off (from 0, say) were predicted, then left out of the submission with the
+    frames the challenge does not score: exit 0, the video written without frames, the summary counting them."""
+    import json
+
+    boxes = tmp_path / "d.json"
+    held = _scored_detections(tiny, boxes)
+    moved = tiny.test[0]
+    held[moved] = _moved_off_the_scored_frames(held[moved])
+    boxes.write_text(json.dumps(held))
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
+                 "--quiet"]) == 2
+    err = one_line_error(capsys, "predict")
+    assert f"{boxes}: 1 video(s) have detections only on frames the challenge does not score, e.g. {moved}/" in err
+    assert "img_00001.json, img_00006.json, ..." in err and not out.exists()
+
+
+def test_predict_says_how_many_frames_of_detections_are_not_scored_and_counts_what_it_wrote(
+        tiny, finished_run, tmp_path, capsys):
+    import json
+
+    from tpslab.submission import read_submission
+
+    boxes = tmp_path / "d.json"
+    held = _scored_detections(tiny, boxes)
+    video = tiny.test[0]
+    extra = _moved_off_the_scored_frames(held[video])
+    held[video].update(extra)
+    boxes.write_text(json.dumps(held))
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert (f"tpslab predict: note: {len(extra)} frame(s) of {boxes} are not frames the challenge scores: "
+            "predicted, and left out of the submission") in captured.err
+    written = read_submission(out)[1]
+    assert sorted(written[video]) == sorted(set(held[video]) - set(extra))
+    parts = sum(len(h["parts"]) for frames in written.values() for f in frames.values() for h in f["humans"])
+    assert f"({parts} part boxes in the zip)" in captured.out
+
+
 def test_predict_refuses_detections_of_a_video_without_frames(tiny, finished_run, tmp_path, capsys):
     """Such a video was left out of the submission without a word."""
     import json

@@ -397,8 +397,11 @@ def _cmd_predict(args) -> int:
         raise _Refused(e.args[0] if e.args else str(e)) from e
     finally:
         _end_process_group()
+    if summary["frames_not_scored"] and int(os.environ.get("RANK", "0")) == 0:
+        print(f"tpslab predict: note: {summary['frames_not_scored']} frame(s) of {args.boxes} are not frames the "
+              "challenge scores: predicted, and left out of the submission", file=sys.stderr)
     if not quiet:
-        print(f"predicted {summary['videos']} videos ({summary['part_boxes']} part boxes) in "
+        print(f"predicted {summary['videos']} videos ({summary['part_boxes_written']} part boxes in the zip) in "
               f"{summary['seconds']:.1f} s -> {summary['out']}")
     return 0
 
@@ -699,8 +702,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        "the compositional classifier on the predicted part states) on the human and part boxes of "
                        "DETECTIONS (a file in the prediction format: pred_part_result.json, or a submission folder "
                        "or zip; its verbs are ignored) for the videos of ROOT, and write the submission zip (scored "
-                       "frames). Under torchrun each process reads its share of the videos and rank 0 writes the "
-                       "zip; the predictions are those of a single process. Exits 2 on bad input.")
+                       "frames: detections on other frames are predicted and left out, with a note saying how "
+                       "many; a video with none on a scored frame is refused). Under torchrun each process reads "
+                       "its share of the videos and rank 0 writes the zip; the predictions are those of a single "
+                       "process. Exits 2 on bad input.")
     _root_argument(p)
     p.add_argument("run", metavar="RUN", help="run folder of tpslab train-recognizer")
     p.add_argument("--boxes", required=True, metavar="DETECTIONS", help="detections in the prediction format")

@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from tpslab.challenge import SCORED_STRIDE, frame_key, is_scored
 from tpslab.models import labels_for
 from tpslab.models._common import is_fitted
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
@@ -157,7 +158,6 @@ class Predictions:
 
         ``scored_only`` keeps only the frames the official score reads (img_00001, img_00006, ...).
         """
-        from tpslab.sampling import is_scored
         from tpslab.submission import build_predictions
 
         boxes, frames = self.boxes, self.frames
@@ -448,7 +448,8 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
                 overwrite: bool = False, progress: bool = True, log=print) -> dict:
     """``tpslab predict``: the end-to-end pipeline of run folder ``run`` on the boxes of a detections file
     (the prediction format, :func:`boxes_from_predictions`) for videos of the release at ``root``, written
-    as the submission zip ``out`` (scored frames only).
+    as the submission zip ``out`` (scored frames only: the others are predicted and left out, counted in
+    the summary's ``frames_not_scored``; a video whose detections all miss the scored frames is refused).
 
     ``videos``: only those (each must be in the detections); ``frames``: read crops from rawframes.
     Under ``torchrun`` each process reads its share of the videos and rank 0 writes the zip; the
@@ -490,6 +491,7 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
                          "action predicted")
     if not named:
         raise ValueError(f"{detections} holds no frames to predict")
+    scored = _scored_frames(frame_table, detections)
     paths = _frame_paths(ds, frames, named)
     if d.main and log:
         log(f"predicting {int(boxes['part'].notna().sum())} part boxes in {len(named)} videos, {d.world} process(es)")
@@ -499,7 +501,24 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
         write_submission_zip(out, *pred.files())
     barrier(d)
     return {"out": str(out), "videos": len(pred.actions), "part_boxes": int(boxes["part"].notna().sum()),
-            "seconds": time.perf_counter() - t0}
+            "part_boxes_written": int((boxes["part"].notna() & is_scored(boxes["frame"].to_numpy())).sum()),
+            "frames_not_scored": int((~scored).sum()), "seconds": time.perf_counter() - t0}
+
+
+def _scored_frames(frame_table: pd.DataFrame, detections) -> np.ndarray:
+    """Which rows of ``frame_table`` are frames the challenge scores (the others are predicted, and left out
+    of the submission). A video whose detections all miss them is refused: numbered from 0, say, it would
+    be written without a frame."""
+    scored = is_scored(frame_table["frame"].to_numpy())
+    video = frame_table["video"].astype(str)
+    reached = set(video[scored])
+    missed = [v for v in pd.unique(video) if v not in reached]
+    if missed:
+        first = int(frame_table.loc[video == missed[0], "frame"].min())
+        raise ValueError(f"{detections}: {len(missed)} video(s) have detections only on frames the challenge does "
+                         f"not score, e.g. {missed[0]}/{frame_key(first)}: it scores {frame_key(1)}, "
+                         f"{frame_key(1 + SCORED_STRIDE)}, ... (numbered from 1)")
+    return scored
 
 
 # ----------------------------------------------------------------------------- part ablation
