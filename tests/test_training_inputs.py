@@ -236,6 +236,43 @@ def _moved_off_the_scored_frames(frames: dict) -> dict:
     return {frame_key(frame_number(k) + (1 if frame_number(k) == 1 else -1)): v for k, v in frames.items()}
 
 
+def _renamed_first_frame(held, video, key):
+    first = sorted(held[video])[0]
+    held[video][key] = held[video].pop(first)
+    return f"{video}/{key}"
+
+
+def _with_a_tail(held, video, _):
+    first = sorted(held[video])[0]
+    human = held[video][first]["humans"][0]
+    human["parts"]["tail"] = next(iter(human["parts"].values()))
+    return f"{video}/{first}/humans[0].parts: 'tail' is not a body part of the challenge"
+
+
+def _crowded(held, video, _):
+    first = sorted(held[video])[0]
+    held[video][first]["humans"] *= 11
+    return f"{video}/{first}: {11 * (len(held[video][first]['humans']) // 11)} humans, at most 10"
+
+
+@pytest.mark.parametrize("damage, key", [(_renamed_first_frame, "img_0.json"), (_renamed_first_frame, "img_00000.json"),
+                                         (_renamed_first_frame, "hello"), (_with_a_tail, None), (_crowded, None)])
+def test_predict_names_the_detections_file_and_the_frame_of_a_bad_frame(tiny, finished_run, tmp_path, capsys, damage,
+                                                                         key):
+    """These errors named neither (frame 0 surfaced as a crop error, 11 humans as a table problem)."""
+    import json
+
+    boxes = tmp_path / "d.json"
+    held = _scored_detections(tiny, boxes)
+    expected = damage(held, tiny.test[0], key)
+    boxes.write_text(json.dumps(held))
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
+                 "--quiet"]) == 2
+    err = one_line_error(capsys, "predict")
+    assert f"{boxes}: {expected}" in err and not out.exists()
+
+
 def test_predict_refuses_a_video_whose_detections_all_miss_the_scored_frames(tiny, finished_run, tmp_path, capsys):
     """Detections numbered one off (from 0, say) were predicted, then left out of the submission with the
     frames the challenge does not score: exit 0, the video written without frames, the summary counting them."""

@@ -28,11 +28,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tpslab.challenge import SCORED_STRIDE, frame_key, is_scored
+from tpslab.challenge import MAX_HUMANS, SCORED_STRIDE, file_label, frame_key, is_scored
 from tpslab.models import labels_for
 from tpslab.models._common import is_fitted
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
-from tpslab.vocab import Vocab, part_groups
+from tpslab.vocab import PARTS, Vocab, part_groups
 
 PIPELINE_FILE = "pipeline.json"
 CLASSIFIER_FILE = "classifier.joblib"
@@ -97,24 +97,33 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
             source = read_submission(path)[1]
     if not isinstance(source, Mapping):
         raise TypeError(f"expected a pred_part_result mapping or a path, got {type(source).__name__}")
+    label = file_label(source, "detections")
     wanted = None if videos is None else set(map(str, videos))
     rows, frames, frameless = [], [], []
     for video, video_frames in source.items():
         if wanted is not None and str(video) not in wanted:
             continue
         if not isinstance(video_frames, Mapping):
-            raise ValueError(f"detections: {video}: expected a mapping of frame files, "
+            raise ValueError(f"{label}: {video}: expected a mapping of frame files, "
                              f"got {type(video_frames).__name__}")
         if not video_frames:
             frameless.append(str(video))
         for key, frame_dict in video_frames.items():
-            frame = frame_number(key)
+            try:
+                frame = frame_number(key)
+            except ValueError as e:
+                raise ValueError(f"{label}: {video}/{key}: {e}") from None
+            if frame < 1:
+                raise ValueError(f"{label}: {video}/{key}: frames are numbered from 1 ({frame_key(1)})")
             frames.append((str(video), frame))
             humans = frame_dict.get("humans") if isinstance(frame_dict, Mapping) else None
             if not isinstance(humans, list):
-                raise ValueError(f"detections: {video}/{key}: expected a 'humans' list")
+                raise ValueError(f"{label}: {video}/{key}: expected a 'humans' list")
+            if len(humans) > MAX_HUMANS:
+                raise ValueError(f"{label}: {video}/{key}: {len(humans)} humans, at most {MAX_HUMANS} per frame in "
+                                 "a submission")
             for h, human in enumerate(humans):
-                where = f"detections: {video}/{key}/humans[{h}]"
+                where = f"{label}: {video}/{key}/humans[{h}]"
                 hbox = _finite_box(human.get("box") if isinstance(human, Mapping) else None, f"{where}.box")
                 parts = human.get("parts") or {}
                 items = (parts.items() if isinstance(parts, Mapping) else
@@ -123,6 +132,9 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
                 for name, part in items:
                     if not isinstance(name, str) or not isinstance(part, Mapping):
                         raise ValueError(f"{where}.parts: expected named parts with a box, got {name!r}")
+                    if name not in PARTS:
+                        raise ValueError(f"{where}.parts: {name!r} is not a body part of the challenge "
+                                         f"({', '.join(PARTS)})")
                     box = part.get("box")
                     if isinstance(box, list) and box and isinstance(box[0], (list, tuple)):
                         box = box[0]  # list mode: the first proposal
