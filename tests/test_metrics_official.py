@@ -482,6 +482,26 @@ def test_realistic_case_matches_the_reference():
     assert 0 < r.area < 1
 
 
+def test_a_box_beyond_float32_scores_as_the_reference_without_a_warning():
+    """The scorer reads human boxes as float32: 1e300 becomes infinite there and never matches. tpslab scored it
+    so, but NumPy's "overflow encountered in cast" reached the user's terminal."""
+    import warnings
+
+    c = realistic_case(n_videos=3, frames=6, seed=2, proposals=1)
+    pred_part = json.loads(json.dumps(c[3]))
+    video = sorted(pred_part)[0]
+    frame = sorted(pred_part[video])[0]
+    pred_part[video][frame]["humans"][0]["box"] = [0, 0, 1e300, 1e300]
+    gt_part = json.loads(json.dumps(c[1]))
+    gt_part[video][frame]["humans"][0]["box"] = [0, 0, 1e300, 1e300]
+    for case in ((c[0], c[1], c[2], pred_part), (c[0], gt_part, c[2], c[3])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = tps_score(*case)
+        with np.errstate(over="ignore"):  # the reference casts as the scorer does, warning as it did
+            assert result.area_raw == ref.score(*case)["area"]
+
+
 def test_paths_are_accepted(tmp_path):
     c = random_case(np.random.default_rng(5), n_videos=3)
     paths = []

@@ -270,14 +270,15 @@ def _loop_frames(names: list, gt: PartColumns, pred: PartColumns) -> _Frames:
 def _human_boxes(cols: PartColumns, humans: np.ndarray) -> np.ndarray:
     """float32 (n, 4) boxes of ``humans`` (column indices), checked as the scorer reads them."""
     clean = cols.clean_human_boxes(humans)
-    if clean is not None:
+    if clean is None:
+        boxes = cols.human_box_values(humans)
+        if has_missing(boxes):
+            raise ScoringError(f"humans without 'box' in {cols.file}", [
+                Problem(cols.file, cols.where_human(h) + ".box", "missing")
+                for h, b in zip(humans.tolist(), boxes) if b is MISSING])
+        clean = box_array(boxes, lambda i: cols.where_human(int(humans[i])) + ".box", cols.file)
+    with np.errstate(over="ignore"):  # beyond float32's range a coordinate is infinite, as in the scorer
         return clean.astype(np.float32)
-    boxes = cols.human_box_values(humans)
-    if has_missing(boxes):
-        raise ScoringError(f"humans without 'box' in {cols.file}", [
-            Problem(cols.file, cols.where_human(h) + ".box", "missing")
-            for h, b in zip(humans.tolist(), boxes) if b is MISSING])
-    return box_array(boxes, lambda i: cols.where_human(int(humans[i])) + ".box", cols.file).astype(np.float32)
 
 
 @dataclass
