@@ -4,6 +4,7 @@ reference in ``tests/reference_scorer.py``), random cross-checks of the two, and
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -500,6 +501,14 @@ def test_a_box_beyond_float32_scores_as_the_reference_without_a_warning():
             result = tps_score(*case)
         with np.errstate(over="ignore"):  # the reference casts as the scorer does, warning as it did
             assert result.area_raw == ref.score(*case)["area"]
+
+
+def test_a_ground_truth_without_videos_is_an_error_naming_its_file(tmp_path):
+    c = random_case(np.random.default_rng(5), n_videos=3)
+    empty = tmp_path / "gt_vid_result.json"
+    empty.write_text("{}")
+    with pytest.raises(ScoringError, match=f"^{re.escape(str(empty))} has no videos: nothing to score$"):
+        tps_score(empty, *c[1:])
 
 
 def test_paths_are_accepted(tmp_path):

@@ -64,7 +64,7 @@ from itertools import repeat
 
 import numpy as np
 
-from tpslab.challenge import (BAD_PARTS, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
+from tpslab.challenge import (BAD_PARTS, GT_VID, MAX_HUMANS, MAX_PROPOSALS, MISSING, MODES, NO_PARTS, PAIRINGS,
                               PRED_VID, SCRIPT_REVISIONS, PartColumns, ScoringError, box_array, box_problem,
                               check_mode, file_label, has_missing, load_json, loads_json, part_columns, ranges,
                               segments, starts_of)
@@ -135,7 +135,7 @@ class _Videos:
             gt_vid, pred_vid = load_json(gt_vid, "gt_vid_result"), load_json(pred_vid, "pred_vid_result")
             out = cls(list(gt_vid))
             if not out.names:
-                raise ScoringError("gt_vid_result has no videos: nothing to score")
+                raise ScoringError(f"{file_label(gt_vid, GT_VID)} has no videos: nothing to score")
         missing = [v for v in out.names if v not in gt.video_index]
         if missing:
             raise ScoringError(f"{len(missing)} ground-truth video(s) are missing from gt_part_result",
