@@ -219,6 +219,19 @@ def test_export_gt_of_an_empty_selection_is_an_error(files, tmp_path, capsys):
     assert not (tmp_path / "gt").exists()
 
 
+@pytest.mark.parametrize("command", ["export-gt", "export-coco"])
+def test_a_name_of_the_video_list_that_is_not_a_video_is_traced_to_the_list(files, tmp_path, capsys, command):
+    """The message named no file (export-gt: 'videos: NOPE_VIDEO: not in the dataset')."""
+    listed = tmp_path / "videos.txt"
+    listed.write_text(f"{files['val'][0]}\nNOPE_VIDEO\n")
+    (tmp_path / "frames").mkdir()
+    out = tmp_path / ("gt" if command == "export-gt" else "coco.json")
+    extra = ["--quiet"] if command == "export-gt" else [tmp_path / "frames", "--quiet"]
+    rc, _, err = cli(capsys, command, files["root"], *extra, "--videos", listed, "--out", out)
+    assert f"{listed}: 1 name(s) are not videos of {files['root']}: NOPE_VIDEO" in one_line_error(rc, err, command)
+    assert not out.exists()
+
+
 # ----------------------------------------------------------------------------------------------------
 # mini
 

@@ -359,7 +359,7 @@ def test_cli_video_subset_default_root_and_out_forms(release, tmp_path, capsys, 
     assert "2 already complete" in capsys.readouterr().out
 
     bad = tmp_path / "bad.txt"
-    for content, expected in [(f"{PLAIN}\nnope\nNope2\n", f"{bad}: 2 names are not videos of"),
+    for content, expected in [(f"{PLAIN}\nnope\nNope2\n", f"{bad}: 2 name(s) are not videos of"),
                               ("# nothing\n\n", f"{bad}: lists no videos"),
                               (b"\xff\xfe\x00plain\n", f"{bad}: not UTF-8")]:
         bad.write_bytes(content if isinstance(content, bytes) else content.encode())

@@ -273,6 +273,18 @@ def test_predict_names_the_detections_file_and_the_frame_of_a_bad_frame(tiny, fi
     assert f"{boxes}: {expected}" in err and not out.exists()
 
 
+def test_predict_says_a_listed_name_that_is_not_a_video_is_not_a_video(tiny, finished_run, tmp_path, capsys):
+    """It blamed the detections file: '1 video(s) have no detections in d.json'."""
+    boxes = detections(tiny, tmp_path / "d.json")
+    listed = tmp_path / "videos.txt"
+    listed.write_text(f"{tiny.test[0]}\nNOPE_VIDEO\n")
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
+                 "--videos", str(listed), "--quiet"]) == 2
+    err = one_line_error(capsys, "predict")
+    assert f"{listed}: 1 name(s) are not videos of {tiny.dataset.root}: NOPE_VIDEO" in err and not out.exists()
+
+
 def test_predict_refuses_a_video_whose_detections_all_miss_the_scored_frames(tiny, finished_run, tmp_path, capsys):
     """Detections numbered one off (from 0, say) were predicted, then left out of the submission with the
     frames the challenge does not score: exit 0, the video written without frames, the summary counting them."""

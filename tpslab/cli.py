@@ -145,25 +145,8 @@ def _cmd_check_videos(args) -> int:
     return 0 if (report["status"] == "ok").all() else 1
 
 
-def _read_video_list(path) -> list[str]:
-    """Video names from a text file: one per line, blank lines and ``#`` comments ignored, duplicates
-    dropped; ``ValueError`` (naming the file) when it cannot be read, is not UTF-8 or lists nothing."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: lists saved by Notepad start with a BOM
-            lines = f.read().splitlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from e
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
-    names = [line.split("#", 1)[0].strip() for line in lines]
-    names = list(dict.fromkeys(n for n in names if n))
-    if not names:
-        raise ValueError(f"{path}: lists no videos")
-    return names
-
-
 def _cmd_extract_frames(args) -> int:
-    from tpslab.dataset import load_dataset
+    from tpslab.dataset import check_video_names, load_dataset, read_video_list
     from tpslab.frames import extract_frames, prepare_extraction, summarize_extraction
     from tpslab.home import resolve_root
     from tpslab.layout import check_release_root
@@ -183,16 +166,15 @@ def _cmd_extract_frames(args) -> int:
     try:  # a bad ROOT, bad settings, an unwritable OUT and a bad video list fail here, before any work
         root = check_release_root(resolve_root(args.root, progress=not args.quiet))
         prepare_extraction(out, **settings)
-        videos = None if args.videos is None else _read_video_list(args.videos)
+        videos = None if args.videos is None else read_video_list(args.videos)
     except (ValueError, OSError) as e:
         return fail(e)
     ds = load_dataset(root, strict=False, progress=not args.quiet)
     if videos is not None:
-        unknown = sorted(set(videos) - set(ds.videos["video"].astype(str)))
-        if unknown:
-            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            return fail(f"{args.videos}: {len(unknown)} names are not videos of {ds.root}: "
-                        f"{', '.join(unknown[:5])}{more}")
+        try:
+            check_video_names(ds, videos)
+        except ValueError as e:
+            return fail(e)
         ds = ds.subset(videos)
     report = extract_frames(ds, out, workers=args.workers, replace=args.replace, progress=not args.quiet,
                             **settings)
@@ -284,15 +266,17 @@ def _cmd_check_submission(args) -> int:
 def _cmd_export_gt(args) -> int:
     from pathlib import Path
 
-    from tpslab.dataset import load_dataset
+    from tpslab.dataset import check_video_names, load_dataset, read_video_list
     from tpslab.submission import GT_PART, GT_VID, export_ground_truth
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():  # refused before the dataset is loaded
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(out))
-    videos = _read_video_list(args.videos) if args.videos is not None else None
+    videos = read_video_list(args.videos) if args.videos is not None else None
     ds = load_dataset(args.root, progress=not args.quiet)
-    if videos is None:
+    if videos is not None:
+        check_video_names(ds, videos)
+    else:
         train, val = ds.split_train_val(val_fraction=args.val_fraction, seed=args.seed)
         videos = val if args.split == "val" else train
         if not videos:
@@ -304,15 +288,17 @@ def _cmd_export_gt(args) -> int:
 
 
 def _cmd_export_coco(args) -> int:
-    from tpslab.dataset import load_dataset
+    from tpslab.dataset import check_video_names, load_dataset, read_video_list
     from tpslab.fileio import need_folder
     from tpslab.interop import NO_FRAMES, check_coco_out, export_coco
 
     out = check_coco_out(args.out)  # an --out tpslab did not write, and a missing FRAMES, fail before any work
     need_folder(args.frames, NO_FRAMES)
-    videos = _read_video_list(args.videos) if args.videos is not None else None
+    videos = read_video_list(args.videos) if args.videos is not None else None
     ds = load_dataset(args.root, progress=not args.quiet)
-    if videos is None and args.split != "all":
+    if videos is not None:
+        check_video_names(ds, videos)
+    elif args.split != "all":
         train, val = ds.split_train_val(val_fraction=args.val_fraction, seed=args.seed)
         videos = train if args.split == "train" else val
         if not videos:
@@ -384,11 +370,12 @@ def _cmd_train_recognizer(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    from tpslab.dataset import read_video_list
     from tpslab.pipeline import predict_run
 
     quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
     try:
-        videos = None if args.videos is None else _read_video_list(args.videos)
+        videos = None if args.videos is None else read_video_list(args.videos)
         summary = predict_run(args.root, args.run, args.boxes, args.out, videos=videos, frames=args.frames,
                               device=args.device, workers=args.workers, batch_size=args.batch_size,
                               backbone=args.backbone, threads=args.threads, overwrite=args.overwrite,

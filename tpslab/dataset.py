@@ -324,6 +324,41 @@ class TPSDataset:
         return sorted(train), sorted(val)
 
 
+class VideoList(list):
+    """Video names read from a list file (:func:`read_video_list`); ``file`` is its path, for messages."""
+
+    def __init__(self, names, file: str):
+        super().__init__(names)
+        self.file = file
+
+
+def read_video_list(path) -> VideoList:
+    """Video names from a text file: one per line, blank lines and ``#`` comments ignored, duplicates
+    dropped; ``ValueError`` (naming the file) when it cannot be read, is not UTF-8 or lists nothing."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: lists saved by Notepad start with a BOM
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from e
+    names = [line.split("#", 1)[0].strip() for line in lines]
+    names = list(dict.fromkeys(n for n in names if n))
+    if not names:
+        raise ValueError(f"{path}: lists no videos")
+    return VideoList(names, str(path))
+
+
+def check_video_names(ds: "TPSDataset", names) -> None:
+    """A ValueError when some of ``names`` are not videos of ``ds``, naming the list file they were read
+    from (a :class:`VideoList`)."""
+    unknown = sorted(set(map(str, names)) - set(ds.videos["video"].astype(str)))
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise ValueError(f"{getattr(names, 'file', 'videos')}: {len(unknown)} name(s) are not videos of {ds.root}: "
+                         f"{', '.join(unknown[:5])}{more}")
+
+
 def load_dataset(root=None, *, strict: bool = True, workers: int | None = None, progress: bool = True,
                  rebuild: bool = False, cache: bool = True) -> TPSDataset:
     """Load a Kinetics-TPS release into a :class:`TPSDataset`.

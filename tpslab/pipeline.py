@@ -463,13 +463,15 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     as the submission zip ``out`` (scored frames only: the others are predicted and left out, counted in
     the summary's ``frames_not_scored``; a video whose detections all miss the scored frames is refused).
 
-    ``videos``: only those (each must be in the detections); ``frames``: read crops from rawframes.
+    ``videos``: only those (each must be a video of the release, and in the detections); ``frames``: read
+    crops from rawframes.
     Under ``torchrun`` each process reads its share of the videos and rank 0 writes the zip; the
     predictions are those of one process. ``out`` must not exist unless ``overwrite``, and then only a
     submission zip tpslab wrote is replaced (never the detections file). Returns a summary.
     """
     import time
 
+    from tpslab.dataset import check_video_names
     from tpslab.models.training import barrier, init_distributed, process_device
     from tpslab.submission import write_submission_zip
 
@@ -487,6 +489,8 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     pipeline = EndToEnd.load(run, vocab=ds.vocab, device=process_device(device, d), threads=threads,
                              backbone=backbone)
     pipeline.recognizer.progress = progress
+    if videos is not None:
+        check_video_names(ds, videos)
     boxes, frame_table = boxes_from_predictions(detections, videos)
     named = list(pd.unique(pd.concat([boxes["video"], frame_table["video"]]).astype(str)))
     if videos is not None:
