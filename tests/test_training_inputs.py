@@ -255,8 +255,16 @@ def _crowded(held, video, _):
     return f"{video}/{first}: {11 * (len(held[video][first]['humans']) // 11)} humans, at most 10"
 
 
+def _huge_part_box(held, video, _):
+    first = sorted(held[video])[0]
+    name, part = next(iter(held[video][first]["humans"][0]["parts"].items()))
+    part["box"] = [[0, 0, 1e300, 1e300]]
+    return f"{video}/{first}/humans[0].parts.{name}.box: [0.0, 0.0, 1e+300, 1e+300]: beyond float32"
+
+
 @pytest.mark.parametrize("damage, key", [(_renamed_first_frame, "img_0.json"), (_renamed_first_frame, "img_00000.json"),
-                                         (_renamed_first_frame, "hello"), (_with_a_tail, None), (_crowded, None)])
+                                         (_renamed_first_frame, "hello"), (_with_a_tail, None), (_crowded, None),
+                                         (_huge_part_box, None)])
 def test_predict_names_the_detections_file_and_the_frame_of_a_bad_frame(tiny, finished_run, tmp_path, capsys, damage,
                                                                          key):
     """These errors named neither (frame 0 surfaced as a crop error, 11 humans as a table problem)."""
@@ -269,7 +277,7 @@ def test_predict_names_the_detections_file_and_the_frame_of_a_bad_frame(tiny, fi
     out = tmp_path / "sub.zip"
     assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
                  "--quiet"]) == 2
-    err = one_line_error(capsys, "predict")
+    err = one_line_error(capsys, "predict")  # one line: no NumPy warning above it either
     assert f"{boxes}: {expected}" in err and not out.exists()
 
 

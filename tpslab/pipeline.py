@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tpslab.challenge import MAX_HUMANS, SCORED_STRIDE, file_label, frame_key, is_scored
+from tpslab.challenge import MAX_HUMANS, SCORED_STRIDE, box_problem, file_label, frame_key, is_scored
 from tpslab.models import labels_for
 from tpslab.models._common import is_fitted
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
@@ -68,13 +68,19 @@ def boxes_from_dataset(dataset, videos: Sequence[str] | None = None) -> tuple[pd
     return boxes, frames
 
 
-def _finite_box(value, where: str) -> list[float]:
-    from tpslab.metrics.official import box_problem
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+
+def _finite_box(value, where: str) -> list[float]:
+    """``value`` as four floats; a ValueError naming ``where`` for a box the scorer would refuse, or one the
+    recogniser cannot hold (its box features are float32)."""
     problem = box_problem(value)
     if problem:
         raise ValueError(f"{where}: {problem}")
-    return [float(v) for v in value]
+    box = [float(v) for v in value]
+    if max(map(abs, box)) > _FLOAT32_MAX:
+        raise ValueError(f"{where}: {box}: beyond float32, which the recogniser reads boxes as")
+    return box
 
 
 def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
