@@ -159,6 +159,8 @@ HOSTILE = {  # name: (how to damage the clean release, file named by the problem
     "dangling annotation link": (lambda r: os.symlink("/nonexistent/img.json",
                                                       r / "train_annotations" / "lunge" / A / A / "img_00005.json"),
                                  "img_00005.json", "cannot read the file"),
+    "empty folder that is no video": (lambda r: (r / "train_annotations" / "lunge" / "EMPTY_STRAY").mkdir(),
+                                      "lunge/EMPTY_STRAY", "an empty folder, and no video of that name"),
     "dangling video link": (lambda r: os.symlink("/nonexistent/x.mp4",
                                                  r / "train_videos" / "lunge" / "eeeeeeeeeee_000005_000015.mp4"),
                             "eeeeeeeeeee_000005_000015.mp4", "broken symbolic link"),
@@ -179,7 +181,7 @@ def test_damaged_release_is_listed_by_validate_and_skipped_by_a_lenient_load(cle
     assert any(where in p.path and words in f"{p.field}: {p.message}" for p in ds.problems)
     assert sorted(ds.vocab.actions.names) == ["lunge", "push_up"]
     assert not ds.frames.duplicated(["video", "frame"]).any()  # never a doubled row
-    assert set(ds.videos["video"]) >= {B}
+    assert set(ds.videos["video"]) >= {B} and "EMPTY_STRAY" not in set(ds.videos["video"])
     with pytest.raises(AnnotationError):  # a strict load refuses, naming a file
         tpslab.load_dataset(clean, progress=False, cache=False)
 

@@ -203,6 +203,10 @@ def build_videos_table(root, dirs: list[AnnotationDir], frames: pd.DataFrame) ->
             for video, label, n in zip(fl["video"], fl["label"], fl["frames"]):
                 add(video, label if isinstance(label, str) else None, split, str(f), num_frames=n)
     for d in dirs:
+        if d.video not in rec and not d.frames:  # listed nowhere else and holds no frame: not a video
+            problems.append(Problem(d.path, "", "an empty folder, and no video of that name in the flist or the "
+                                                "video folders: not a video (move it away)"))
+            continue
         add(d.video, d.label, "train", d.path)
     counts = frames.groupby("video", observed=True).size() if len(frames) else pd.Series(dtype=int)
     table = pd.DataFrame(list(rec.values()), columns=["video", "label", "split", "path", "num_frames"])
