@@ -293,6 +293,26 @@ def test_predict_says_a_listed_name_that_is_not_a_video_is_not_a_video(tiny, fin
     assert f"{listed}: 1 name(s) are not videos of {tiny.dataset.root}: NOPE_VIDEO" in err and not out.exists()
 
 
+def test_predict_says_which_keys_of_the_detections_appear_twice(tiny, finished_run, tmp_path, capsys):
+    """JSON keeps the last copy of a key: the other copy's boxes were dropped without a word."""
+    import json
+
+    held = _scored_detections(tiny, tmp_path / "d.json")
+    video = tiny.test[0]
+    first = sorted(held[video])[0]
+    text = json.dumps(held)
+    frame_text = json.dumps({first: held[video][first]})[1:-1]
+    twice = text.replace(frame_text, frame_text + ", " + frame_text, 1)  # the frame's key twice, in the video
+    assert twice != text
+    boxes = tmp_path / "twice.json"
+    boxes.write_text(twice)
+    out = tmp_path / "sub.zip"
+    assert main(["predict", str(tiny.dataset.root), str(finished_run), "--boxes", str(boxes), "--out", str(out),
+                 "--quiet"]) == 0
+    assert (f"tpslab predict: note: {boxes}: {video}/{first} appears more than once: JSON readers keep the last "
+            "and drop the others") in capsys.readouterr().err
+
+
 def test_predict_refuses_a_video_whose_detections_all_miss_the_scored_frames(tiny, finished_run, tmp_path, capsys):
     """Detections numbered one off (from 0, say) were predicted, then left out of the submission with the
     frames the challenge does not score: exit 0, the video written without frames, the summary counting them."""

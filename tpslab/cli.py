@@ -384,9 +384,12 @@ def _cmd_predict(args) -> int:
         raise _Refused(e.args[0] if e.args else str(e)) from e
     finally:
         _end_process_group()
-    if summary["frames_not_scored"] and int(os.environ.get("RANK", "0")) == 0:
-        print(f"tpslab predict: note: {summary['frames_not_scored']} frame(s) of {args.boxes} are not frames the "
-              "challenge scores: predicted, and left out of the submission", file=sys.stderr)
+    if int(os.environ.get("RANK", "0")) == 0:
+        for note in summary["notes"]:
+            print(f"tpslab predict: note: {note}", file=sys.stderr)
+        if summary["frames_not_scored"]:
+            print(f"tpslab predict: note: {summary['frames_not_scored']} frame(s) of {args.boxes} are not frames "
+                  "the challenge scores: predicted, and left out of the submission", file=sys.stderr)
     if not quiet:
         print(f"predicted {summary['videos']} videos ({summary['part_boxes_written']} part boxes in the zip) in "
               f"{summary['seconds']:.1f} s -> {summary['out']}")
@@ -688,7 +691,8 @@ def _build_parser() -> argparse.ArgumentParser:
                        description="Run the pipeline of RUN (made by tpslab train-recognizer: the recogniser, then "
                        "the compositional classifier on the predicted part states) on the human and part boxes of "
                        "DETECTIONS (a file in the prediction format: pred_part_result.json, or a submission folder "
-                       "or zip; its verbs are ignored) for the videos of ROOT, and write the submission zip (scored "
+                       "or zip; its verbs are ignored, and a part with several proposals gives its first box; "
+                       "keys it holds twice get a note) for the videos of ROOT, and write the submission zip (scored "
                        "frames: detections on other frames are predicted and left out, with a note saying how "
                        "many; a video with none on a scored frame is refused). Under torchrun each process reads "
                        "its share of the videos and rank 0 writes the zip; the predictions are those of a single "

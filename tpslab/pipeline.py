@@ -498,6 +498,7 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     if videos is not None:
         check_video_names(ds, videos)
     boxes, frame_table = boxes_from_predictions(detections, videos)
+    notes = _repeated_detections(detections)
     named = list(pd.unique(pd.concat([boxes["video"], frame_table["video"]]).astype(str)))
     if videos is not None:
         absent = sorted(set(map(str, videos)) - set(named))
@@ -524,7 +525,24 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     barrier(d)
     return {"out": str(out), "videos": len(pred.actions), "part_boxes": int(boxes["part"].notna().sum()),
             "part_boxes_written": int((boxes["part"].notna() & is_scored(boxes["frame"].to_numpy())).sum()),
-            "frames_not_scored": int((~scored).sum()), "seconds": time.perf_counter() - t0}
+            "frames_not_scored": int((~scored).sum()), "notes": notes, "seconds": time.perf_counter() - t0}
+
+
+def _repeated_detections(detections) -> list[str]:
+    """A note for each key the detections file holds twice: JSON readers keep its last copy and drop the
+    others without a word."""
+    from tpslab.challenge import PRED_PART, read_json_bytes
+    from tpslab.submission.files import file_warnings, repeated_part_keys
+
+    if not isinstance(detections, (str, os.PathLike)):
+        return []
+    path = Path(detections)
+    if path.is_file() and path.suffix.lower() == ".json":
+        found = [(str(path), place) for place in repeated_part_keys(read_json_bytes(path, "the detections"))]
+    else:
+        found = [(p.path, p.field) for p in file_warnings(path) if p.field and p.path.endswith(PRED_PART)]
+    return [f"{where}: {place} appears more than once: JSON readers keep the last and drop the others"
+            for where, place in found]
 
 
 def _scored_frames(frame_table: pd.DataFrame, detections) -> np.ndarray:

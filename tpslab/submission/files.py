@@ -378,6 +378,17 @@ def _submission_bytes(path, max_bytes: int, max_ratio) -> tuple[list, list]:
     return data, [f"{path}:{m.filename}" for m in members]  # as in the zip: sub/pred_part_result.json
 
 
+def repeated_part_keys(data: bytes) -> list[str]:
+    """Places of the keys held twice in the text of a part file (``pred_part_result.json`` or a detections
+    file): videos, frames and their ``humans`` (:func:`tpslab.challenge.repeated_keys`), and inside the
+    humans where the compiled reader reads the file (:func:`tpslab.challenge.repeated_in_part_file`)."""
+    inside = repeated_in_part_file(data)  # all but the videos (None: the file was not looked at)
+    # Where it was not, the frames and their humans too; a frame that is not an object (an error of its own):
+    # down to the frames only.
+    levels = (1,) if inside is not None else (3, 2, 1)
+    return next((found for n in levels if (found := repeated_keys(data, n)) is not None), []) + (inside or [])
+
+
 def file_warnings(path, max_bytes: int = MAX_SUBMISSION_BYTES,
                   max_ratio: float | None = MAX_INFLATE_RATIO) -> list[Problem]:
     """Warnings about a submission folder or zip as files, beyond what parsing them shows: keys held twice,
@@ -387,12 +398,7 @@ def file_warnings(path, max_bytes: int = MAX_SUBMISSION_BYTES,
     compiled reader reads the file (:func:`tpslab.challenge.repeated_in_part_file`). Reads the files as
     :func:`read_submission` does."""
     data, names = _submission_bytes(path, max_bytes, max_ratio)
-    inside = repeated_in_part_file(data[1])  # all but the videos (None: the file was not looked at)
-    # Where it was not, the frames and their humans too; a frame that is not an object (an error of its own):
-    # down to the frames only.
-    levels = (1,) if inside is not None else (3, 2, 1)
-    places = [repeated_keys(data[0], 1) or [],
-              next((found for n in levels if (found := repeated_keys(data[1], n)) is not None), []) + (inside or [])]
+    places = [repeated_keys(data[0], 1) or [], repeated_part_keys(data[1])]
     out = [Problem(name, place, "appears more than once: JSON readers, the challenge's scorer included, keep the "
                                 "last and drop the others", "warning")
            for name, found in zip(names, places) for place in found]
