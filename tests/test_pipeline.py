@@ -245,3 +245,14 @@ def test_videos_with_frames_but_no_boxes_get_an_action(tiny, models):
     assert set(pred.actions) == set(tiny.train[:2]) | {tiny.train[3]}
     pred_vid, pred_part = pred.files()
     assert pred_part[tiny.train[3]] == {"img_00001.json": {"humans": []}}
+
+
+def test_detection_parts_are_checked_against_the_releases_part_names():
+    """A release's list/body_part.txt names its parts: the check follows it, not the built-in names."""
+    from tpslab.pipeline import _check_part_names
+
+    boxes = pd.DataFrame({"video": ["v", "v"], "frame": [1, 6], "human": [0, 1], "part": ["head", "tail"]})
+    _check_part_names(boxes, ["head", "tail"], "d.json")  # the release's own names pass
+    with pytest.raises(ValueError, match=r"^d\.json: v/img_00006\.json/humans\[1\]\.parts: 'tail' is not a body part "
+                                         r"of the challenge \(head, neck\)$"):
+        _check_part_names(boxes, ["head", "neck"], "d.json")

@@ -373,7 +373,8 @@ def _cmd_predict(args) -> int:
     from tpslab.dataset import read_video_list
     from tpslab.pipeline import predict_run
 
-    quiet = args.quiet or int(os.environ.get("RANK", "0")) != 0
+    writer = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 writes the zip and reports
+    quiet = args.quiet or not writer
     try:
         videos = None if args.videos is None else read_video_list(args.videos)
         summary = predict_run(args.root, args.run, args.boxes, args.out, videos=videos, frames=args.frames,
@@ -384,7 +385,7 @@ def _cmd_predict(args) -> int:
         raise _Refused(e.args[0] if e.args else str(e)) from e
     finally:
         _end_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if writer:
         for note in summary["notes"]:
             print(f"tpslab predict: note: {note}", file=sys.stderr)
         if summary["frames_not_scored"]:

@@ -120,17 +120,19 @@ def atomic_folder(path, *, prefix: str | None = None, replace: bool = False):
         raise
 
 
+#: What :func:`add_to_zip` gives every member (and :func:`zip_as_written` checks): dated 1980-01-01, readable
+#: by all, no extra field, no comment.
+_ZIP_ATTRIBUTES = {"date_time": (1980, 1, 1, 0, 0, 0), "external_attr": 0o644 << 16, "extra": b"", "comment": b""}
+
+
 def add_to_zip(z, name: str, data: bytes) -> None:
     """Add ``data`` to the open zip ``z`` as member ``name``, deflated, dated 1980-01-01 (the zip format's
     first day) and readable by all: the same members make the same bytes, on any day and machine."""
     import zipfile
 
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+    info = zipfile.ZipInfo(name, date_time=_ZIP_ATTRIBUTES["date_time"])
+    info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, _ZIP_ATTRIBUTES["external_attr"]
     z.writestr(info, data)
-
-
-_ZIP_ATTRIBUTES = {"date_time": (1980, 1, 1, 0, 0, 0), "external_attr": 0o644 << 16, "extra": b"", "comment": b""}
 
 
 def zip_as_written(path, names, comment: bytes) -> bool:

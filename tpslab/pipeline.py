@@ -32,7 +32,7 @@ from tpslab.challenge import MAX_HUMANS, SCORED_STRIDE, box_problem, file_label,
 from tpslab.models import labels_for
 from tpslab.models._common import is_fitted
 from tpslab.models.compositional import CompositionalClassifier, FeatureConfig, video_features
-from tpslab.vocab import PARTS, Vocab, part_groups
+from tpslab.vocab import Vocab, part_groups
 
 PIPELINE_FILE = "pipeline.json"
 CLASSIFIER_FILE = "classifier.joblib"
@@ -138,9 +138,6 @@ def boxes_from_predictions(source, videos: Sequence[str] | None = None) -> tuple
                 for name, part in items:
                     if not isinstance(name, str) or not isinstance(part, Mapping):
                         raise ValueError(f"{where}.parts: expected named parts with a box, got {name!r}")
-                    if name not in PARTS:
-                        raise ValueError(f"{where}.parts: {name!r} is not a body part of the challenge "
-                                         f"({', '.join(PARTS)})")
                     box = part.get("box")
                     if isinstance(box, list) and box and isinstance(box[0], (list, tuple)):
                         box = box[0]  # list mode: the first proposal
@@ -498,7 +495,8 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     if videos is not None:
         check_video_names(ds, videos)
     boxes, frame_table = boxes_from_predictions(detections, videos)
-    notes = _repeated_detections(detections)
+    _check_part_names(boxes, ds.vocab.parts.names, detections)
+    notes = _repeated_detections(detections) if d.main else []  # only the writing process reports
     named = list(pd.unique(pd.concat([boxes["video"], frame_table["video"]]).astype(str)))
     if videos is not None:
         absent = sorted(set(map(str, videos)) - set(named))
@@ -526,6 +524,15 @@ def predict_run(root, run, detections, out, *, videos: Sequence[str] | None = No
     return {"out": str(out), "videos": len(pred.actions), "part_boxes": int(boxes["part"].notna().sum()),
             "part_boxes_written": int((boxes["part"].notna() & is_scored(boxes["frame"].to_numpy())).sum()),
             "frames_not_scored": int((~scored).sum()), "notes": notes, "seconds": time.perf_counter() - t0}
+
+
+def _check_part_names(boxes: pd.DataFrame, names, detections) -> None:
+    """A ValueError naming the first part of ``boxes`` whose name is not one of the release's ``names``."""
+    odd = boxes["part"].notna() & ~boxes["part"].isin(list(names))
+    if odd.any():
+        row = boxes[odd].iloc[0]
+        raise ValueError(f"{detections}: {row['video']}/{frame_key(int(row['frame']))}/humans[{int(row['human'])}]."
+                         f"parts: {row['part']!r} is not a body part of the challenge ({', '.join(names)})")
 
 
 def _repeated_detections(detections) -> list[str]:
